@@ -189,11 +189,26 @@ export interface ProposeRequest extends MessageBase {
 }
 
 /**
- * Reported by the runtime when a message to `from`'s peer could not be delivered, or when a
- * snapshot send finished, so the leader can move the peer's progress back to probing.
+ * Local report from the runtime (term 0, `from` = the peer): a message to that peer could not
+ * be delivered, so the leader stops streaming to it optimistically and probes instead.
  */
 export interface UnreachableReport extends MessageBase {
   readonly type: 'unreachable';
+}
+
+/**
+ * Local report from the runtime (term 0, `from` = the peer): sending a snapshot to the peer
+ * finished; `reject` when it failed. The leader then probes the peer again.
+ */
+export interface SnapshotStatusReport extends MessageBase {
+  readonly type: 'snapshot-status';
+  readonly reject: boolean;
+}
+
+/** Local request (term 0): hand leadership to `transferee`. Followers forward it to the leader. */
+export interface TransferLeaderRequest extends MessageBase {
+  readonly type: 'transfer-leader';
+  readonly transferee: NodeId;
 }
 
 /** Every message a node exchanges with its peers. */
@@ -209,7 +224,9 @@ export type Message =
   | ReadIndexRequest
   | ReadIndexResponse
   | ProposeRequest
-  | UnreachableReport;
+  | UnreachableReport
+  | SnapshotStatusReport
+  | TransferLeaderRequest;
 
 /** The names of all message types. */
 export type MessageType = Message['type'];

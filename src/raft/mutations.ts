@@ -1,0 +1,66 @@
+/**
+ * Deliberate bugs that the simulator's tests switch on, one at a time, to prove that its
+ * checkers can fail. Production code paths always use {@link NO_MUTATIONS}; nothing outside
+ * the simulator constructs another value.
+ */
+
+/** One flag per deliberate bug. */
+export interface Mutations {
+  /** Commit an entry of a prior term by counting replicas (the Figure 8 bug). */
+  readonly commitPriorTerm: boolean;
+  /** Grant votes without checking that the candidate's log is up to date. */
+  readonly voteWithoutLogCheck: boolean;
+  /** Runtime: lose the persisted vote when a node restarts. */
+  readonly forgetVoteOnRestart: boolean;
+  /** Runtime: send messages (acknowledgements, votes) before the Ready is durable. */
+  readonly ackBeforePersist: boolean;
+  /** The leader answers reads from its local state without confirming leadership. */
+  readonly staleLeaderRead: boolean;
+  /** A follower keeps its conflicting entries instead of truncating them. */
+  readonly noTruncateOnConflict: boolean;
+  /** A joint configuration decides with the incoming half only. */
+  readonly noJointQuorum: boolean;
+  /** ReadIndex releases reads without a heartbeat round confirming leadership. */
+  readonly readIndexNoHeartbeat: boolean;
+  /** Lease reads trust the full election timeout, ignoring the declared clock drift. */
+  readonly leaseReadIgnoresDrift: boolean;
+}
+
+/** The kebab-case names used on the command line. */
+export const MUTATION_NAMES = {
+  'commit-prior-term': 'commitPriorTerm',
+  'vote-without-log-check': 'voteWithoutLogCheck',
+  'forget-vote-on-restart': 'forgetVoteOnRestart',
+  'ack-before-persist': 'ackBeforePersist',
+  'stale-leader-read': 'staleLeaderRead',
+  'no-truncate-on-conflict': 'noTruncateOnConflict',
+  'no-joint-quorum': 'noJointQuorum',
+  'read-index-no-heartbeat': 'readIndexNoHeartbeat',
+  'lease-read-ignores-drift': 'leaseReadIgnoresDrift',
+} as const satisfies Record<string, keyof Mutations>;
+
+/** A mutation's command-line name. */
+export type MutationName = keyof typeof MUTATION_NAMES;
+
+/** No deliberate bugs: what every production path uses. */
+export const NO_MUTATIONS: Mutations = Object.freeze({
+  commitPriorTerm: false,
+  voteWithoutLogCheck: false,
+  forgetVoteOnRestart: false,
+  ackBeforePersist: false,
+  staleLeaderRead: false,
+  noTruncateOnConflict: false,
+  noJointQuorum: false,
+  readIndexNoHeartbeat: false,
+  leaseReadIgnoresDrift: false,
+});
+
+/** The flag object with exactly one mutation switched on. */
+export function mutationsFor(name: MutationName): Mutations {
+  return Object.freeze({ ...NO_MUTATIONS, [MUTATION_NAMES[name]]: true });
+}
+
+/** Whether `name` names a mutation. */
+export function isMutationName(name: string): name is MutationName {
+  return Object.hasOwn(MUTATION_NAMES, name);
+}

@@ -1,0 +1,173 @@
+/**
+ * The runtime's handle on the core: it feeds in ticks, messages and requests, and takes out
+ * {@link Ready} batches of work, acknowledging each with {@link RawNode.advance}.
+ */
+import { assert } from './assert.js';
+import { Raft, type RaftOptions } from './raft.js';
+import type { LogReader } from './storage.js';
+import type { Entry, HardState, Message, NodeId, Ready, Role, SoftState } from './types.js';
+import { hardStateEqual } from './types.js';
+
+/** A snapshot of a node's state for observers and tests. */
+export interface Status {
+  readonly id: NodeId;
+  readonly role: Role;
+  readonly leader: NodeId;
+  readonly term: number;
+  readonly vote: NodeId;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+  readonly firstIndex: number;
+}
+
+/** Wraps {@link Raft} with the Ready/advance protocol. */
+export class RawNode {
+  readonly raft: Raft;
+  private prevSoftState: SoftState;
+  private prevHardState: HardState;
+  /** The Ready handed out and not yet advanced. Invariant: at most one. */
+  private outstanding: Ready | undefined;
+
+  constructor(storage: LogReader, options: Partial<RaftOptions> & Pick<RaftOptions, 'id' | 'random'>) {
+    this.raft = new Raft(storage, options);
+    this.prevSoftState = this.raft.softState();
+    this.prevHardState = storage.initialState().hardState;
+  }
+
+  /** Advances the logical clock by one tick. */
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Starts an election now (tests and manual failover). */
+  campaign(): void {
+    this.raft.hup(false);
+  }
+
+  /** Handles a message from a peer or a local report. Messages for other groups are a bug. */
+  step(message: Message): void {
+    assert(message.groupId === this.raft.options.groupId, `message for group ${message.groupId}`);
+    this.raft.step(message);
+  }
+
+  /**
+   * Proposes `data` to be appended to the log. On a follower it is forwarded to the leader.
+   * Throws `NOT_LEADER` when no leader is known, `PROPOSAL_DROPPED` when the leader refuses
+   * more uncommitted data, `TRANSFER_IN_PROGRESS` during a leadership transfer.
+   */
+  propose(data: Uint8Array): void {
+    this.raft.propose([{ index: 0, term: 0, type: 'normal', data }]);
+  }
+
+  /** Proposes several entries at once (they are appended as one batch). */
+  proposeBatch(data: readonly Uint8Array[]): void {
+    const entries: Entry[] = data.map((d) => ({ index: 0, term: 0, type: 'normal', data: d }));
+    this.raft.propose(entries);
+  }
+
+  /**
+   * Asks for a linearizable read. A ReadState with the same `context` appears in a later
+   * Ready; the read may be served once the applied index reaches its `index`. Throws
+   * `NOT_LEADER` when no leader is known to confirm the read.
+   */
+  readIndex(context: Uint8Array): void {
+    this.raft.readIndex(context);
+  }
+
+  /** Asks the leader to hand leadership to `transferee`. */
+  transferLeadership(transferee: NodeId): void {
+    this.raft.transferLeadership(transferee);
+  }
+
+  /** Reports that `peer` could not be reached (the leader stops streaming to it). */
+  reportUnreachable(peer: NodeId): void {
+    const { groupId } = this.raft.options;
+    this.raft.step({ type: 'unreachable', groupId, from: peer, to: this.raft.id, term: 0 });
+  }
+
+  /** Reports that sending a snapshot to `peer` finished (`ok` false when it failed). */
+  reportSnapshot(peer: NodeId, ok: boolean): void {
+    const { groupId } = this.raft.options;
+    this.raft.step({ type: 'snapshot-status', groupId, from: peer, to: this.raft.id, term: 0, reject: !ok });
+  }
+
+  /** Whether there is work for the runtime (always false while a Ready is outstanding). */
+  hasReady(): boolean {
+    if (this.outstanding !== undefined) return false;
+    const r = this.raft;
+    const soft = r.softState();
+    return (
+      soft.role !== this.prevSoftState.role ||
+      soft.leader !== this.prevSoftState.leader ||
+      !hardStateEqual(r.hardState(), this.prevHardState) ||
+      r.log.unstableEntries().length > 0 ||
+      r.log.unstable.snapshot !== undefined ||
+      r.log.hasNextCommittedEntries() ||
+      r.msgs.length > 0 ||
+      r.readStates.length > 0 ||
+      r.hasUnsentReads()
+    );
+  }
+
+  /** Takes the pending work. Call {@link advance} with it once it is done. */
+  ready(): Ready {
+    assert(this.outstanding === undefined, 'ready() called again before advance()');
+    const r = this.raft;
+    r.flushReads();
+    const soft = r.softState();
+    const hard = r.hardState();
+    const softChanged = soft.role !== this.prevSoftState.role || soft.leader !== this.prevSoftState.leader;
+    const rd: Ready = {
+      softState: softChanged ? soft : undefined,
+      hardState: hardStateEqual(hard, this.prevHardState) ? undefined : hard,
+      entries: [...r.log.unstableEntries()],
+      snapshot: r.log.unstable.snapshot,
+      committedEntries: r.log.nextCommittedEntries(r.options.applyBytesMax),
+      messages: r.msgs,
+      readStates: r.readStates,
+    };
+    r.msgs = [];
+    r.readStates = [];
+    if (softChanged) this.prevSoftState = soft;
+    this.outstanding = rd;
+    return rd;
+  }
+
+  /** Reports that everything in `rd` was done (persisted, sent, applied). */
+  advance(rd: Ready): void {
+    assert(rd === this.outstanding, 'advance() with a Ready that is not the outstanding one');
+    this.outstanding = undefined;
+    const r = this.raft;
+    if (rd.hardState !== undefined) this.prevHardState = rd.hardState;
+    if (rd.snapshot !== undefined) {
+      r.log.stableSnapTo(rd.snapshot.meta.index);
+      r.log.appliedTo(rd.snapshot.meta.index);
+    }
+    const lastEntry = rd.entries[rd.entries.length - 1];
+    if (lastEntry !== undefined) r.persisted(lastEntry.index, lastEntry.term);
+    const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
+    if (lastApplied !== undefined) r.log.appliedTo(lastApplied.index);
+  }
+
+  /** The node's current state. */
+  status(): Status {
+    const r = this.raft;
+    return {
+      id: r.id,
+      role: r.role,
+      leader: r.leader,
+      term: r.term,
+      vote: r.vote,
+      commit: r.log.committed,
+      applied: r.log.applied,
+      lastIndex: r.log.lastIndex(),
+      firstIndex: r.log.firstIndex(),
+    };
+  }
+
+  /** Checks the core's invariants; the simulator calls it after every step. */
+  checkInvariants(): void {
+    this.raft.checkInvariants();
+  }
+}
