@@ -49,6 +49,16 @@ export class Inflights {
     if (this.count === 0) this.start = 0;
   }
 
+  /**
+   * Frees the oldest message. Used when a heartbeat answer shows the peer is alive while the
+   * window is full: an append in the window may have been lost, and one more send lets the
+   * peer reveal the gap (it rejects), which moves it back to probing.
+   */
+  freeFirstOne(): void {
+    if (this.count === 0) return;
+    this.freeLE(this.indexes[this.start]!);
+  }
+
   /** Whether no more messages may be sent until some are acknowledged. */
   full(): boolean {
     return this.count === this.countMax || (this.bytesMax > 0 && this.bytes >= this.bytesMax);

@@ -737,6 +737,7 @@ export class Raft {
     if (pr === undefined) return;
     pr.recentActive = true;
     pr.probeSent = false;
+    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (pr.matchIndex < this.log.lastIndex() || pr.state === 'probe') this.maybeSendAppend(m.from, true);
     const round = decodeRoundId(m.context);
     if (round === 0) return;
