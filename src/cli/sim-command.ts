@@ -27,6 +27,15 @@ function mutationName(value: string): MutationName {
   return value;
 }
 
+interface SimFlags {
+  seeds: number;
+  seed?: number;
+  nodes?: number;
+  mutate?: MutationName;
+  json?: boolean;
+  narrate?: boolean;
+}
+
 /** Registers the `sim` command. */
 export function registerSimCommand(program: Command): void {
   program
@@ -37,37 +46,37 @@ export function registerSimCommand(program: Command): void {
     .option('--nodes <k>', 'cluster size (default: chosen by each seed)', clusterSize)
     .option('--mutate <name>', 'switch on a deliberate bug the checkers must catch', mutationName)
     .option('--json', 'print a JSON summary as the last line')
-    .action(
-      (opts: { seeds: number; seed?: number; nodes?: number; mutate?: MutationName; json?: boolean }) => {
-        const single = opts.seed !== undefined && process.argv.every((a) => !a.startsWith('--seeds'));
-        const first = opts.seed ?? 1;
-        const count = single ? 1 : opts.seeds;
-        const started = Date.now();
-        const summary = runSeeds({
-          first,
-          count,
-          nodes: opts.nodes,
-          mutation: opts.mutate,
-          onResult: (r) => {
-            if (r.status === 'ok') return;
-            const flags = `${opts.nodes !== undefined ? ` --nodes ${opts.nodes}` : ''}${opts.mutate !== undefined ? ` --mutate ${opts.mutate}` : ''}`;
-            console.log(`seed ${r.seed}: ${r.status.toUpperCase()} ${r.property}: ${r.detail}`);
-            console.log(`  reproduce: npx flotilla sim --seed ${r.seed}${flags}`);
-          },
-        });
-        const seconds = ((Date.now() - started) / 1000).toFixed(1);
-        const { failures, ...counters } = summary;
-        if (!opts.json) {
-          console.log(
-            `${summary.seeds} seeds in ${seconds}s: ${summary.failed} failed, ${summary.unknown} unknown; ` +
-              `${summary.ops} ops, ${summary.elections} elections, ${summary.crashes} crashes, ` +
-              `${summary.partitions} partitions, ${summary.snapshots_installed} snapshots installed, max term ${summary.max_term}`,
-          );
-        } else {
-          console.log(JSON.stringify({ ...counters, failing_seeds: failures.map((f) => f.seed) }));
-        }
-        if (summary.failed > 0 || summary.unknown > 0) process.exitCode = opts.mutate !== undefined ? 0 : 1;
-        if (opts.mutate !== undefined && summary.failed === 0) process.exitCode = 1;
-      },
-    );
+    .option('--narrate', 'print each notable event: elections, faults, client operations')
+    .action((opts: SimFlags) => {
+      const single = opts.seed !== undefined && process.argv.every((a) => !a.startsWith('--seeds'));
+      const first = opts.seed ?? 1;
+      const count = single ? 1 : opts.seeds;
+      const started = Date.now();
+      const summary = runSeeds({
+        first,
+        count,
+        nodes: opts.nodes,
+        mutation: opts.mutate,
+        narrate: opts.narrate === true ? (line: string) => console.log(line) : undefined,
+        onResult: (r) => {
+          if (r.status === 'ok') return;
+          const flags = `${opts.nodes !== undefined ? ` --nodes ${opts.nodes}` : ''}${opts.mutate !== undefined ? ` --mutate ${opts.mutate}` : ''}`;
+          console.log(`seed ${r.seed}: ${r.status.toUpperCase()} ${r.property}: ${r.detail}`);
+          console.log(`  reproduce: npx flotilla sim --seed ${r.seed}${flags}`);
+        },
+      });
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      const { failures, ...counters } = summary;
+      if (!opts.json) {
+        console.log(
+          `${summary.seeds} seeds in ${seconds}s: ${summary.failed} failed, ${summary.unknown} unknown; ` +
+            `${summary.ops} ops, ${summary.elections} elections, ${summary.crashes} crashes, ` +
+            `${summary.partitions} partitions, ${summary.snapshots_installed} snapshots installed, max term ${summary.max_term}`,
+        );
+      } else {
+        console.log(JSON.stringify({ ...counters, failing_seeds: failures.map((f) => f.seed) }));
+      }
+      if (summary.failed > 0 || summary.unknown > 0) process.exitCode = opts.mutate !== undefined ? 0 : 1;
+      if (opts.mutate !== undefined && summary.failed === 0) process.exitCode = 1;
+    });
 }

@@ -32,6 +32,8 @@ export interface RunSeedsOptions {
   readonly stopOnFailure?: boolean;
   /** Called after each seed (progress output). */
   readonly onResult?: (result: SimResult) => void;
+  /** Narrates every seed's notable events. */
+  readonly narrate?: ((line: string) => void) | undefined;
 }
 
 /** Runs `count` seeds and returns the summary. */
@@ -55,7 +57,12 @@ export function runSeeds(options: RunSeedsOptions): SimSummary {
   };
   for (let i = 0; i < options.count; i++) {
     const seed = options.first + i;
-    const result = runSimulation({ seed, nodes: options.nodes, mutation: options.mutation });
+    const result = runSimulation({
+      seed,
+      nodes: options.nodes,
+      mutation: options.mutation,
+      narrate: options.narrate,
+    });
     add(summary, result);
     options.onResult?.(result);
     if (options.stopOnFailure === true && result.status === 'failed') break;

@@ -24,7 +24,7 @@ import { SafetyChecker, SafetyViolation } from './checkers.js';
 import { EventQueue } from './event-queue.js';
 import { decodeCommand, encodeCommand, KvMachine, type KvResult } from './kv-machine.js';
 import type { KvInput, KvOutput, Operation } from './linearizability.js';
-import { checkLinearizable } from './linearizability.js';
+import { checkLinearizable, describeOperation } from './linearizability.js';
 
 /** What one run is asked to do. */
 export interface SimOptions {
@@ -36,6 +36,8 @@ export interface SimOptions {
   readonly safetyMs?: number | undefined;
   /** Virtual milliseconds the liveness phase may take (default 8000). */
   readonly livenessMs?: number | undefined;
+  /** Receives a line for each notable event (elections, faults, completed operations). */
+  readonly narrate?: ((line: string) => void) | undefined;
 }
 
 /** Counters that prove the faults and the workload really happened. */
@@ -225,6 +227,14 @@ class Simulation {
       duplicatesSuppressed: 0,
     };
     this.checker = new SafetyChecker();
+    this.narrate = options.narrate;
+  }
+
+  private readonly narrate: ((line: string) => void) | undefined;
+
+  private say(text: string): void {
+    if (this.narrate === undefined) return;
+    this.narrate(`${(this.now / 1000).toFixed(3).padStart(7)}s  ${text}`);
   }
 
   run(): SimResult {
@@ -263,6 +273,10 @@ class Simulation {
 
   private checkHistory(): SimResult {
     const verdict = checkLinearizable(this.history);
+    this.say(
+      `checks: election safety, vote-once, log matching, leader completeness, state machine safety, ` +
+        `liveness ok; linearizability of ${this.history.length} operations: ${verdict.result}`,
+    );
     if (verdict.result === 'ok') return { seed: this.options.seed, status: 'ok', stats: this.stats };
     if (verdict.result === 'unknown') {
       return {
@@ -285,6 +299,11 @@ class Simulation {
   // ------------------------------------------------------------------ setup and loop
 
   private setup(): void {
+    const p = this.params;
+    this.say(
+      `seed ${this.options.seed}: ${p.nodes} nodes, ${p.clients} clients on ${p.keys} keys, ` +
+        `drop ${p.dropRate * 100}%, duplicate ${p.duplicateRate * 100}%, nemesis ${p.nemesis} every <=${p.nemesisIntervalMs} ms`,
+    );
     const voters = Array.from({ length: this.params.nodes }, (_, i) => i + 1);
     for (const id of voters) {
       const storage = new MemoryStorage();
@@ -469,7 +488,10 @@ class Simulation {
     if (!node.alive || node.inflight !== undefined || !node.raw.hasReady()) return;
     const rd = node.raw.ready();
     node.inflight = rd;
-    if (rd.softState !== undefined) this.checker.onSoftState(node.id, node.raw, rd.softState);
+    if (rd.softState !== undefined) {
+      this.checker.onSoftState(node.id, node.raw, rd.softState);
+      if (rd.softState.role === 'leader') this.say(`node ${node.id} is leader of term ${node.raw.raft.term}`);
+    }
     if (this.mutations.ackBeforePersist) {
       // Deliberate bug: acknowledge before the disk has the data.
       node.held = [];
@@ -508,6 +530,7 @@ class Simulation {
     if (rd.snapshot !== undefined) {
       node.machine.restore(rd.snapshot.data);
       this.stats.snapshotsInstalled++;
+      this.say(`node ${node.id} installed a snapshot at index ${rd.snapshot.meta.index}`);
       this.checker.onSnapshotRestored(node.id, rd.snapshot);
     }
     for (const entry of rd.committedEntries) {
@@ -647,10 +670,12 @@ class Simulation {
       this.blocked.add(`${leader.id}->${other}`);
     }
     this.stats.partitions++;
+    this.say(`leader ${leader.id} is cut off from everyone`);
   }
 
   /** Everything not yet persisted is lost; pending events of the process die with it. */
   private crash(node: SimNode): void {
+    this.say(`node ${node.id} crashes (unpersisted writes are lost)`);
     node.alive = false;
     node.paused = false;
     node.deferred = [];
@@ -675,6 +700,7 @@ class Simulation {
     const victim =
       leaders.length > 0 && this.prng.chance(0.6) ? this.prng.pick(leaders) : this.prng.pick(live);
     victim.paused = true;
+    this.say(`node ${victim.id} is paused (SIGSTOP)`);
     this.stats.pauses++;
     this.queue.push(this.now + this.prng.range(50, this.params.pauseMaxMs), {
       kind: 'resume',
@@ -686,6 +712,7 @@ class Simulation {
     const node = this.nodes.get(id)!;
     if (!node.alive || !node.paused) return;
     node.paused = false;
+    this.say(`node ${id} resumes with ${node.deferred.length} queued events`);
     // What queued up while stopped is handled now, in arrival order.
     for (const event of node.deferred) this.queue.push(this.now, event);
     node.deferred = [];
@@ -698,6 +725,9 @@ class Simulation {
     const node = this.nodes.get(id)!;
     if (node.alive) return;
     this.start(node);
+    this.say(
+      `node ${id} restarts from disk (term ${node.raw.raft.term}, commit ${node.raw.raft.log.committed})`,
+    );
   }
 
   private partitionRandom(): void {
@@ -706,6 +736,7 @@ class Simulation {
     this.blocked.clear();
     for (const a of ids) for (const b of ids) if (side.has(a) !== side.has(b)) this.blocked.add(`${a}->${b}`);
     this.stats.partitions++;
+    this.say(`partition: [${[...side].join(',')}] | [${ids.filter((i) => !side.has(i)).join(',')}]`);
   }
 
   /** Cuts one node off; `asymmetric` cuts only what it receives (it can still send). */
@@ -719,9 +750,11 @@ class Simulation {
       if (!asymmetric) this.blocked.add(`${victim}->${other}`);
     }
     this.stats.partitions++;
+    this.say(`node ${victim} is cut off${asymmetric ? ' (it can still send)' : ''}`);
   }
 
   private onHeal(): void {
+    this.say('safety phase over: every fault healed; liveness phase begins');
     this.phase = 'liveness';
     this.blocked.clear();
     for (const node of this.nodes.values()) {
@@ -858,6 +891,7 @@ class Simulation {
       return: this.now,
       output: toOutput(current.input, reply.outcome.result),
     });
+    this.say(describeOperation(this.history[this.history.length - 1]!));
     client.current = undefined;
     this.queue.push(this.now + this.prng.range(0, 30), { kind: 'client-next', client: client.id });
   }
