@@ -88,8 +88,13 @@ export class RaftLog {
   readonly unstable: Unstable;
   /** Highest index known committed. Invariant: never decreases. */
   committed: number;
-  /** Highest index handed to the application for applying. Invariant: `applied <= committed`. */
+  /** Highest index the application has applied. Invariant: `applied <= committed`. */
   applied: number;
+  /**
+   * Highest index handed to the application in a Ready and not necessarily applied yet.
+   * Invariant: `applied <= applying <= committed`.
+   */
+  applying: number;
 
   constructor(
     storage: LogReader,
@@ -101,6 +106,7 @@ export class RaftLog {
     this.unstable = new Unstable(last + 1);
     this.committed = first - 1;
     this.applied = first - 1;
+    this.applying = first - 1;
   }
 
   firstIndex(): number {
@@ -237,6 +243,7 @@ export class RaftLog {
     assert(index <= this.committed, `applied ${index} beyond committed ${this.committed}`);
     assert(index >= this.applied, `applied ${index} goes back from ${this.applied}`);
     this.applied = index;
+    if (this.applying < index) this.applying = index;
   }
 
   /** Entries in `[lo, hi)` (persisted then unstable), cut after `maxBytes`. */

@@ -7,22 +7,25 @@
  * Given the same calls and the same injected randomness it behaves identically.
  */
 import { assert, assertNever } from './assert.js';
+import { applyConfChangeTo, encodeConfChange } from './confchange.js';
 import { RaftError } from './errors.js';
 import { RaftLog } from './log.js';
 import type { Mutations } from './mutations.js';
 import { NO_MUTATIONS } from './mutations.js';
 import type { Random } from './prng.js';
 import type { Progress } from './progress.js';
-import { jointActive, majorityActive } from './quorum.js';
+import { jointActive, jointCommitted, majorityActive } from './quorum.js';
 import type { ReadRequest } from './read-only.js';
 import { decodeRoundId, encodeRoundId, ReadOnly } from './read-only.js';
 import type { LogReader } from './storage.js';
 import { entrySizeBytes } from './storage.js';
 import type { TrackerConfig } from './tracker.js';
-import { configFromConfState, ProgressTracker } from './tracker.js';
+import { configFromConfState, isJoint, ProgressTracker } from './tracker.js';
 import type {
   AppendRequest,
   AppendResponse,
+  ConfChange,
+  ConfChangeSingle,
   Entry,
   GroupId,
   HardState,
@@ -30,6 +33,7 @@ import type {
   HeartbeatResponse,
   Message,
   NodeId,
+  ProposeRequest,
   ReadIndexRequest,
   ReadState,
   Role,
@@ -67,6 +71,17 @@ export interface RaftOptions {
   readonly forwardProposals: boolean;
   /** The last index the application has already applied (on restart). */
   readonly applied: number;
+  /** A learner is promoted only when its log is within this many entries of the leader's. */
+  readonly learnerCatchUpEntriesMax: number;
+  /**
+   * How linearizable reads are confirmed. `safe` (default): ReadIndex, a heartbeat round per
+   * batch of reads. `lease-based`: a leader that heard from a quorum recently answers at once;
+   * correct only while clocks drift by less than `leaseDriftTicks` per election timeout, and
+   * only with check-quorum (it is refused otherwise).
+   */
+  readonly readOnly: 'safe' | 'lease-based';
+  /** The clock drift bound lease reads assume, in ticks per election timeout. */
+  readonly leaseDriftTicks: number;
   /** Randomness for election timeouts. */
   readonly random: Random;
   /** Deliberate bugs for the simulator's checker tests; production never sets this. */
@@ -87,6 +102,9 @@ export const DEFAULT_RAFT_OPTIONS = Object.freeze({
   applyBytesMax: 64 * 1024 * 1024,
   forwardProposals: true,
   applied: 0,
+  learnerCatchUpEntriesMax: 100,
+  readOnly: 'safe' as const,
+  leaseDriftTicks: 1,
   mutations: NO_MUTATIONS,
 });
 
@@ -119,6 +137,18 @@ export class Raft {
   pendingConfIndex = 0;
   private uncommittedBytes = 0;
   private readOnly = new ReadOnly();
+  /** Ticks since this node started: the clock of heartbeat rounds and leases. */
+  private ticks = 0;
+  /** The id of the last heartbeat round; every heartbeat broadcast starts a new one. */
+  private heartbeatRound = 0;
+  /** When each recent heartbeat round was sent, by round id. */
+  private roundSentTick = new Map<number, number>();
+  /** Per peer: the send tick of the newest heartbeat round it answered (for leases). */
+  private leaseAcks = new Map<NodeId, number>();
+  /** Rounds sent before this tick do not count towards a lease (set by a transfer). */
+  private leaseFloorTick = 0;
+  /** Nodes removed from the configuration: never members again, their messages ignored. */
+  readonly removed = new Set<NodeId>();
   /** Reads that arrived before this leader committed an entry of its term. */
   private readsAwaitingCommit: ReadRequest[] = [];
 
@@ -131,6 +161,13 @@ export class Raft {
       'need 0 < heartbeatTicks < electionTicks',
     );
     assert(o.inflightMessagesMax > 0, 'inflightMessagesMax must be positive');
+    if (o.readOnly === 'lease-based' && !o.checkQuorum) {
+      throw new RaftError('INVALID_CONF_CHANGE', 'lease-based reads require check-quorum');
+    }
+    assert(
+      o.leaseDriftTicks >= 0 && o.leaseDriftTicks < o.electionTicks,
+      'need 0 <= leaseDriftTicks < electionTicks',
+    );
     this.id = o.id;
     this.log = new RaftLog(storage, { noTruncateOnConflict: o.mutations.noTruncateOnConflict });
     const { hardState, confState } = storage.initialState();
@@ -230,12 +267,15 @@ export class Raft {
     this.uncommittedBytes = 0;
     this.readOnly = new ReadOnly();
     this.readsAwaitingCommit = [];
+    this.roundSentTick = new Map();
+    this.leaseAcks = new Map();
   }
 
   // ---------------------------------------------------------------- time
 
   /** Advances the logical clock by one tick. */
   tick(): void {
+    this.ticks++;
     if (this.role === 'leader') this.tickHeartbeat();
     else this.tickElection();
   }
@@ -260,7 +300,7 @@ export class Raft {
     }
     if (this.heartbeatElapsed >= this.options.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.broadcastHeartbeat(new Uint8Array());
+      this.broadcastHeartbeat();
     }
   }
 
@@ -371,6 +411,8 @@ export class Raft {
   /** Handles a message from a peer (or a local request with term 0). */
   step(m: Message): void {
     assert(m.to === this.id || m.term === LOCAL, `message for ${m.to} delivered to ${this.id}`);
+    // A removed node that comes back is not a member: it must not disturb the cluster.
+    if (this.removed.has(m.from) && m.from !== this.id) return;
     if (m.term !== LOCAL && !this.stepTerm(m)) return;
     switch (m.type) {
       case 'vote':
@@ -380,8 +422,20 @@ export class Raft {
         if (this.role === 'pre-candidate' || this.role === 'candidate') this.handleVoteResponse(m);
         return;
       default:
-        if (this.role === 'leader') this.stepLeader(m);
-        else this.stepFollower(m);
+        this.stepRole(m);
+    }
+  }
+
+  private stepRole(m: Message): void {
+    try {
+      if (this.role === 'leader') this.stepLeader(m);
+      else this.stepFollower(m);
+    } catch (error) {
+      // A request a peer forwarded to us may be refused (a transfer in progress, too much
+      // uncommitted data): the peer's client times out and retries. Only a local caller
+      // gets the error.
+      if (m.term === LOCAL && m.from !== this.id && error instanceof RaftError) return;
+      throw error;
     }
   }
 
@@ -400,8 +454,12 @@ export class Raft {
       // Leader lease (§4.2.3): a node that heard from a leader within the minimum election
       // timeout ignores vote requests, so a removed or partitioned node cannot depose a
       // healthy leader. A transfer explicitly asks to bypass it.
+      const timeout = this.options.electionTicks;
+      // With lease reads on, a restarted node also keeps the promise it may have made before
+      // the crash: no vote for a new leader within an election timeout of hearing one.
+      const bootLease = this.options.readOnly === 'lease-based' && this.ticks < timeout;
       const inLease =
-        this.options.checkQuorum && this.leader !== 0 && this.electionElapsed < this.options.electionTicks;
+        this.options.checkQuorum && ((this.leader !== 0 && this.electionElapsed < timeout) || bootLease);
       if (inLease && !m.transfer) return false;
       // A pre-vote changes nothing here; a real vote moves us to its term first.
       if (!m.preVote) this.becomeFollower(m.term, 0);
@@ -493,16 +551,8 @@ export class Raft {
   private stepFollower(m: Message): void {
     switch (m.type) {
       case 'propose':
-        if (this.role !== 'follower' || this.leader === 0 || !this.options.forwardProposals) {
-          throw new RaftError('NOT_LEADER', `node ${this.id} is not the leader`, this.leader);
-        }
-        this.send({ ...m, to: this.leader, term: LOCAL });
-        return;
       case 'read-index':
-        if (this.leader === 0 || !this.options.forwardProposals) {
-          throw new RaftError('NOT_LEADER', `node ${this.id} knows no leader to confirm a read`, this.leader);
-        }
-        this.send({ ...m, to: this.leader, term: LOCAL });
+        this.forwardToLeader(m);
         return;
       case 'read-index-response':
         if (m.index > 0) this.readStates.push({ index: m.index, context: m.context });
@@ -536,6 +586,22 @@ export class Raft {
       default:
         assertNever(m, 'message');
     }
+  }
+
+  /**
+   * Forwards a proposal or read to the leader. A local request that cannot be forwarded is
+   * refused with `NOT_LEADER`; one forwarded to us by a peer that thought we lead is dropped
+   * (its client times out and retries), never forwarded again, so requests cannot loop.
+   */
+  private forwardToLeader(m: ProposeRequest | ReadIndexRequest): void {
+    const local = m.from === this.id;
+    if (local && this.role === 'follower' && this.leader !== 0 && this.options.forwardProposals) {
+      this.send({ ...m, to: this.leader, term: LOCAL });
+      return;
+    }
+    if (!local) return;
+    const what = m.type === 'propose' ? 'accept a proposal' : 'confirm a read';
+    throw new RaftError('NOT_LEADER', `node ${this.id} knows no leader to ${what}`, this.leader);
   }
 
   /** A candidate that hears from the leader of its term steps back to follower. */
@@ -684,7 +750,11 @@ export class Raft {
       return;
     }
     const wasPaused = pr.isPaused();
-    if (!pr.maybeUpdate(m.index)) return;
+    // A probe answered exactly at the known match proves the follower is caught up: stop
+    // probing too, or an idle follower stays in probe state forever (an empty append per
+    // heartbeat, new entries held back until the next heartbeat answer), etcd-io/raft#52.
+    const caughtUpProbe = pr.state === 'probe' && m.index === pr.matchIndex;
+    if (!pr.maybeUpdate(m.index) && !caughtUpProbe) return;
     if (pr.state === 'probe') pr.becomeReplicate();
     else if (pr.state === 'snapshot' && pr.matchIndex + 1 >= this.log.firstIndex()) {
       pr.becomeProbe();
@@ -741,6 +811,8 @@ export class Raft {
     if (pr.matchIndex < this.log.lastIndex() || pr.state === 'probe') this.maybeSendAppend(m.from, true);
     const round = decodeRoundId(m.context);
     if (round === 0) return;
+    const sent = this.roundSentTick.get(round);
+    if (sent !== undefined && sent > (this.leaseAcks.get(m.from) ?? -1)) this.leaseAcks.set(m.from, sent);
     const released = this.readOnly.ack(round, m.from, (acks) => this.isQuorum(acks));
     for (const request of released) this.releaseRead(request);
   }
@@ -754,8 +826,19 @@ export class Raft {
     pr.probeSent = true;
   }
 
-  /** Sends heartbeats to every peer; `context` marks a ReadIndex round. */
-  private broadcastHeartbeat(context: Uint8Array): void {
+  /**
+   * Sends heartbeats to every peer as a new round, whose id travels in the context so that
+   * answers can confirm ReadIndex batches and renew the lease. Returns the round id.
+   */
+  private broadcastHeartbeat(): number {
+    const round = ++this.heartbeatRound;
+    this.roundSentTick.set(round, this.ticks);
+    // Only rounds younger than an election timeout can matter; keep the map bounded.
+    if (this.roundSentTick.size > 4 * this.options.electionTicks) {
+      const oldest = this.roundSentTick.keys().next().value;
+      if (oldest !== undefined) this.roundSentTick.delete(oldest);
+    }
+    const context = encodeRoundId(round);
     for (const [id, pr] of this.tracker.progress) {
       if (id === this.id) continue;
       const message: HeartbeatRequest = {
@@ -771,6 +854,7 @@ export class Raft {
       };
       this.send(message);
     }
+    return round;
   }
 
   // ---------------------------------------------------------------- replication (follower)
@@ -834,6 +918,10 @@ export class Raft {
   private restore(snapshot: Snapshot): boolean {
     const { index, term } = snapshot.meta;
     if (index <= this.log.committed) return false;
+    // Entries handed to the application are being applied against the current membership;
+    // switching to the snapshot's under them would apply their conf changes twice. The leader
+    // sends the snapshot again later.
+    if (this.log.applying > this.log.applied) return false;
     if (this.log.matchTerm(index, term)) {
       // Our log already has the snapshot's last entry: just fast-forward the commit index.
       this.log.commitTo(index);
@@ -871,7 +959,11 @@ export class Raft {
       this.readsAwaitingCommit.push(request);
       return;
     }
-    if (this.isQuorum(new Set([this.id])) || this.options.mutations.readIndexNoHeartbeat) {
+    if (
+      this.isQuorum(new Set([this.id])) ||
+      this.options.mutations.readIndexNoHeartbeat ||
+      (this.options.readOnly === 'lease-based' && this.inLease())
+    ) {
       this.releaseRead(request);
       return;
     }
@@ -888,7 +980,27 @@ export class Raft {
   /** Starts one heartbeat round for every read queued since the last one (batching). */
   flushReads(): void {
     if (this.role !== 'leader' || !this.readOnly.hasUnsent()) return;
-    this.broadcastHeartbeat(encodeRoundId(this.readOnly.startRound(this.id)));
+    this.readOnly.startRound(this.id, this.broadcastHeartbeat());
+  }
+
+  /**
+   * Whether this leader holds a lease: a quorum answered a heartbeat round sent less than
+   * `electionTicks - 1 - leaseDriftTicks` ticks ago. Followers promise not to vote for another
+   * leader within `electionTicks` of their ticks after hearing from us (the leader lease of
+   * `stepHigherTerm`); one tick is lost to tick granularity, and `leaseDriftTicks` to clocks
+   * that may run faster than ours. A paused process must catch up its ticks before serving:
+   * the runtime delivers missed ticks before any other input.
+   */
+  private inLease(): boolean {
+    if (this.leadTransferee !== 0) return false;
+    const floor = this.leaseFloorTick;
+    const start = jointCommitted(this.tracker.config.voters, (id) => {
+      if (id === this.id) return this.ticks;
+      const acked = this.leaseAcks.get(id);
+      return acked !== undefined && acked >= floor ? acked : Number.NEGATIVE_INFINITY;
+    });
+    const drift = this.options.mutations.leaseReadIgnoresDrift ? 0 : this.options.leaseDriftTicks;
+    return this.ticks < start + this.options.electionTicks - 1 - drift;
   }
 
   /** Whether reads wait for a heartbeat round to be started. */
@@ -946,10 +1058,76 @@ export class Raft {
   }
 
   private sendTimeoutNow(to: NodeId): void {
+    // The target will campaign bypassing followers' leases: ours ends here.
+    this.leaseFloorTick = this.ticks + 1;
     this.send({ type: 'timeout-now', groupId: this.options.groupId, from: this.id, to, term: this.term });
   }
 
   // ---------------------------------------------------------------- configuration
+
+  /**
+   * Proposes a membership change. Refused with `INVALID_CONF_CHANGE` when it is not valid
+   * from the current configuration, `NODE_ID_REUSED` for a removed id, `LEARNER_NOT_READY`
+   * when promoting a learner that lags more than `learnerCatchUpEntriesMax` entries, and
+   * `CONF_CHANGE_IN_PROGRESS` while another change is pending or the leader has not
+   * committed an entry of its term yet.
+   */
+  proposeConfChange(cc: ConfChange): void {
+    if (this.role !== 'leader') {
+      throw new RaftError('NOT_LEADER', `node ${this.id} is not the leader`, this.leader);
+    }
+    // Validate against the configuration it will apply to (the previous change is applied:
+    // the one-at-a-time rule is checked when the entry is appended).
+    applyConfChangeTo(this.tracker.config, cc);
+    for (const change of cc.changes) this.checkSingleChange(change);
+    this.propose([{ index: 0, term: 0, type: 'conf-change', data: encodeConfChange(cc) }]);
+  }
+
+  private checkSingleChange(change: ConfChangeSingle): void {
+    if (this.removed.has(change.node)) {
+      throw new RaftError('NODE_ID_REUSED', `node id ${change.node} was removed and cannot be reused`);
+    }
+    if (change.type !== 'add-voter' || !this.tracker.config.learners.has(change.node)) return;
+    const pr = this.tracker.progress.get(change.node);
+    const lag = this.log.lastIndex() - (pr?.matchIndex ?? 0);
+    if (lag > this.options.learnerCatchUpEntriesMax) {
+      throw new RaftError(
+        'LEARNER_NOT_READY',
+        `learner ${change.node} is ${lag} entries behind (at most ${this.options.learnerCatchUpEntriesMax} allowed)`,
+      );
+    }
+  }
+
+  /**
+   * Applies a committed membership change (the application calls this when it applies a
+   * conf-change entry, in log order). Returns the new configuration.
+   */
+  applyConfChange(cc: ConfChange): TrackerConfig {
+    const before = new Set(this.tracker.memberIds());
+    const config = applyConfChangeTo(this.tracker.config, cc);
+    this.applyConfig(config);
+    const after = new Set(this.tracker.memberIds());
+    for (const id of before) if (!after.has(id)) this.removed.add(id);
+    return config;
+  }
+
+  /**
+   * A leader in a joint configuration with auto-leave proposes leaving it once the entry
+   * that entered it is applied (thesis §4.3: C_old,new then C_new).
+   */
+  maybeAutoLeave(): void {
+    const config = this.tracker.config;
+    if (this.role !== 'leader' || !isJoint(config) || !config.autoLeave) return;
+    if (this.pendingConfIndex > this.log.applied || this.leadTransferee !== 0) return;
+    try {
+      this.propose([
+        { index: 0, term: 0, type: 'conf-change', data: encodeConfChange({ changes: [], leaveJoint: true }) },
+      ]);
+    } catch (error) {
+      // Refused for now (e.g. too many uncommitted bytes): the next advance tries again.
+      if (!(error instanceof RaftError)) throw error;
+    }
+  }
 
   /** Installs a new configuration (after its entry was applied, or from a snapshot). */
   applyConfig(config: TrackerConfig): void {
@@ -974,6 +1152,10 @@ export class Raft {
   checkInvariants(): void {
     const log = this.log;
     assert(log.applied <= log.committed, `applied ${log.applied} > committed ${log.committed}`);
+    assert(
+      log.applied <= log.applying && log.applying <= log.committed,
+      `applying ${log.applying} out of range`,
+    );
     assert(log.committed <= log.lastIndex(), `committed ${log.committed} > last index ${log.lastIndex()}`);
     assert(log.firstIndex() <= log.lastIndex() + 1, `first index ${log.firstIndex()} > last + 1`);
     assert(this.vote === 0 || this.term > 0, 'vote set in term 0');

@@ -5,7 +5,18 @@
 import { assert } from './assert.js';
 import { Raft, type RaftOptions } from './raft.js';
 import type { LogReader } from './storage.js';
-import type { Entry, HardState, Message, NodeId, Ready, Role, SoftState } from './types.js';
+import { confStateFromConfig } from './tracker.js';
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  HardState,
+  Message,
+  NodeId,
+  Ready,
+  Role,
+  SoftState,
+} from './types.js';
 import { hardStateEqual } from './types.js';
 
 /** A snapshot of a node's state for observers and tests. */
@@ -75,6 +86,19 @@ export class RawNode {
     this.raft.readIndex(context);
   }
 
+  /** Proposes a membership change; see {@link Raft.proposeConfChange} for the refusals. */
+  proposeConfChange(cc: ConfChange): void {
+    this.raft.proposeConfChange(cc);
+  }
+
+  /**
+   * Applies a committed conf-change entry's change, in log order, and returns the resulting
+   * membership for the application to record (it belongs in the next snapshot).
+   */
+  applyConfChange(cc: ConfChange): ConfState {
+    return confStateFromConfig(this.raft.applyConfChange(cc));
+  }
+
   /** Asks the leader to hand leadership to `transferee`. */
   transferLeadership(transferee: NodeId): void {
     this.raft.transferLeadership(transferee);
@@ -129,6 +153,8 @@ export class RawNode {
     };
     r.msgs = [];
     r.readStates = [];
+    const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
+    if (lastCommitted !== undefined) r.log.applying = lastCommitted.index;
     if (softChanged) this.prevSoftState = soft;
     this.outstanding = rd;
     return rd;
@@ -148,6 +174,7 @@ export class RawNode {
     if (lastEntry !== undefined) r.persisted(lastEntry.index, lastEntry.term);
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastApplied !== undefined) r.log.appliedTo(lastApplied.index);
+    r.maybeAutoLeave();
   }
 
   /** The node's current state. */

@@ -3,6 +3,7 @@
  * for each read, then confirms it is still the leader with one heartbeat round; every read
  * queued before that round is released together (batching) once a quorum answers.
  */
+import { assert } from './assert.js';
 import type { NodeId } from './types.js';
 
 /** One read request: `from` is the node whose client asked (the leader itself for local reads). */
@@ -26,7 +27,6 @@ export class ReadOnly {
   private unsent: ReadRequest[] = [];
   /** Rounds sent, oldest first. Invariant: ids increase. */
   private rounds: ReadRound[] = [];
-  private nextRoundId = 1;
 
   /** Queues a request; it is sent with the next round. */
   add(request: ReadRequest): void {
@@ -38,12 +38,12 @@ export class ReadOnly {
     return this.unsent.length > 0;
   }
 
-  /** Starts a round for all unsent requests; returns its id (to put in the heartbeat context). */
-  startRound(self: NodeId): number {
-    const round: ReadRound = { id: this.nextRoundId++, requests: this.unsent, acks: new Set([self]) };
+  /** Covers every unsent request with heartbeat round `id` (ids must increase). */
+  startRound(self: NodeId, id: number): void {
+    const last = this.rounds[this.rounds.length - 1];
+    assert(last === undefined || id > last.id, `read round ${id} not after ${last?.id}`);
+    this.rounds.push({ id, requests: this.unsent, acks: new Set([self]) });
     this.unsent = [];
-    this.rounds.push(round);
-    return round.id;
   }
 
   /**

@@ -197,6 +197,9 @@ export class MemoryStorage implements LogStorage {
     assert(index > this.snap.meta.index, `snapshot index ${index} is not after ${this.snap.meta.index}`);
     assert(index <= this.lastIndex(), `snapshot index ${index} is beyond the last index ${this.lastIndex()}`);
     this.snap = { meta: { index, term: this.term(index), confState }, data };
+    // On restart the core starts from the snapshot's membership and re-applies the
+    // conf-change entries after it, so the stored membership is the snapshot's.
+    this.confState = confState;
     return this.snap;
   }
 

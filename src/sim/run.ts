@@ -15,6 +15,9 @@ export interface SimSummary {
   partitions: number;
   snapshots_installed: number;
   snapshots_taken: number;
+  conf_changes: number;
+  transfers: number;
+  serializable_reads: number;
   max_term: number;
   messages_delivered: number;
   messages_dropped: number;
@@ -50,6 +53,9 @@ export function runSeeds(options: RunSeedsOptions): SimSummary {
     partitions: 0,
     snapshots_installed: 0,
     snapshots_taken: 0,
+    conf_changes: 0,
+    transfers: 0,
+    serializable_reads: 0,
     max_term: 0,
     messages_delivered: 0,
     messages_dropped: 0,
@@ -90,6 +96,9 @@ function add(summary: SimSummary, result: SimResult): void {
   summary.partitions += s.partitions;
   summary.snapshots_installed += s.snapshotsInstalled;
   summary.snapshots_taken += s.snapshotsTaken;
+  summary.conf_changes += s.confChanges;
+  summary.transfers += s.transfers;
+  summary.serializable_reads += s.serializableReads;
   summary.max_term = Math.max(summary.max_term, s.maxTerm);
   summary.messages_delivered += s.messagesDelivered;
   summary.messages_dropped += s.messagesDropped;

@@ -9,10 +9,12 @@
  * which a leader must be elected and every client operation must complete. Checkers run
  * after every event; the client history is checked for linearizability at the end.
  */
-import type { Message, MutationName, Mutations, NodeId, Ready } from '../raft/index.js';
+import type { ConfChangeSingle, Message, MutationName, Mutations, NodeId, Ready } from '../raft/index.js';
 import {
   AssertionError,
   confStateFromConfig,
+  decodeConfChange,
+  EMPTY_CONF_STATE,
   isRaftError,
   MemoryStorage,
   mutationsFor,
@@ -51,6 +53,9 @@ export interface SimStats {
   partitions: number;
   snapshotsInstalled: number;
   snapshotsTaken: number;
+  confChanges: number;
+  transfers: number;
+  serializableReads: number;
   maxTerm: number;
   messagesDelivered: number;
   messagesDropped: number;
@@ -70,7 +75,6 @@ export interface SimResult {
 const TICK_MS = 10;
 const ELECTION_TICKS = 10;
 const HEARTBEAT_TICKS = 2;
-const CLIENT_TIMEOUT_MS = 250;
 
 /** Fault and workload parameters, all drawn from the seed. */
 interface Params {
@@ -94,6 +98,18 @@ interface Params {
   pauseMaxMs: number;
   /** `mixed` faults of every kind, or `leader-churn`: leaders crash or are cut off soon after election. */
   nemesis: 'mixed' | 'leader-churn';
+  /** Share of nemesis actions that change membership, and that transfer leadership. */
+  membershipRate: number;
+  transferRate: number;
+  /** Followers serve linearizable reads via the leader's read index. */
+  followerReads: boolean;
+  /** Share of reads that are serializable (local, possibly stale). */
+  serializableRate: number;
+  readOnly: 'safe' | 'lease-based';
+  /** How long a client waits for an answer before trying another node. */
+  clientTimeoutMs: number;
+  /** Each node's clock runs up to this fraction fast or slow. */
+  driftRate: number;
 }
 
 function drawParams(prng: Prng, nodes: number | undefined): Params {
@@ -120,12 +136,31 @@ function drawParams(prng: Prng, nodes: number | undefined): Params {
     pauseMaxMs: prng.pick([150, 400, 1000]),
     // Rapid leader churn produces logs that diverge across several terms: Figure 8.
     nemesis: prng.chance(0.3) ? 'leader-churn' : 'mixed',
+    membershipRate: prng.pick([0, 0.1, 0.25]),
+    transferRate: prng.pick([0, 0.05, 0.15]),
+    followerReads: prng.chance(0.5),
+    serializableRate: prng.pick([0, 0.1]),
+    ...leaseParams(prng),
+    clientTimeoutMs: prng.pick([50, 120, 250]),
   };
+}
+
+function leaseParams(prng: Prng): Pick<Params, 'readOnly' | 'driftRate'> {
+  if (prng.chance(0.3)) return { readOnly: 'lease-based', driftRate: prng.pick([0.02, 0.1, 0.2]) };
+  return { readOnly: 'safe', driftRate: prng.pick([0, 0.05]) };
+}
+
+/**
+ * The lease drift bound a node declares: how many ticks a follower's clock can gain on the
+ * leader's over the election timeout, for clocks off by up to `driftRate` either way.
+ */
+function leaseDriftTicks(driftRate: number): number {
+  return Math.ceil(((ELECTION_TICKS - 1) * 2 * driftRate) / (1 + driftRate));
 }
 
 type ClientRequest =
   | { kind: 'write'; client: number; seq: number; attempt: number; command: Uint8Array }
-  | { kind: 'read'; client: number; seq: number; attempt: number; key: string };
+  | { kind: 'read'; client: number; seq: number; attempt: number; key: string; serializable: boolean };
 
 type ClientReply = {
   client: number;
@@ -157,8 +192,11 @@ interface SimNode {
   /** A paused process (SIGSTOP): its events wait in `deferred` until it resumes. */
   paused: boolean;
   deferred: SimEvent[];
-  /** A tick fell due while paused (timers coalesce: one tick on resume). */
+  /** A tick fell due while paused; on resume the missed ticks are delivered first. */
   tickDeferred: boolean;
+  pausedAt: number;
+  /** This node's tick interval: its clock may drift from the others'. */
+  readonly tickMs: number;
   raw: RawNode;
   machine: KvMachine;
   /** The Ready being persisted, if any. */
@@ -200,6 +238,12 @@ class Simulation {
   /** Directed links that drop everything: `"from->to"`. */
   private readonly blocked = new Set<string>();
   private now = 0;
+  /** The next id for a node added by a membership change (ids are never reused). */
+  private nextNodeId = 0;
+  /** Conf-change entries applied somewhere, by index (each counted once). */
+  private readonly confChangesApplied = new Set<number>();
+  /** Every value a write ever tried to store, for checking serializable reads. */
+  private readonly written = new Set<string>();
   private phase: 'safety' | 'liveness' = 'safety';
   private readonly safetyMs: number;
   private readonly livenessMs: number;
@@ -221,6 +265,9 @@ class Simulation {
       partitions: 0,
       snapshotsInstalled: 0,
       snapshotsTaken: 0,
+      confChanges: 0,
+      transfers: 0,
+      serializableReads: 0,
       maxTerm: 0,
       messagesDelivered: 0,
       messagesDropped: 0,
@@ -307,32 +354,22 @@ class Simulation {
     const voters = Array.from({ length: this.params.nodes }, (_, i) => i + 1);
     for (const id of voters) {
       const storage = new MemoryStorage();
-      storage.setConfState({ voters, votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false });
-      const node: SimNode = {
-        id,
-        storage,
-        incarnation: 0,
-        alive: false,
-        paused: false,
-        deferred: [],
-        tickDeferred: false,
-        raw: undefined as unknown as RawNode,
-        machine: new KvMachine(),
-        inflight: undefined,
-        held: [],
-        pendingWrites: new Map(),
-        pendingReads: new Map(),
-        readyReads: [],
-      };
-      this.nodes.set(id, node);
-      this.start(node);
+      // The initial membership is a snapshot at index 1, so a node added later (with an empty
+      // log) always starts from a snapshot that carries the membership it applies changes to.
+      storage.applySnapshot({
+        meta: { index: 1, term: 1, confState: { ...EMPTY_CONF_STATE, voters } },
+        data: new Uint8Array(),
+      });
+      storage.setHardState({ term: 1, vote: 0, commit: 1 });
+      this.addNode(id, storage);
     }
+    this.nextNodeId = this.params.nodes + 1;
     for (let c = 1; c <= this.params.clients; c++) {
       this.clients.push({
         id: c,
         seq: 0,
         attempt: 0,
-        target: this.prng.range(1, this.params.nodes),
+        target: this.anyNodeId(),
         current: undefined,
         done: false,
       });
@@ -340,6 +377,36 @@ class Simulation {
     }
     this.queue.push(this.params.nemesisIntervalMs, { kind: 'nemesis' });
     this.queue.push(this.safetyMs, { kind: 'heal' });
+  }
+
+  private addNode(id: NodeId, storage: MemoryStorage): SimNode {
+    const drift = (this.prng.float() * 2 - 1) * this.params.driftRate;
+    const node: SimNode = {
+      id,
+      storage,
+      incarnation: 0,
+      alive: false,
+      paused: false,
+      deferred: [],
+      tickDeferred: false,
+      pausedAt: 0,
+      tickMs: Math.round(TICK_MS * (1 + drift)),
+      raw: undefined as unknown as RawNode,
+      machine: new KvMachine(),
+      inflight: undefined,
+      held: [],
+      pendingWrites: new Map(),
+      pendingReads: new Map(),
+      readyReads: [],
+    };
+    this.nodes.set(id, node);
+    this.start(node);
+    return node;
+  }
+
+  /** A node id picked uniformly from every node that exists. */
+  private anyNodeId(): NodeId {
+    return this.prng.pick([...this.nodes.keys()]);
   }
 
   /** Boots a node from its disk: a fresh core and a state machine restored from the snapshot. */
@@ -365,10 +432,12 @@ class Simulation {
       applied: snapshot.meta.index,
       appendBytesMax: this.params.appendBytesMax,
       inflightMessagesMax: this.params.inflightMessagesMax,
+      readOnly: this.params.readOnly,
+      leaseDriftTicks: leaseDriftTicks(this.params.driftRate),
       mutations: this.mutations,
     });
     this.checker.onRestart(node.id, node.raw);
-    this.queue.push(this.now + this.prng.range(1, TICK_MS), {
+    this.queue.push(this.now + this.prng.range(1, node.tickMs), {
       kind: 'tick',
       node: node.id,
       incarnation: node.incarnation,
@@ -456,7 +525,7 @@ class Simulation {
     if (!node.alive || node.incarnation !== incarnation) return;
     node.raw.tick();
     this.drive(node);
-    this.queue.push(this.now + TICK_MS, { kind: 'tick', node: id, incarnation });
+    this.queue.push(this.now + node.tickMs, { kind: 'tick', node: id, incarnation });
   }
 
   private onDeliver(message: Message): void {
@@ -535,7 +604,16 @@ class Simulation {
     }
     for (const entry of rd.committedEntries) {
       this.checker.onApply(node.id, entry);
-      if (entry.type !== 'normal') continue;
+      if (entry.type === 'conf-change') {
+        const cc = decodeConfChange(entry.data);
+        const confState = node.raw.applyConfChange(cc);
+        this.say(
+          `node ${node.id} applies conf change at ${entry.index}: voters [${confState.voters}], outgoing [${confState.votersOutgoing}], learners [${confState.learners}]`,
+        );
+        this.confChangesApplied.add(entry.index);
+        this.stats.confChanges = this.confChangesApplied.size;
+        continue;
+      }
       const command = decodeCommand(entry.data);
       if (command === undefined) continue;
       const result = node.machine.apply(command);
@@ -633,6 +711,10 @@ class Simulation {
       this.queue.push(this.now + this.prng.range(5, 60), { kind: 'nemesis' });
       return;
     }
+    const p = this.params;
+    const admin = this.prng.float();
+    if (admin < p.membershipRate) this.changeMembership();
+    else if (admin < p.membershipRate + p.transferRate) this.transferLeadership();
     const roll = this.prng.float();
     if (roll < 0.22) this.crashSomeone();
     else if (roll < 0.27) this.powerFailure();
@@ -652,6 +734,73 @@ class Simulation {
     const victim =
       leaders.length > 0 && this.prng.chance(0.5) ? this.prng.pick(leaders) : this.prng.pick(live);
     this.crash(victim);
+  }
+
+  private liveLeader(): SimNode | undefined {
+    return [...this.nodes.values()].find((n) => n.alive && !n.paused && n.raw.raft.role === 'leader');
+  }
+
+  /**
+   * Asks the leader for a random membership change: add a learner (a new node), promote a
+   * learner, remove a follower, remove the leader, replace the leader, or change several
+   * voters at once (joint consensus). Refusals (not ready, change in progress) are expected.
+   */
+  private changeMembership(): void {
+    const leader = this.liveLeader();
+    if (leader === undefined) return;
+    const config = leader.raw.raft.tracker.config;
+    const voters = [...config.voters.incoming];
+    const learners = [...config.learners];
+    const followers = voters.filter((v) => v !== leader.id);
+    const changes: ConfChangeSingle[] = [];
+    const roll = this.prng.int(6);
+    if (roll === 0 || (learners.length === 0 && roll !== 2 && roll !== 3)) {
+      if (this.nextNodeId > this.params.nodes + 6) return;
+      const id = this.nextNodeId++;
+      this.addNode(id, new MemoryStorage());
+      changes.push({ type: 'add-learner', node: id });
+    } else if (roll === 1) {
+      changes.push({ type: 'add-voter', node: this.prng.pick(learners) });
+    } else if (roll === 2 && followers.length >= 2) {
+      changes.push({ type: 'remove', node: this.prng.pick(followers) });
+    } else if (roll === 3 && voters.length >= 3) {
+      changes.push({ type: 'remove', node: leader.id });
+    } else if (roll === 4) {
+      changes.push(
+        { type: 'add-voter', node: this.prng.pick(learners) },
+        { type: 'remove', node: leader.id },
+      );
+    } else if (followers.length >= 2) {
+      for (const id of learners.slice(0, 2)) changes.push({ type: 'add-voter', node: id });
+      changes.push({ type: 'remove', node: this.prng.pick(followers) });
+    }
+    if (changes.length === 0) return;
+    try {
+      leader.raw.proposeConfChange({ changes });
+      this.say(`leader ${leader.id} proposes ${changes.map((c) => `${c.type} ${c.node}`).join(', ')}`);
+    } catch (error) {
+      if (!isRaftError(error)) throw error;
+      this.say(
+        `leader ${leader.id} refuses ${changes.map((c) => `${c.type} ${c.node}`).join(', ')}: ${error.code}`,
+      );
+    }
+    this.drive(leader);
+  }
+
+  private transferLeadership(): void {
+    const leader = this.liveLeader();
+    if (leader === undefined) return;
+    const others = [...leader.raw.raft.tracker.config.voters.incoming].filter((v) => v !== leader.id);
+    if (others.length === 0) return;
+    const target = this.prng.pick(others);
+    try {
+      leader.raw.transferLeadership(target);
+      this.stats.transfers++;
+      this.say(`leader ${leader.id} transfers leadership to ${target}`);
+    } catch (error) {
+      if (!isRaftError(error)) throw error;
+    }
+    this.drive(leader);
   }
 
   /** Crashes or cuts off the leader, keeping a majority of nodes running (MIT Figure8). */
@@ -700,6 +849,7 @@ class Simulation {
     const victim =
       leaders.length > 0 && this.prng.chance(0.6) ? this.prng.pick(leaders) : this.prng.pick(live);
     victim.paused = true;
+    victim.pausedAt = this.now;
     this.say(`node ${victim.id} is paused (SIGSTOP)`);
     this.stats.pauses++;
     this.queue.push(this.now + this.prng.range(50, this.params.pauseMaxMs), {
@@ -713,11 +863,17 @@ class Simulation {
     if (!node.alive || !node.paused) return;
     node.paused = false;
     this.say(`node ${id} resumes with ${node.deferred.length} queued events`);
+    // The runtime catches up on the ticks it missed (by a monotonic clock) before any other
+    // input: a resumed leader must see that its lease has run out before it serves a read.
+    const missed = Math.min(Math.floor((this.now - node.pausedAt) / node.tickMs), 3 * ELECTION_TICKS);
+    for (let i = 0; i < missed; i++) node.raw.tick();
+    this.drive(node);
     // What queued up while stopped is handled now, in arrival order.
     for (const event of node.deferred) this.queue.push(this.now, event);
     node.deferred = [];
-    if (node.tickDeferred)
-      this.queue.push(this.now, { kind: 'tick', node: id, incarnation: node.incarnation });
+    if (node.tickDeferred) {
+      this.queue.push(this.now + node.tickMs, { kind: 'tick', node: id, incarnation: node.incarnation });
+    }
     node.tickDeferred = false;
   }
 
@@ -780,7 +936,8 @@ class Simulation {
     let request: ClientRequest;
     if (roll < this.params.readRate) {
       input = { kind: 'get', key };
-      request = { kind: 'read', client: id, seq: client.seq, attempt: 0, key };
+      const serializable = this.prng.chance(this.params.serializableRate);
+      request = { kind: 'read', client: id, seq: client.seq, attempt: 0, key, serializable };
       this.stats.reads++;
     } else {
       const cas = roll < this.params.readRate + this.params.casRate;
@@ -790,6 +947,7 @@ class Simulation {
           : `${1 + this.prng.int(this.params.clients)}.${1 + this.prng.int(client.seq)}`
         : undefined;
       input = cas ? { kind: 'cas', key, expected: expected ?? null, value } : { kind: 'put', key, value };
+      this.written.add(value);
       const command = encodeCommand({
         client: id,
         seq: client.seq,
@@ -809,7 +967,7 @@ class Simulation {
     const current = client.current!;
     const request = { ...current.request, attempt: client.attempt };
     this.queue.push(this.now + this.latency(), { kind: 'client-request', node: client.target, request });
-    this.queue.push(this.now + CLIENT_TIMEOUT_MS, {
+    this.queue.push(this.now + this.params.clientTimeoutMs, {
       kind: 'client-timeout',
       client: client.id,
       seq: client.seq,
@@ -820,7 +978,7 @@ class Simulation {
   private onClientTimeout(id: number, seq: number, attempt: number): void {
     const client = this.clients[id - 1]!;
     if (client.current === undefined || client.seq !== seq || client.attempt !== attempt) return;
-    this.retry(client, this.prng.range(1, this.params.nodes));
+    this.retry(client, this.anyNodeId());
   }
 
   private retry(client: SimClient, target: NodeId): void {
@@ -833,8 +991,20 @@ class Simulation {
     const node = this.nodes.get(id)!;
     if (!node.alive) return;
     const raft = node.raw.raft;
-    if (raft.role !== 'leader') {
-      const leader = raft.leader !== 0 ? raft.leader : this.prng.range(1, this.params.nodes);
+    if (request.kind === 'read' && request.serializable) {
+      // A serializable read is answered from local state at once: possibly stale, by request.
+      const value = node.machine.get(request.key);
+      this.reply(id, {
+        client: request.client,
+        seq: request.seq,
+        attempt: request.attempt,
+        outcome: { kind: 'ok', result: { value } },
+      });
+      return;
+    }
+    const followerRead = request.kind === 'read' && this.params.followerReads && raft.leader !== 0;
+    if (raft.role !== 'leader' && !followerRead) {
+      const leader = raft.leader !== 0 ? raft.leader : this.anyNodeId();
       this.reply(id, {
         client: request.client,
         seq: request.seq,
@@ -884,16 +1054,34 @@ class Simulation {
       client.target = leader;
       return;
     }
+    const output = toOutput(current.input, reply.outcome.result);
+    client.current = undefined;
+    this.queue.push(this.now + this.prng.range(0, 30), { kind: 'client-next', client: client.id });
+    if (current.request.kind === 'read' && current.request.serializable) {
+      this.checkSerializableRead(current.input.key, output);
+      return;
+    }
     this.history.push({
       clientId: client.id,
       input: current.input,
       call: current.call,
       return: this.now,
-      output: toOutput(current.input, reply.outcome.result),
+      output,
     });
     this.say(describeOperation(this.history[this.history.length - 1]!));
-    client.current = undefined;
-    this.queue.push(this.now + this.prng.range(0, 30), { kind: 'client-next', client: client.id });
+  }
+
+  /**
+   * A serializable read may be stale, so it is not part of the linearizable history; it must
+   * still return a value some client wrote (never invented or corrupted data).
+   */
+  private checkSerializableRead(key: string, output: KvOutput): void {
+    this.stats.serializableReads++;
+    if (output.kind !== 'get' || output.value === null || this.written.has(output.value)) return;
+    throw new SafetyViolation(
+      'serializable-read',
+      `a serializable read of ${key} returned "${output.value}", never written`,
+    );
   }
 
   // ------------------------------------------------------------------ liveness
