@@ -7,7 +7,7 @@
  * Given the same calls and the same injected randomness it behaves identically.
  */
 import { assert, assertNever } from './assert.js';
-import { applyConfChangeTo, encodeConfChange } from './confchange.js';
+import { applyConfChangeTo, decodeConfChange, encodeConfChange } from './confchange.js';
 import { RaftError } from './errors.js';
 import { RaftLog } from './log.js';
 import type { Mutations } from './mutations.js';
@@ -492,15 +492,17 @@ export class Raft {
         hintIndex: 0,
         hintTerm: 0,
       });
-    } else if (m.type === 'vote' && m.preVote) {
-      // Tell the pre-candidate our term, or it may never learn it has fallen behind.
+    } else if (m.type === 'vote') {
+      // Tell the (pre-)candidate our term (Figure 2: "reply false if term < currentTerm").
+      // Without this, a candidate whose term fell behind can stay behind for good when no
+      // one with a newer term ever sends to it, e.g. after membership changes.
       this.send({
         type: 'vote-response',
         groupId: this.options.groupId,
         from: this.id,
         to: m.from,
         term: this.term,
-        preVote: true,
+        preVote: m.preVote,
         granted: false,
       });
     }
@@ -637,9 +639,35 @@ export class Raft {
     }
     const conf = entries.findIndex((e) => e.type === 'conf-change');
     if (conf >= 0) this.checkConfChangeAllowed(entries.filter((e) => e.type === 'conf-change').length);
+    else if (this.removingSelf()) {
+      throw new RaftError('NOT_LEADER', `leader ${this.id} is being removed from the configuration`);
+    }
     this.appendEntries(entries);
     if (conf >= 0) this.pendingConfIndex = this.log.lastIndex() - (entries.length - 1 - conf);
     this.broadcastAppend();
+  }
+
+  /**
+   * Whether this leader has proposed (or inherited) a change that removes it. It then accepts
+   * no more proposals: its log must not grow past the entry removing it, which commits only
+   * with the new voters' acknowledgements. Otherwise a removed leader could hold entries no
+   * new voter has, refuse them its vote as out of date, and leave a joint configuration that
+   * still needs that vote without a leader (a liveness hole of applying changes on commit).
+   */
+  private removingSelf(): boolean {
+    let config = this.tracker.config;
+    if (!config.voters.incoming.has(this.id)) return true;
+    if (this.pendingConfIndex <= this.log.applied) return false;
+    const lo = Math.max(this.log.applied + 1, this.log.firstIndex());
+    for (const e of this.log.slice(lo, this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER)) {
+      if (e.type !== 'conf-change') continue;
+      try {
+        config = applyConfChangeTo(config, decodeConfChange(e.data));
+      } catch (error) {
+        if (!(error instanceof RaftError)) throw error;
+      }
+    }
+    return !config.voters.incoming.has(this.id);
   }
 
   private checkConfChangeAllowed(count: number): void {

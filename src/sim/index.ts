@@ -5,4 +5,10 @@ export { Harness, type HarnessNode, type HarnessOptions } from './harness.js';
 export { decodeCommand, encodeCommand, type KvCommand, KvMachine, type KvResult } from './kv-machine.js';
 export * from './linearizability.js';
 export { type RunSeedsOptions, runSeeds, type SimSummary } from './run.js';
-export { runSimulation, type SimOptions, type SimResult, type SimStats } from './simulator.js';
+export {
+  runSimulation,
+  type SimOptions,
+  type SimParams,
+  type SimResult,
+  type SimStats,
+} from './simulator.js';

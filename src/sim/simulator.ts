@@ -38,6 +38,8 @@ export interface SimOptions {
   readonly safetyMs?: number | undefined;
   /** Virtual milliseconds the liveness phase may take (default 8000). */
   readonly livenessMs?: number | undefined;
+  /** Fixes some of the seed's parameters (targeted runs; the rest still come from the seed). */
+  readonly overrides?: Partial<SimParams> | undefined;
   /** Receives a line for each notable event (elections, faults, completed operations). */
   readonly narrate?: ((line: string) => void) | undefined;
 }
@@ -77,7 +79,9 @@ const ELECTION_TICKS = 10;
 const HEARTBEAT_TICKS = 2;
 
 /** Fault and workload parameters, all drawn from the seed. */
-interface Params {
+export interface SimParams {
+  /** `random`, or the name of the profile that fixed some of the parameters. */
+  profile: string;
   nodes: number;
   dropRate: number;
   duplicateRate: number;
@@ -96,13 +100,23 @@ interface Params {
   appendBytesMax: number;
   inflightMessagesMax: number;
   pauseMaxMs: number;
-  /** `mixed` faults of every kind, or `leader-churn`: leaders crash or are cut off soon after election. */
-  nemesis: 'mixed' | 'leader-churn';
+  /**
+   * `mixed`: faults of every kind. `leader-churn`: leaders crash or are cut off soon after
+   * election (Figure 8). `isolated-leader`: the leader is cut off from its peers while
+   * clients still reach it (stale reads). `membership`: voters are replaced in bulk while
+   * partitions split old members from new ones (joint consensus).
+   */
+  nemesis: 'mixed' | 'leader-churn' | 'isolated-leader' | 'membership';
   /** Share of nemesis actions that change membership, and that transfer leadership. */
   membershipRate: number;
   transferRate: number;
   /** Followers serve linearizable reads via the leader's read index. */
   followerReads: boolean;
+  /**
+   * Clients stay with the node they reach and followers forward their writes to the leader
+   * (as etcd clients and members do), instead of redirecting clients to the leader.
+   */
+  forwarding: boolean;
   /** Share of reads that are serializable (local, possibly stale). */
   serializableRate: number;
   readOnly: 'safe' | 'lease-based';
@@ -110,10 +124,52 @@ interface Params {
   clientTimeoutMs: number;
   /** Each node's clock runs up to this fraction fast or slow. */
   driftRate: number;
+  checkQuorum: boolean;
+  preVote: boolean;
 }
 
-function drawParams(prng: Prng, nodes: number | undefined): Params {
+/**
+ * Named fault profiles a seed may draw, each aimed at one class of bug, as Jepsen pairs a
+ * nemesis with the anomaly it provokes. Everything else still comes from the seed.
+ */
+const PROFILES = {
+  /** Leases at the edge of their declared drift bound: a cut-off leader whose clock runs slow. */
+  'lease-stress': {
+    readOnly: 'lease-based',
+    driftRate: 0.4,
+    nemesis: 'isolated-leader',
+    checkQuorum: true,
+    preVote: true,
+    forwarding: true,
+    latencyMaxMs: 2,
+    dropRate: 0,
+    duplicateRate: 0,
+    longDelayRate: 0,
+    clientTimeoutMs: 50,
+    keys: 1,
+    readRate: 0.6,
+    serializableRate: 0,
+    clients: 6,
+    appendBytesMax: 1 << 20,
+    inflightMessagesMax: 64,
+    diskLatencyMaxMs: 1,
+  },
+  /** Bulk voter replacement with the outgoing voters cut off right after the change. */
+  'joint-stress': { nemesis: 'membership', forwarding: true, clientTimeoutMs: 50 },
+} as const satisfies Record<string, Partial<SimParams>>;
+
+function drawParams(prng: Prng, nodes: number | undefined): SimParams {
+  const params = drawRandomParams(prng, nodes);
+  const roll = prng.float();
+  if (roll < 0.1)
+    return { ...params, ...PROFILES['lease-stress'], nodes: nodes ?? 3, profile: 'lease-stress' };
+  if (roll < 0.16) return { ...params, ...PROFILES['joint-stress'], profile: 'joint-stress' };
+  return params;
+}
+
+function drawRandomParams(prng: Prng, nodes: number | undefined): SimParams {
   return {
+    profile: 'random',
     nodes: nodes ?? prng.pick([3, 3, 5, 5, 5, 7]),
     dropRate: prng.pick([0, 0.01, 0.05, 0.1, 0.2]),
     duplicateRate: prng.pick([0, 0.02, 0.1]),
@@ -135,19 +191,39 @@ function drawParams(prng: Prng, nodes: number | undefined): Params {
     inflightMessagesMax: prng.pick([1, 4, 64]),
     pauseMaxMs: prng.pick([150, 400, 1000]),
     // Rapid leader churn produces logs that diverge across several terms: Figure 8.
-    nemesis: prng.chance(0.3) ? 'leader-churn' : 'mixed',
+    nemesis: prng.pick([
+      'mixed',
+      'mixed',
+      'mixed',
+      'leader-churn',
+      'leader-churn',
+      'isolated-leader',
+      'membership',
+    ]),
     membershipRate: prng.pick([0, 0.1, 0.25]),
     transferRate: prng.pick([0, 0.05, 0.15]),
     followerReads: prng.chance(0.5),
+    forwarding: prng.chance(0.5),
     serializableRate: prng.pick([0, 0.1]),
     ...leaseParams(prng),
     clientTimeoutMs: prng.pick([50, 120, 250]),
   };
 }
 
-function leaseParams(prng: Prng): Pick<Params, 'readOnly' | 'driftRate'> {
-  if (prng.chance(0.3)) return { readOnly: 'lease-based', driftRate: prng.pick([0.02, 0.1, 0.2]) };
-  return { readOnly: 'safe', driftRate: prng.pick([0, 0.05]) };
+function leaseParams(prng: Prng): Pick<SimParams, 'readOnly' | 'driftRate' | 'checkQuorum' | 'preVote'> {
+  const preVote = prng.chance(0.8);
+  if (prng.chance(0.3)) {
+    // Lease reads are only allowed with check-quorum. These seeds stretch clock drift far
+    // beyond real clocks to test the lease bound; without pre-vote a node whose clock runs
+    // twice as fast keeps bumping the term and legitimately livelocks Raft, so pre-vote is on.
+    return {
+      readOnly: 'lease-based',
+      driftRate: prng.pick([0.02, 0.1, 0.2, 0.4]),
+      checkQuorum: true,
+      preVote: true,
+    };
+  }
+  return { readOnly: 'safe', driftRate: prng.pick([0, 0.05]), checkQuorum: prng.chance(0.7), preVote };
 }
 
 /**
@@ -174,6 +250,7 @@ type SimEvent =
   | { kind: 'deliver'; message: Message }
   | { kind: 'snapshot-report'; message: Message; ok: boolean }
   | { kind: 'resume'; node: NodeId }
+  | { kind: 'partition'; side: NodeId[] }
   | { kind: 'persisted'; node: NodeId; incarnation: number }
   | { kind: 'restart'; node: NodeId }
   | { kind: 'nemesis' }
@@ -195,8 +272,8 @@ interface SimNode {
   /** A tick fell due while paused; on resume the missed ticks are delivered first. */
   tickDeferred: boolean;
   pausedAt: number;
-  /** This node's tick interval: its clock may drift from the others'. */
-  readonly tickMs: number;
+  /** This node's tick interval: its clock may drift from the others' (and change rate). */
+  tickMs: number;
   raw: RawNode;
   machine: KvMachine;
   /** The Ready being persisted, if any. */
@@ -228,7 +305,7 @@ export function runSimulation(options: SimOptions): SimResult {
 
 class Simulation {
   private readonly prng: Prng;
-  private readonly params: Params;
+  private readonly params: SimParams;
   private readonly mutations: Mutations;
   private readonly queue = new EventQueue<SimEvent>();
   private readonly nodes = new Map<NodeId, SimNode>();
@@ -251,7 +328,7 @@ class Simulation {
 
   constructor(private readonly options: SimOptions) {
     this.prng = new Prng(options.seed);
-    this.params = drawParams(this.prng, options.nodes);
+    this.params = { ...drawParams(this.prng, options.nodes), ...options.overrides };
     this.mutations = options.mutation === undefined ? NO_MUTATIONS : mutationsFor(options.mutation);
     this.safetyMs = options.safetyMs ?? 10_000;
     this.livenessMs = options.livenessMs ?? 8000;
@@ -349,7 +426,8 @@ class Simulation {
     const p = this.params;
     this.say(
       `seed ${this.options.seed}: ${p.nodes} nodes, ${p.clients} clients on ${p.keys} keys, ` +
-        `drop ${p.dropRate * 100}%, duplicate ${p.duplicateRate * 100}%, nemesis ${p.nemesis} every <=${p.nemesisIntervalMs} ms`,
+        `drop ${p.dropRate * 100}%, duplicate ${p.duplicateRate * 100}%, nemesis ${p.nemesis} every <=${p.nemesisIntervalMs} ms, ` +
+        `profile ${p.profile}, reads ${p.readOnly}`,
     );
     const voters = Array.from({ length: this.params.nodes }, (_, i) => i + 1);
     for (const id of voters) {
@@ -380,7 +458,10 @@ class Simulation {
   }
 
   private addNode(id: NodeId, storage: MemoryStorage): SimNode {
-    const drift = (this.prng.float() * 2 - 1) * this.params.driftRate;
+    // Lease seeds put every clock at an edge of the declared bound, the worst case for leases.
+    const spread =
+      this.params.readOnly === 'lease-based' ? this.prng.pick([-1, 1]) : this.prng.float() * 2 - 1;
+    const drift = spread * this.params.driftRate;
     const node: SimNode = {
       id,
       storage,
@@ -433,6 +514,8 @@ class Simulation {
       appendBytesMax: this.params.appendBytesMax,
       inflightMessagesMax: this.params.inflightMessagesMax,
       readOnly: this.params.readOnly,
+      checkQuorum: this.params.checkQuorum,
+      preVote: this.params.preVote,
       leaseDriftTicks: leaseDriftTicks(this.params.driftRate),
       mutations: this.mutations,
     });
@@ -487,6 +570,9 @@ class Simulation {
         return;
       case 'snapshot-report':
         this.reportSnapshot(this.nodes.get(event.message.from)!, event.message, event.ok);
+        return;
+      case 'partition':
+        this.partition(new Set(event.side));
         return;
       case 'resume':
         this.onResume(event.node);
@@ -711,6 +797,14 @@ class Simulation {
       this.queue.push(this.now + this.prng.range(5, 60), { kind: 'nemesis' });
       return;
     }
+    if (this.params.nemesis === 'isolated-leader') {
+      this.isolateLeaderFromPeers();
+      return;
+    }
+    if (this.params.nemesis === 'membership') {
+      this.membershipNemesis();
+      return;
+    }
     const p = this.params;
     const admin = this.prng.float();
     if (admin < p.membershipRate) this.changeMembership();
@@ -775,8 +869,14 @@ class Simulation {
       changes.push({ type: 'remove', node: this.prng.pick(followers) });
     }
     if (changes.length === 0) return;
+    this.proposeChanges(leader, changes);
+  }
+
+  private proposeChanges(leader: SimNode, changes: ConfChangeSingle[]): boolean {
+    let proposed = false;
     try {
       leader.raw.proposeConfChange({ changes });
+      proposed = true;
       this.say(`leader ${leader.id} proposes ${changes.map((c) => `${c.type} ${c.node}`).join(', ')}`);
     } catch (error) {
       if (!isRaftError(error)) throw error;
@@ -785,6 +885,7 @@ class Simulation {
       );
     }
     this.drive(leader);
+    return proposed;
   }
 
   private transferLeadership(): void {
@@ -801,6 +902,90 @@ class Simulation {
       if (!isRaftError(error)) throw error;
     }
     this.drive(leader);
+  }
+
+  /** Cuts the leader off from its peers (clients still reach it), then heals. */
+  private isolateLeaderFromPeers(): void {
+    const leader = this.liveLeader();
+    if (this.blocked.size > 0 || leader === undefined) {
+      this.blocked.clear();
+    } else {
+      for (const other of this.nodes.keys()) {
+        if (other === leader.id) continue;
+        this.blocked.add(`${other}->${leader.id}`);
+        this.blocked.add(`${leader.id}->${other}`);
+      }
+      this.stats.partitions++;
+      this.say(`leader ${leader.id} is cut off from its peers; clients still reach it`);
+      if (this.params.readOnly === 'lease-based') this.skewClocksAgainst(leader);
+    }
+    this.queue.push(this.now + this.prng.range(100, 500), { kind: 'nemesis' });
+  }
+
+  /**
+   * Clock nemesis for leases: the leader's clock runs at the slow edge of the declared drift
+   * bound and every other clock at the fast edge, the worst case a lease must survive.
+   */
+  private skewClocksAgainst(leader: SimNode): void {
+    const rate = this.params.driftRate;
+    for (const node of this.nodes.values()) {
+      node.tickMs = Math.round(TICK_MS * (node === leader ? 1 + rate : 1 - rate));
+    }
+    this.say(`clocks skewed: leader ${leader.id} ticks every ${leader.tickMs} ms, the others faster`);
+  }
+
+  /** Bulk voter replacement, partitions between old and new members, and crashes. */
+  private membershipNemesis(): void {
+    const roll = this.prng.float();
+    if (roll < 0.45) this.replaceVoters();
+    else if (roll < 0.7) this.partitionOldFromNew();
+    else if (roll < 0.8) this.crashSomeone();
+    else this.blocked.clear();
+    this.queue.push(this.now + this.prng.range(20, 200), { kind: 'nemesis' });
+  }
+
+  /** Adds learners until there are two, then swaps a majority of the followers for them. */
+  private replaceVoters(): void {
+    const leader = this.liveLeader();
+    if (leader === undefined) return;
+    const config = leader.raw.raft.tracker.config;
+    const learners = [...config.learners];
+    if (learners.length < 2) {
+      this.changeMembership();
+      return;
+    }
+    const followers = [...config.voters.incoming].filter((v) => v !== leader.id);
+    const out = followers.slice(0, Math.min(followers.length, learners.length));
+    const changes: ConfChangeSingle[] = [
+      ...learners.slice(0, out.length).map((id) => ({ type: 'add-voter' as const, node: id })),
+      ...out.map((id) => ({ type: 'remove' as const, node: id })),
+    ];
+    if (changes.length < 2) return;
+    if (!this.proposeChanges(leader, changes)) return;
+    // Cut the outgoing voters off within a round trip or so of the change: they may then
+    // never learn that the joint configuration was entered.
+    this.queue.push(this.now + this.prng.range(1, 30), { kind: 'partition', side: out });
+  }
+
+  /** Splits the cluster into `side` and everyone else. */
+  private partition(side: ReadonlySet<NodeId>): void {
+    this.blocked.clear();
+    for (const a of this.nodes.keys()) {
+      for (const b of this.nodes.keys()) if (side.has(a) !== side.has(b)) this.blocked.add(`${a}->${b}`);
+    }
+    this.stats.partitions++;
+    this.say(`partition: [${[...side]}] | everyone else`);
+  }
+
+  /** Separates the members of the outgoing configuration from the incoming ones. */
+  private partitionOldFromNew(): void {
+    const leader = this.liveLeader();
+    const config = leader?.raw.raft.tracker.config;
+    if (config === undefined || config.voters.outgoing.size === 0) {
+      this.partitionRandom();
+      return;
+    }
+    this.partition(new Set([...config.voters.outgoing].filter((id) => !config.voters.incoming.has(id))));
   }
 
   /** Crashes or cuts off the leader, keeping a majority of nodes running (MIT Figure8). */
@@ -978,7 +1163,10 @@ class Simulation {
   private onClientTimeout(id: number, seq: number, attempt: number): void {
     const client = this.clients[id - 1]!;
     if (client.current === undefined || client.seq !== seq || client.attempt !== attempt) return;
-    this.retry(client, this.anyNodeId());
+    // A client that stays with its node (as etcd clients keep their connection) retries there
+    // mostly; otherwise it tries any node.
+    const stay = this.params.forwarding && this.prng.chance(0.7);
+    this.retry(client, stay ? client.target : this.anyNodeId());
   }
 
   private retry(client: SimClient, target: NodeId): void {
@@ -1002,8 +1190,9 @@ class Simulation {
       });
       return;
     }
-    const followerRead = request.kind === 'read' && this.params.followerReads && raft.leader !== 0;
-    if (raft.role !== 'leader' && !followerRead) {
+    const forward =
+      raft.leader !== 0 && (this.params.forwarding || (request.kind === 'read' && this.params.followerReads));
+    if (raft.role !== 'leader' && !forward) {
       const leader = raft.leader !== 0 ? raft.leader : this.anyNodeId();
       this.reply(id, {
         client: request.client,
@@ -1105,7 +1294,10 @@ class Simulation {
       });
     }
     if (!this.liveRaws().some((r) => r.raft.role === 'leader')) {
-      throw new SafetyViolation('liveness', `no leader ${this.livenessMs} ms after every fault was healed`);
+      throw new SafetyViolation(
+        'liveness',
+        `no leader ${this.livenessMs} ms after every fault was healed (at ${this.now} ms); ${this.describeNodes()}`,
+      );
     }
     if (pending.length > 0) {
       throw new SafetyViolation(
@@ -1120,7 +1312,9 @@ class Simulation {
     return [...this.nodes.values()]
       .map((n) => {
         const st = n.raw.status();
-        return `node ${n.id}${n.alive ? '' : ' (down)'}: ${st.role} term ${st.term} leader ${st.leader} commit ${st.commit} applied ${st.applied} last ${st.lastIndex}`;
+        const cs = confStateFromConfig(n.raw.raft.tracker.config);
+        const members = `voters [${cs.voters}]${cs.votersOutgoing.length > 0 ? ` outgoing [${cs.votersOutgoing}]` : ''} learners [${cs.learners}]`;
+        return `node ${n.id}${n.alive ? '' : ' (down)'}: ${st.role} term ${st.term} leader ${st.leader} commit ${st.commit} applied ${st.applied} last ${st.lastIndex} ${members}`;
       })
       .join('; ');
   }
