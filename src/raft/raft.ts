@@ -20,12 +20,13 @@ import { decodeRoundId, encodeRoundId, ReadOnly } from './read-only.js';
 import type { LogReader } from './storage.js';
 import { entrySizeBytes } from './storage.js';
 import type { TrackerConfig } from './tracker.js';
-import { configFromConfState, isJoint, ProgressTracker } from './tracker.js';
+import { configFromConfState, confStateFromConfig, isJoint, ProgressTracker } from './tracker.js';
 import type {
   AppendRequest,
   AppendResponse,
   ConfChange,
   ConfChangeSingle,
+  ConfState,
   Entry,
   GroupId,
   HardState,
@@ -177,6 +178,7 @@ export class Raft {
       o.inflightBytesMax,
     );
     this.tracker.applyConfig(this.tracker.config, this.log.lastIndex() + 1);
+    for (const id of confState.removed ?? []) this.removed.add(id);
     if (hardState.term > 0 || hardState.commit > 0) this.loadHardState(hardState);
     if (o.applied > 0) this.log.appliedTo(o.applied);
     this.becomeFollower(this.term, 0);
@@ -957,6 +959,7 @@ export class Raft {
     }
     this.log.restore(snapshot);
     this.tracker.applyConfig(configFromConfState(snapshot.meta.confState), this.log.lastIndex() + 1);
+    for (const id of snapshot.meta.confState.removed ?? []) this.removed.add(id);
     return true;
   }
 
@@ -1155,6 +1158,12 @@ export class Raft {
       // Refused for now (e.g. too many uncommitted bytes): the next advance tries again.
       if (!(error instanceof RaftError)) throw error;
     }
+  }
+
+  /** The membership to persist (in snapshots and storage), removed ids included. */
+  confState(): ConfState {
+    const removed = [...this.removed].sort((a, b) => a - b);
+    return { ...confStateFromConfig(this.tracker.config), removed };
   }
 
   /** Installs a new configuration (after its entry was applied, or from a snapshot). */

@@ -5,7 +5,6 @@
 import { assert } from './assert.js';
 import { Raft, type RaftOptions } from './raft.js';
 import type { LogReader } from './storage.js';
-import { confStateFromConfig } from './tracker.js';
 import type {
   ConfChange,
   ConfState,
@@ -96,7 +95,13 @@ export class RawNode {
    * membership for the application to record (it belongs in the next snapshot).
    */
   applyConfChange(cc: ConfChange): ConfState {
-    return confStateFromConfig(this.raft.applyConfChange(cc));
+    this.raft.applyConfChange(cc);
+    return this.raft.confState();
+  }
+
+  /** The current membership, removed ids included, as it belongs in a snapshot. */
+  confState(): ConfState {
+    return this.raft.confState();
   }
 
   /** Asks the leader to hand leadership to `transferee`. */

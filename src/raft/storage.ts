@@ -62,6 +62,11 @@ export interface StorageUpdate {
  */
 export interface LogStorage extends LogReader {
   save(update: StorageUpdate): Promise<void>;
+  /**
+   * Durably records the membership the application has applied (with the applied index it
+   * belongs to kept by the application), reported by `initialState()` after a restart.
+   */
+  saveConfState(confState: ConfState): Promise<void>;
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot>;
   compact(index: number): Promise<void>;
   close(): Promise<void>;
@@ -179,6 +184,10 @@ export class MemoryStorage implements LogStorage {
 
   async save(update: StorageUpdate): Promise<void> {
     this.saveSync(update);
+  }
+
+  async saveConfState(confState: ConfState): Promise<void> {
+    this.setConfState(confState);
   }
 
   /** `save` without the promise, for the deterministic simulator. */

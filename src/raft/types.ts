@@ -46,6 +46,8 @@ export interface ConfState {
   readonly learnersNext: readonly NodeId[];
   /** Whether the joint configuration is left automatically once committed. */
   readonly autoLeave: boolean;
+  /** Nodes removed from the group: their ids are never members again. */
+  readonly removed?: readonly NodeId[];
 }
 
 /** A change of membership, proposed as one log entry. */

@@ -317,6 +317,8 @@ class Simulation {
   private now = 0;
   /** The next id for a node added by a membership change (ids are never reused). */
   private nextNodeId = 0;
+  /** A partition armed to fire when a leader commits a bulk voter replacement. */
+  private jointTrap: { leader: NodeId; index: number; out: NodeId[] } | undefined;
   /** Conf-change entries applied somewhere, by index (each counted once). */
   private readonly confChangesApplied = new Set<number>();
   /** Every value a write ever tried to store, for checking serializable reads. */
@@ -751,7 +753,7 @@ class Simulation {
     const applied = node.raw.raft.log.applied;
     const snapIndex = node.storage.snapshot().meta.index;
     if (applied - snapIndex < this.params.snapshotEveryEntries) return;
-    const confState = confStateFromConfig(node.raw.raft.tracker.config);
+    const confState = node.raw.confState();
     node.storage.createSnapshotSync(applied, confState, node.machine.snapshot());
     const compactTo = Math.max(applied - this.params.snapshotKeepEntries, node.storage.firstIndex() - 1);
     node.storage.compactSync(compactTo);
@@ -760,6 +762,7 @@ class Simulation {
 
   private afterStep(node: SimNode): void {
     if (!node.alive) return;
+    this.checkJointTrap(node);
     node.raw.checkInvariants();
     this.checker.onStep(node.id, node.raw);
     this.stats.maxTerm = Math.max(this.stats.maxTerm, node.raw.raft.term);
@@ -962,9 +965,24 @@ class Simulation {
     ];
     if (changes.length < 2) return;
     if (!this.proposeChanges(leader, changes)) return;
-    // Cut the outgoing voters off within a round trip or so of the change: they may then
-    // never learn that the joint configuration was entered.
-    this.queue.push(this.now + this.prng.range(1, 30), { kind: 'partition', side: out });
+    // Cut the outgoing voters off the moment the leader commits the change, while the news
+    // of that commit is still in flight: they may then never learn that the joint
+    // configuration was entered, the situation joint quorums exist for.
+    this.jointTrap = { leader: leader.id, index: leader.raw.raft.log.lastIndex(), out };
+  }
+
+  /** Springs the trap set by `replaceVoters` once its leader commits the change. */
+  private checkJointTrap(node: SimNode): void {
+    const trap = this.jointTrap;
+    if (trap === undefined || trap.leader !== node.id) return;
+    const raft = node.raw.raft;
+    if (raft.role !== 'leader') {
+      this.jointTrap = undefined;
+      return;
+    }
+    if (raft.log.committed < trap.index) return;
+    this.jointTrap = undefined;
+    this.partition(new Set(trap.out));
   }
 
   /** Splits the cluster into `side` and everyone else. */
@@ -1188,6 +1206,15 @@ class Simulation {
         attempt: request.attempt,
         outcome: { kind: 'ok', result: { value } },
       });
+      return;
+    }
+    if (!raft.tracker.isMember(raft.id)) {
+      // A removed node (or one not yet given the membership) serves no clients: it sends them
+      // to a voter of the newest configuration it knows, as a removed etcd member refuses.
+      const voters = raft.tracker.voterIds();
+      const leader = voters.length > 0 ? this.prng.pick(voters) : this.anyNodeId();
+      const outcome = { kind: 'redirect' as const, leader };
+      this.reply(id, { client: request.client, seq: request.seq, attempt: request.attempt, outcome });
       return;
     }
     const forward =

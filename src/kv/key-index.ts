@@ -1,0 +1,205 @@
+/**
+ * The in-memory key index (etcd's `treeIndex`): for every key, the ascending list of
+ * revisions that wrote it, and the keys in byte order for range scans. Values live in the
+ * backend's revision store; the index says which revision of a key is visible at a given
+ * revision. Both backends use it; the LMDB backend rebuilds it from its revision store on
+ * open, as etcd rebuilds its treeIndex from bbolt.
+ */
+
+import { assert } from '../raft/assert.js';
+import type { KeyRange } from './bytes.js';
+
+/** One write of a key: revision (main, sub), and whether it was a deletion. */
+export interface IndexEntry {
+  readonly main: number;
+  readonly sub: number;
+  readonly tombstone: boolean;
+}
+
+/** A key and the entry of it visible at some revision. */
+export interface VisibleKey {
+  readonly key: string;
+  readonly entry: IndexEntry;
+}
+
+/** Keys per chunk of the sorted key list: inserts cost O(chunk) instead of O(keys). */
+const chunkKeysMax = 512;
+
+/** A sorted set of strings kept as sorted chunks (a one-level B-tree). */
+export class SortedKeys {
+  // Invariant: every chunk is non-empty and sorted, and chunks are in order.
+  private chunks: string[][] = [];
+
+  /** Adds `key` (it must be absent). */
+  insert(key: string): void {
+    if (this.chunks.length === 0) {
+      this.chunks.push([key]);
+      return;
+    }
+    const chunkIndex = this.chunkFor(key);
+    const chunk = this.chunks[chunkIndex]!;
+    const position = lowerBound(chunk, key);
+    assert(chunk[position] !== key, `key index: duplicate key ${JSON.stringify(key)}`);
+    chunk.splice(position, 0, key);
+    if (chunk.length > 2 * chunkKeysMax) this.chunks.splice(chunkIndex + 1, 0, chunk.splice(chunkKeysMax));
+  }
+
+  /** Removes `key` (it must be present). */
+  delete(key: string): void {
+    const chunkIndex = this.chunkFor(key);
+    const chunk = this.chunks[chunkIndex];
+    const position = chunk === undefined ? -1 : lowerBound(chunk, key);
+    assert(chunk !== undefined && chunk[position] === key, `key index: missing key ${JSON.stringify(key)}`);
+    chunk.splice(position, 1);
+    if (chunk.length === 0) this.chunks.splice(chunkIndex, 1);
+  }
+
+  /** Keys `>= start` in ascending order. The set must not change during the iteration. */
+  *from(start: string): Generator<string> {
+    if (this.chunks.length === 0) return;
+    let chunkIndex = this.chunkFor(start);
+    let position = lowerBound(this.chunks[chunkIndex]!, start);
+    for (; chunkIndex < this.chunks.length; chunkIndex++, position = 0) {
+      const chunk = this.chunks[chunkIndex]!;
+      for (; position < chunk.length; position++) yield chunk[position]!;
+    }
+  }
+
+  /** Removes every key. */
+  clear(): void {
+    this.chunks = [];
+  }
+
+  /** The chunk that holds, or would hold, `key`: the last one whose first key is <= `key`. */
+  private chunkFor(key: string): number {
+    let low = 0;
+    let high = this.chunks.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >>> 1;
+      if (this.chunks[middle]![0]! <= key) low = middle;
+      else high = middle - 1;
+    }
+    return low;
+  }
+}
+
+/** The first position in sorted `items` whose item is >= `key`. */
+function lowerBound(items: readonly string[], key: string): number {
+  let low = 0;
+  let high = items.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (items[middle]! < key) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** Compares revisions (main, sub). */
+function compareRevision(entry: IndexEntry, main: number, sub: number): number {
+  return entry.main !== main ? entry.main - main : entry.sub - sub;
+}
+
+/** Every key's revision history, and the keys in byte order. */
+export class KeyIndex {
+  // Invariant: every history is non-empty and strictly ascending by (main, sub).
+  private readonly histories = new Map<string, IndexEntry[]>();
+  private readonly sorted = new SortedKeys();
+
+  /** How many keys have history (live or deleted but not yet compacted away). */
+  get size(): number {
+    return this.histories.size;
+  }
+
+  /** Records a write of `key`; it must be newer than every recorded write of `key`. */
+  append(key: string, entry: IndexEntry): void {
+    const history = this.histories.get(key);
+    if (history === undefined) {
+      this.histories.set(key, [entry]);
+      this.sorted.insert(key);
+      return;
+    }
+    const last = history[history.length - 1]!;
+    assert(compareRevision(last, entry.main, entry.sub) < 0, `key index: revision goes back for a key`);
+    history.push(entry);
+  }
+
+  /** The latest write of `key` if it is a put (the key exists now), else undefined. */
+  current(key: string): IndexEntry | undefined {
+    const history = this.histories.get(key);
+    const last = history?.[history.length - 1];
+    return last === undefined || last.tombstone ? undefined : last;
+  }
+
+  /** The put of `key` visible at `revision` (the latest write at or below it, if a put). */
+  at(key: string, revision: number): IndexEntry | undefined {
+    const history = this.histories.get(key);
+    if (history === undefined) return undefined;
+    const entry = history[lastAtOrBefore(history, revision, Number.MAX_SAFE_INTEGER)];
+    return entry === undefined || entry.tombstone ? undefined : entry;
+  }
+
+  /** The put of `key` visible just before revision (main, sub): a write's previous version. */
+  before(key: string, main: number, sub: number): IndexEntry | undefined {
+    const history = this.histories.get(key);
+    if (history === undefined) return undefined;
+    const position = lastAtOrBefore(history, main, sub);
+    const atPosition = history[position];
+    const isSelf = atPosition !== undefined && compareRevision(atPosition, main, sub) === 0;
+    const entry = isSelf ? history[position - 1] : atPosition;
+    return entry === undefined || entry.tombstone ? undefined : entry;
+  }
+
+  /** The keys of `range` that exist at `revision`, in byte order, with their visible puts. */
+  *range(range: KeyRange, revision: number): Generator<VisibleKey> {
+    for (const key of this.sorted.from(range.start)) {
+      if (range.end !== null && key >= range.end) return;
+      const entry = this.at(key, revision);
+      if (entry !== undefined) yield { key, entry };
+    }
+  }
+
+  /**
+   * Forgets history below `revision` (etcd compaction): per key, keeps the latest write at
+   * or below it if that is a put, or a tombstone written exactly at `revision` (so a watch
+   * from the compacted revision still sees that deletion), plus everything above. Returns
+   * the dropped revisions for the store to delete.
+   */
+  compact(revision: number): IndexEntry[] {
+    const dropped: IndexEntry[] = [];
+    const emptied: string[] = [];
+    for (const [key, history] of this.histories) {
+      const position = lastAtOrBefore(history, revision, Number.MAX_SAFE_INTEGER);
+      if (position < 0) continue;
+      const kept = history[position]!;
+      const keepKept = !kept.tombstone || kept.main === revision;
+      const dropCount = keepKept ? position : position + 1;
+      if (dropCount === 0) continue;
+      dropped.push(...history.splice(0, dropCount));
+      if (history.length === 0) emptied.push(key);
+    }
+    for (const key of emptied) {
+      this.histories.delete(key);
+      this.sorted.delete(key);
+    }
+    return dropped;
+  }
+
+  /** Removes everything. */
+  clear(): void {
+    this.histories.clear();
+    this.sorted.clear();
+  }
+}
+
+/** The position of the last entry at or before (main, sub) in ascending `history`, or -1. */
+function lastAtOrBefore(history: readonly IndexEntry[], main: number, sub: number): number {
+  let low = 0;
+  let high = history.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (compareRevision(history[middle]!, main, sub) <= 0) low = middle + 1;
+    else high = middle;
+  }
+  return low - 1;
+}

@@ -1,0 +1,373 @@
+/**
+ * The durable {@link LogStorage}: a write-ahead log for durability and a `MemoryStorage` as
+ * the read cache, because the core reads synchronously. Every mutation is written to the WAL
+ * and made durable first, and only then applied to the cache, so the read side never shows
+ * anything that could be lost.
+ *
+ * Mutations run one at a time through a queue, so the frames of concurrent calls never
+ * interleave. After any error the storage is failed: every later call rejects with that
+ * first error and nothing more is acknowledged (a failed fsync may have dropped the dirty
+ * pages, so retrying could report data durable that is not: the PostgreSQL "fsyncgate").
+ */
+import { dirname, join } from 'node:path';
+import { AssertionError, assert } from '../raft/assert.js';
+import type { LogStorage, StorageUpdate } from '../raft/storage.js';
+import { MemoryStorage } from '../raft/storage.js';
+import type { ConfState, Entry, HardState, Snapshot } from '../raft/types.js';
+import { EMPTY_CONF_STATE } from '../raft/types.js';
+import { type CarriedState, FRAME_TYPE, FrameEncoder } from './codec.js';
+import { ioError, StorageError } from './errors.js';
+import { type FileSystem, nodeFileSystem } from './file-system.js';
+import { type RecoveredWal, recoverWal, type TornTail } from './recovery.js';
+import { listTemporaryFiles } from './segment-files.js';
+import {
+  listSnapshotFiles,
+  loadRecordedSnapshot,
+  pruneSnapshotFiles,
+  writeSnapshotFile,
+} from './snapshot-file.js';
+import { Wal } from './wal.js';
+
+/** Options of {@link FileStorage.open}. */
+export interface FileStorageOptions {
+  /** Size at which the WAL rolls over to a new segment. Default 64 MiB. */
+  readonly segmentSizeBytes: number;
+  /** Fill WAL segments with zeros ahead of use (faster fdatasync). Default true. */
+  readonly preallocate: boolean;
+  /** Snapshot files kept (the newest ones). Default 2; at least 1. */
+  readonly snapshotsRetained: number;
+  /** The file layer; tests inject faults through it. Default: the real file system. */
+  readonly fileSystem: FileSystem;
+}
+
+/** The defaults of {@link FileStorageOptions}. */
+export const DEFAULT_FILE_STORAGE_OPTIONS: Readonly<FileStorageOptions> = Object.freeze({
+  segmentSizeBytes: 64 * 1024 * 1024,
+  preallocate: true,
+  snapshotsRetained: 2,
+  fileSystem: nodeFileSystem,
+});
+
+/** The smallest segment size accepted: a segment must hold its header and some frames. */
+const SEGMENT_SIZE_BYTES_MIN = 1024;
+
+/** What {@link FileStorage.open} found and did. */
+export interface RecoveryReport {
+  /** WAL segments read. */
+  readonly segments: number;
+  /** Entries recovered after the snapshot. */
+  readonly entries: number;
+  /** Index of the snapshot recovered (0: none). */
+  readonly snapshotIndex: number;
+  /** The torn tail that was cut from the last segment, if any (never acknowledged data). */
+  readonly tornTail: TornTail | undefined;
+  /** Leftover temporary and unreferenced snapshot files that were removed. */
+  readonly removedFiles: readonly string[];
+}
+
+interface Layout {
+  readonly directory: string;
+  readonly walDirectory: string;
+  readonly snapshotDirectory: string;
+}
+
+/** A {@link LogStorage} on disk: `<dir>/wal/*.wal` segments and `<dir>/snap/*.snap` snapshots. */
+export class FileStorage implements LogStorage {
+  private failure: unknown;
+  private closing = false;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly encoder = new FrameEncoder();
+
+  private constructor(
+    private readonly layout: Layout,
+    private readonly options: FileStorageOptions,
+    private readonly cache: MemoryStorage,
+    private readonly wal: Wal,
+    /** What recovery found when this storage was opened. */
+    readonly recovery: RecoveryReport,
+  ) {}
+
+  /**
+   * Opens the storage in `directory`, creating it if new, and recovers its state. Rejects
+   * with a {@link StorageError} naming the file and byte offset when the data cannot be
+   * trusted (see docs/storage.md for the rules); a torn tail is cut and reported in
+   * {@link FileStorage.recovery}.
+   */
+  static async open(directory: string, options: Partial<FileStorageOptions> = {}): Promise<FileStorage> {
+    const resolved = { ...DEFAULT_FILE_STORAGE_OPTIONS, ...options };
+    assert(
+      resolved.segmentSizeBytes >= SEGMENT_SIZE_BYTES_MIN,
+      `segmentSizeBytes ${resolved.segmentSizeBytes} too small`,
+    );
+    assert(resolved.snapshotsRetained >= 1, 'snapshotsRetained must be at least 1');
+    const fs = resolved.fileSystem;
+    const layout = {
+      directory,
+      walDirectory: join(directory, 'wal'),
+      snapshotDirectory: join(directory, 'snap'),
+    };
+    await createDirectories(layout, fs);
+    const removedFiles = await removeTemporaryFiles(layout.walDirectory, fs);
+    const recovered = await recoverWal(layout.walDirectory, fs);
+    const snapshot = await loadSnapshot(layout, fs, recovered);
+    const pruned = await pruneSnapshotFiles(
+      layout.snapshotDirectory,
+      fs,
+      resolved.snapshotsRetained,
+      snapshot.meta.index,
+    );
+    const cache = MemoryStorage.from({ ...recovered, snapshot });
+    const wal =
+      recovered.segments.length === 0
+        ? await Wal.create(layout.walDirectory, fs, resolved, carriedState(cache))
+        : await Wal.resume(layout.walDirectory, fs, resolved, recovered);
+    const recovery: RecoveryReport = {
+      segments: recovered.segments.length,
+      entries: recovered.entries.length,
+      snapshotIndex: snapshot.meta.index,
+      tornTail: recovered.tornTail,
+      removedFiles: [...removedFiles, ...pruned],
+    };
+    return new FileStorage(layout, resolved, cache, wal, recovery);
+  }
+
+  /** The directory this storage owns. */
+  get directory(): string {
+    return this.layout.directory;
+  }
+
+  /** The paths of the WAL segments, oldest first. */
+  get segmentPaths(): string[] {
+    return this.wal.segmentPaths;
+  }
+
+  /** The first error that failed this storage, or undefined while it is healthy. */
+  get failedWith(): unknown {
+    return this.failure;
+  }
+
+  initialState(): { hardState: HardState; confState: ConfState } {
+    return this.cache.initialState();
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    return this.cache.entries(lo, hi, maxBytes);
+  }
+
+  term(index: number): number {
+    return this.cache.term(index);
+  }
+
+  firstIndex(): number {
+    return this.cache.firstIndex();
+  }
+
+  lastIndex(): number {
+    return this.cache.lastIndex();
+  }
+
+  snapshot(): Snapshot {
+    return this.cache.snapshot();
+  }
+
+  /**
+   * Makes `update` durable with one write and one `fdatasync` (plus the snapshot file's own
+   * syncs when it carries a snapshot), then applies it to the read side. Resolves once
+   * durable; rejects (and fails the storage) on any error.
+   */
+  save(update: StorageUpdate): Promise<void> {
+    return this.enqueue(async () => {
+      const batch = this.encodeUpdate(update);
+      if (update.snapshot !== undefined)
+        await writeSnapshotFile(this.layout.snapshotDirectory, this.fs, update.snapshot);
+      if (batch !== undefined)
+        await this.wal.append(batch.frame, batch.maxEntryIndex, () => carriedState(this.cache));
+      this.cache.saveSync(update);
+      if (update.snapshot !== undefined) await this.pruneSnapshots();
+    });
+  }
+
+  /**
+   * Durably records the membership the runtime has applied; `initialState()` reports it
+   * after a restart. Needed because the state machine persists its own applied index, so
+   * conf-change entries it already applied are not replayed into the core after a restart.
+   */
+  saveConfState(confState: ConfState): Promise<void> {
+    return this.enqueue(async () => {
+      const frame = this.encoder.begin(FRAME_TYPE.BATCH).confStateRecord(confState).finish();
+      await this.wal.append(frame, 0, () => carriedState(this.cache));
+      this.cache.setConfState(confState);
+    });
+  }
+
+  /**
+   * Writes a snapshot file for the applied state at `index` (temp name, fsync, rename,
+   * directory fsync), then records it in the WAL; older snapshot files beyond the retained
+   * count are deleted. Entries stay until {@link FileStorage.compact}.
+   */
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
+    return this.enqueue(async () => {
+      const current = this.cache.snapshot().meta.index;
+      assert(index > current, `snapshot index ${index} is not after ${current}`);
+      assert(
+        index <= this.cache.lastIndex(),
+        `snapshot index ${index} is beyond the last index ${this.cache.lastIndex()}`,
+      );
+      const meta = { index, term: this.cache.term(index), confState };
+      await writeSnapshotFile(this.layout.snapshotDirectory, this.fs, { meta, data });
+      const frame = this.encoder.begin(FRAME_TYPE.BATCH).snapshot('created', meta).finish();
+      await this.wal.append(frame, 0, () => carriedState(this.cache));
+      const snapshot = this.cache.createSnapshotSync(index, confState, data);
+      await this.pruneSnapshots();
+      return snapshot;
+    });
+  }
+
+  /**
+   * Discards entries up to `index` (at most the snapshot index) from memory and deletes the
+   * WAL segments that hold nothing newer.
+   */
+  compact(index: number): Promise<void> {
+    return this.enqueue(async () => {
+      this.cache.compactSync(index);
+      await this.wal.deleteThrough(index);
+    });
+  }
+
+  /**
+   * Waits for queued calls, then closes the files. Later calls reject with a `CLOSED`
+   * error. Resolves even when the storage has failed, so a stopping node can release it.
+   */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await this.queue;
+    await this.wal.close().catch(() => undefined);
+  }
+
+  private get fs(): FileSystem {
+    return this.options.fileSystem;
+  }
+
+  private enqueue<T>(task: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      if (this.failure !== undefined) throw this.failure;
+      try {
+        return await task();
+      } catch (error) {
+        this.failure ??= error;
+        throw error;
+      }
+    };
+    if (this.closing)
+      return Promise.reject(new StorageError('CLOSED', 'storage is closed', { file: this.directory }));
+    const result = this.queue.then(run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /**
+   * Encodes `update` as one BATCH frame with the semantics of `MemoryStorage.saveSync`:
+   * entries at or below the compaction point are skipped, and overwriting stored entries
+   * is written as an explicit TRUNCATE record. Undefined when there is nothing to write.
+   */
+  private encodeUpdate(update: StorageUpdate): { frame: Uint8Array; maxEntryIndex: number } | undefined {
+    const encoder = this.encoder.begin(FRAME_TYPE.BATCH);
+    const emptyBytes = encoder.sizeBytes;
+    let compacted = this.cache.firstIndex() - 1;
+    let last = this.cache.lastIndex();
+    if (update.snapshot !== undefined) {
+      const { meta } = update.snapshot;
+      const current = this.cache.snapshot().meta.index;
+      assert(meta.index > current, `snapshot ${meta.index} is not newer than ${current}`);
+      encoder.snapshot('received', meta);
+      compacted = last = meta.index;
+    }
+    const maxEntryIndex = encodeEntries(encoder, update.entries, compacted, last);
+    if (update.hardState !== undefined) encoder.hardState(update.hardState);
+    if (encoder.sizeBytes === emptyBytes) return undefined;
+    return { frame: encoder.finish(), maxEntryIndex };
+  }
+
+  private async pruneSnapshots(): Promise<void> {
+    const newest = this.cache.snapshot().meta.index;
+    await pruneSnapshotFiles(this.layout.snapshotDirectory, this.fs, this.options.snapshotsRetained, newest);
+  }
+}
+
+/** Encodes the entries after `compacted`; returns the highest index encoded (0 if none). */
+function encodeEntries(
+  encoder: FrameEncoder,
+  entries: readonly Entry[],
+  compacted: number,
+  last: number,
+): number {
+  const first = entries[0];
+  if (first === undefined) return 0;
+  assert(first.index <= last + 1, `gap: appending ${first.index} after last ${last}`);
+  const skip = Math.max(0, compacted + 1 - first.index);
+  if (skip >= entries.length) return 0;
+  const start = first.index + skip;
+  if (start <= last) encoder.truncate(start);
+  for (let i = skip; i < entries.length; i++) {
+    const entry = entries[i]!;
+    // A plain check: an assert() message would be formatted for every entry.
+    if (entry.index !== first.index + i)
+      throw new AssertionError(`entries not contiguous: ${entry.index} at ${i}`);
+    encoder.entry(entry);
+  }
+  return entries.at(-1)!.index;
+}
+
+/** The state a new WAL segment carries, taken from the read cache (which mirrors the WAL). */
+function carriedState(cache: MemoryStorage): CarriedState {
+  const snapshot = cache.snapshot().meta;
+  const lastIndex = cache.lastIndex();
+  const { hardState, confState } = cache.initialState();
+  return {
+    hardState,
+    confState,
+    snapshotIndex: snapshot.index,
+    snapshotTerm: snapshot.term,
+    lastIndex,
+    lastTerm: cache.term(lastIndex),
+  };
+}
+
+async function createDirectories(layout: Layout, fs: FileSystem): Promise<void> {
+  try {
+    await fs.mkdir(layout.walDirectory);
+    await fs.mkdir(layout.snapshotDirectory);
+    // Make the new directory entries themselves durable, up to the data directory's parent.
+    await fs.syncDirectory(layout.directory);
+    await fs.syncDirectory(dirname(layout.directory));
+  } catch (error) {
+    throw ioError('data directory creation', layout.directory, error);
+  }
+}
+
+async function removeTemporaryFiles(walDirectory: string, fs: FileSystem): Promise<string[]> {
+  const paths = await listTemporaryFiles(walDirectory, fs);
+  for (const path of paths) {
+    try {
+      await fs.unlink(path);
+    } catch (error) {
+      throw ioError('temporary file removal', path, error);
+    }
+  }
+  return paths;
+}
+
+/** Loads the snapshot the WAL points to; a WAL without segments must have no snapshot files. */
+async function loadSnapshot(layout: Layout, fs: FileSystem, recovered: RecoveredWal): Promise<Snapshot> {
+  if (recovered.segments.length === 0 && (await listSnapshotFiles(layout.snapshotDirectory, fs)).length > 0)
+    throw new StorageError('MISSING_SEGMENT', 'snapshot files exist but the WAL has no segments', {
+      file: layout.walDirectory,
+    });
+  if (recovered.snapshot.index === 0) return emptySnapshot();
+  return loadRecordedSnapshot(layout.snapshotDirectory, fs, recovered.snapshot);
+}
+
+function emptySnapshot(): Snapshot {
+  return { meta: { index: 0, term: 0, confState: EMPTY_CONF_STATE }, data: new Uint8Array() };
+}

@@ -1,0 +1,210 @@
+/**
+ * The framing of the peer protocol. Every frame is
+ *
+ *     [length u32 BE][kind u8][body]        length = 1 + body bytes, at most frameBytesMax
+ *
+ * Frame kinds and bodies (u32/u64 big endian; "msgpack" = one MessagePack value):
+ *
+ *     HELLO           msgpack [magic, protocolVersion, clusterId, fromNodeId, toNodeId]  dialer → acceptor
+ *     ACCEPT          msgpack [protocolVersion, nodeId]                                   acceptor → dialer
+ *     REJECT          msgpack [reason, message]                                           acceptor → dialer
+ *     MESSAGE         msgpack message tuple (see codec.ts)                                dialer → acceptor
+ *     SNAPSHOT_BEGIN  streamId u32, totalBytes u64, msgpack message tuple with empty data dialer → acceptor
+ *     SNAPSHOT_CHUNK  streamId u32, offset u64, raw bytes of the snapshot data            dialer → acceptor
+ *     SNAPSHOT_ACK    streamId u32: the snapshot was reassembled and delivered            acceptor → dialer
+ *
+ * Snapshot data travels as raw chunk bodies rather than inside MessagePack so the sender can
+ * write a slice of the caller's buffer without copying it, and so no single frame needs to be
+ * as large as the snapshot.
+ */
+import type { Message, NodeId, SnapshotRequest } from '../raft/types.js';
+import { messageFromTuple, messageToTuple, packWithHeader, TupleReader, unpackValue } from './codec.js';
+import { type RejectReason, TransportError } from './errors.js';
+
+/** Bytes of `[length u32][kind u8]` in front of every frame body. */
+export const FRAME_HEADER_BYTES = 5;
+
+/** Bytes of the `[streamId u32][u64]` prefix of snapshot begin and chunk bodies. */
+export const SNAPSHOT_PREFIX_BYTES = 12;
+
+/** Frame kind bytes. Never renumber: they are part of the protocol. */
+export const FRAME_KIND = Object.freeze({
+  HELLO: 1,
+  ACCEPT: 2,
+  REJECT: 3,
+  MESSAGE: 4,
+  SNAPSHOT_BEGIN: 5,
+  SNAPSHOT_CHUNK: 6,
+  SNAPSHOT_ACK: 7,
+} as const);
+
+/** The version of this protocol; peers with another version are rejected at the handshake. */
+export const PROTOCOL_VERSION = 1;
+
+/** First slot of the hello frame, so a connection from some other program is recognised at once. */
+const HELLO_MAGIC = 'flotilla-raft';
+
+const TWO_POW_32 = 0x1_0000_0000;
+
+const REJECT_REASONS: ReadonlySet<string> = new Set<RejectReason>([
+  'cluster-id-mismatch',
+  'node-id-mismatch',
+  'unknown-node',
+  'protocol-version-mismatch',
+]);
+
+/** The dialer's first frame. */
+export interface Hello {
+  readonly protocolVersion: number;
+  readonly clusterId: number;
+  readonly fromNodeId: NodeId;
+  readonly toNodeId: NodeId;
+}
+
+/** Writes the `[length][kind]` header into the first {@link FRAME_HEADER_BYTES} of `frame`. */
+function sealFrame(frame: Buffer, kind: number): Buffer {
+  frame.writeUInt32BE(frame.length - 4, 0);
+  frame[4] = kind;
+  return frame;
+}
+
+function writeU64(target: Buffer, value: number, offset: number): void {
+  target.writeUInt32BE(Math.floor(value / TWO_POW_32), offset);
+  target.writeUInt32BE(value >>> 0, offset + 4);
+}
+
+function readU64(source: Buffer, offset: number, field: string): number {
+  const value = source.readUInt32BE(offset) * TWO_POW_32 + source.readUInt32BE(offset + 4);
+  if (!Number.isSafeInteger(value))
+    throw new TransportError('MALFORMED', `malformed frame: ${field} ${value} is too large`);
+  return value;
+}
+
+/** A MESSAGE frame carrying `m` (which must not be a snapshot: those are streamed). */
+export function messageFrame(m: Message): Buffer {
+  return sealFrame(packWithHeader(messageToTuple(m), FRAME_HEADER_BYTES), FRAME_KIND.MESSAGE);
+}
+
+/** Decodes a MESSAGE frame body. */
+export function decodeMessageBody(body: Buffer): Message {
+  return messageFromTuple(unpackValue(body, 'message'));
+}
+
+/** The HELLO frame. */
+export function helloFrame(h: Hello): Buffer {
+  const tuple = [HELLO_MAGIC, h.protocolVersion, h.clusterId, h.fromNodeId, h.toNodeId];
+  return sealFrame(packWithHeader(tuple, FRAME_HEADER_BYTES), FRAME_KIND.HELLO);
+}
+
+/** Decodes a HELLO frame body. The version is read first so any future layout can be told apart. */
+export function decodeHello(body: Buffer): Hello {
+  const r = new TupleReader(unpackValue(body, 'handshake'), 'handshake');
+  if (r.string('magic') !== HELLO_MAGIC) throw r.error('not a flotilla peer (wrong magic)');
+  const protocolVersion = r.uint('protocolVersion');
+  const hello = {
+    protocolVersion,
+    clusterId: r.uint('clusterId'),
+    fromNodeId: r.uint('fromNodeId'),
+    toNodeId: r.uint('toNodeId'),
+  };
+  r.end();
+  return hello;
+}
+
+/** The ACCEPT frame. */
+export function acceptFrame(nodeId: NodeId): Buffer {
+  return sealFrame(packWithHeader([PROTOCOL_VERSION, nodeId], FRAME_HEADER_BYTES), FRAME_KIND.ACCEPT);
+}
+
+/** Decodes an ACCEPT frame body. */
+export function decodeAccept(body: Buffer): { protocolVersion: number; nodeId: NodeId } {
+  const r = new TupleReader(unpackValue(body, 'handshake acceptance'), 'handshake acceptance');
+  const accept = { protocolVersion: r.uint('protocolVersion'), nodeId: r.uint('nodeId') };
+  r.end();
+  return accept;
+}
+
+/** The REJECT frame. */
+export function rejectFrame(reason: RejectReason, message: string): Buffer {
+  return sealFrame(packWithHeader([reason, message], FRAME_HEADER_BYTES), FRAME_KIND.REJECT);
+}
+
+/** Decodes a REJECT frame body. */
+export function decodeReject(body: Buffer): { reason: RejectReason; message: string } {
+  const r = new TupleReader(unpackValue(body, 'handshake rejection'), 'handshake rejection');
+  const reason = r.string('reason');
+  if (!REJECT_REASONS.has(reason)) throw r.error(`unknown rejection reason ${JSON.stringify(reason)}`);
+  const message = r.string('message');
+  r.end();
+  return { reason: reason as RejectReason, message };
+}
+
+/**
+ * The SNAPSHOT_BEGIN frame of stream `streamId`: the message without its data, and the data's
+ * length, which the receiver needs to allocate the reassembly buffer once.
+ */
+export function snapshotBeginFrame(streamId: number, m: SnapshotRequest): Buffer {
+  const bare: SnapshotRequest = { ...m, snapshot: { meta: m.snapshot.meta, data: new Uint8Array(0) } };
+  const frame = packWithHeader(messageToTuple(bare), FRAME_HEADER_BYTES + SNAPSHOT_PREFIX_BYTES);
+  frame.writeUInt32BE(streamId, FRAME_HEADER_BYTES);
+  writeU64(frame, m.snapshot.data.length, FRAME_HEADER_BYTES + 4);
+  return sealFrame(frame, FRAME_KIND.SNAPSHOT_BEGIN);
+}
+
+/** Decodes a SNAPSHOT_BEGIN frame body. */
+export function decodeSnapshotBegin(body: Buffer): {
+  streamId: number;
+  totalBytes: number;
+  message: SnapshotRequest;
+} {
+  if (body.length < SNAPSHOT_PREFIX_BYTES)
+    throw new TransportError('MALFORMED', 'malformed frame: short snapshot begin');
+  const streamId = body.readUInt32BE(0);
+  const totalBytes = readU64(body, 4, 'snapshot size');
+  const message = decodeMessageBody(body.subarray(SNAPSHOT_PREFIX_BYTES));
+  if (message.type !== 'snapshot') {
+    throw new TransportError(
+      'MALFORMED',
+      `malformed frame: snapshot begin carries a ${message.type} message`,
+    );
+  }
+  return { streamId, totalBytes, message };
+}
+
+/**
+ * The header (frame header plus stream id and offset) of a SNAPSHOT_CHUNK frame whose body
+ * continues with `chunkBytes` of data; the caller writes the data right after it.
+ */
+export function snapshotChunkHeader(streamId: number, offset: number, chunkBytes: number): Buffer {
+  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES + SNAPSHOT_PREFIX_BYTES);
+  header.writeUInt32BE(1 + SNAPSHOT_PREFIX_BYTES + chunkBytes, 0);
+  header[4] = FRAME_KIND.SNAPSHOT_CHUNK;
+  header.writeUInt32BE(streamId, FRAME_HEADER_BYTES);
+  writeU64(header, offset, FRAME_HEADER_BYTES + 4);
+  return header;
+}
+
+/** Decodes a SNAPSHOT_CHUNK frame body; `data` is a view into `body`. */
+export function decodeSnapshotChunk(body: Buffer): { streamId: number; offset: number; data: Buffer } {
+  if (body.length < SNAPSHOT_PREFIX_BYTES)
+    throw new TransportError('MALFORMED', 'malformed frame: short snapshot chunk');
+  return {
+    streamId: body.readUInt32BE(0),
+    offset: readU64(body, 4, 'snapshot offset'),
+    data: body.subarray(SNAPSHOT_PREFIX_BYTES),
+  };
+}
+
+/** The SNAPSHOT_ACK frame of stream `streamId`. */
+export function snapshotAckFrame(streamId: number): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 4);
+  frame.writeUInt32BE(streamId, FRAME_HEADER_BYTES);
+  return sealFrame(frame, FRAME_KIND.SNAPSHOT_ACK);
+}
+
+/** Decodes a SNAPSHOT_ACK frame body. */
+export function decodeSnapshotAck(body: Buffer): number {
+  if (body.length !== 4)
+    throw new TransportError('MALFORMED', `malformed frame: snapshot ack of ${body.length} bytes`);
+  return body.readUInt32BE(0);
+}
