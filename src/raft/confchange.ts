@@ -65,6 +65,8 @@ function voterDelta(a: ReadonlySet<NodeId>, b: ReadonlySet<NodeId>): number {
  * a node both voter and learner).
  */
 export function applyConfChangeTo(config: TrackerConfig, cc: ConfChange): TrackerConfig {
+  // Leaving is an empty change list: listed changes would otherwise be dropped silently.
+  if (cc.leaveJoint === true && cc.changes.length > 0) invalid('a leave-joint change lists no changes');
   if (isLeaveJoint(cc)) return leaveJoint(config);
   if (isJoint(config)) invalid('a joint configuration must be left before the next change');
   const next = copy(config);

@@ -7,7 +7,7 @@
  * Given the same calls and the same injected randomness it behaves identically.
  */
 import { assert, assertNever } from './assert.js';
-import { applyConfChangeTo, decodeConfChange, encodeConfChange } from './confchange.js';
+import { applyConfChangeTo, decodeConfChange, encodeConfChange, isLeaveJoint } from './confchange.js';
 import { RaftError } from './errors.js';
 import { RaftLog } from './log.js';
 import type { Mutations } from './mutations.js';
@@ -163,7 +163,7 @@ export class Raft {
     );
     assert(o.inflightMessagesMax > 0, 'inflightMessagesMax must be positive');
     if (o.readOnly === 'lease-based' && !o.checkQuorum) {
-      throw new RaftError('INVALID_CONF_CHANGE', 'lease-based reads require check-quorum');
+      throw new RaftError('INVALID_OPTIONS', 'lease-based reads require check-quorum');
     }
     assert(
       o.leaseDriftTicks >= 0 && o.leaseDriftTicks < o.electionTicks,
@@ -302,7 +302,10 @@ export class Raft {
     }
     if (this.heartbeatElapsed >= this.options.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.broadcastHeartbeat();
+      const round = this.broadcastHeartbeat();
+      // Pending reads ride on every heartbeat round: a round lost on the way is retried by the
+      // next one, whose confirmation also confirms every older round (read-only.ts).
+      if (this.readOnly.pendingCount > 0) this.readOnly.startRound(this.id, round);
     }
   }
 
@@ -1078,7 +1081,7 @@ export class Raft {
   private handleTransferLeader(transferee: NodeId): void {
     const pr = this.tracker.progress.get(transferee);
     if (pr === undefined || pr.isLearner) {
-      throw new RaftError('INVALID_CONF_CHANGE', `node ${transferee} is not a voter`);
+      throw new RaftError('INVALID_TRANSFER_TARGET', `node ${transferee} is not a voter`);
     }
     if (transferee === this.id || transferee === this.leadTransferee) return;
     this.leadTransferee = transferee;
@@ -1107,9 +1110,17 @@ export class Raft {
     if (this.role !== 'leader') {
       throw new RaftError('NOT_LEADER', `node ${this.id} is not the leader`, this.leader);
     }
-    // Validate against the configuration it will apply to (the previous change is applied:
-    // the one-at-a-time rule is checked when the entry is appended).
-    applyConfChangeTo(this.tracker.config, cc);
+    // One change at a time: while one is pending, including the automatic leave of a joint
+    // configuration, the next one is early, not invalid (the caller retries later).
+    const config = this.tracker.config;
+    if (
+      this.pendingConfIndex > this.log.applied ||
+      (isJoint(config) && config.autoLeave && !isLeaveJoint(cc))
+    ) {
+      throw new RaftError('CONF_CHANGE_IN_PROGRESS', 'a configuration change is still being applied');
+    }
+    // Validate against the configuration it will apply to (the previous one is applied).
+    applyConfChangeTo(config, cc);
     for (const change of cc.changes) this.checkSingleChange(change);
     this.propose([{ index: 0, term: 0, type: 'conf-change', data: encodeConfChange(cc) }]);
   }

@@ -38,10 +38,15 @@ export class ReadOnly {
     return this.unsent.length > 0;
   }
 
-  /** Covers every unsent request with heartbeat round `id` (ids must increase). */
+  /**
+   * Covers every unsent request with heartbeat round `id` (ids must increase). A round with
+   * no requests only serves to confirm older ones, so a trailing empty round is replaced
+   * rather than kept: the list stays bounded by the rounds that carry reads.
+   */
   startRound(self: NodeId, id: number): void {
     const last = this.rounds[this.rounds.length - 1];
     assert(last === undefined || id > last.id, `read round ${id} not after ${last?.id}`);
+    if (this.unsent.length === 0 && last !== undefined && last.requests.length === 0) this.rounds.pop();
     this.rounds.push({ id, requests: this.unsent, acks: new Set([self]) });
     this.unsent = [];
   }

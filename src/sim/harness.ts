@@ -3,8 +3,8 @@
  * for scripted scenario tests and the core benchmark. Nothing here uses time: tests move the
  * cluster forward explicitly (`tick`, `deliver`, `stabilize`) and assert exact states.
  */
-import type { Message, NodeId, RaftOptions, Ready, Snapshot } from '../raft/index.js';
-import { assert, MemoryStorage, Prng, RawNode } from '../raft/index.js';
+import type { ConfState, Message, NodeId, RaftOptions, Ready, Snapshot } from '../raft/index.js';
+import { assert, decodeConfChange, EMPTY_CONF_STATE, MemoryStorage, Prng, RawNode } from '../raft/index.js';
 
 /** What the harness applied on one node. */
 export interface AppliedEntry {
@@ -13,6 +13,14 @@ export interface AppliedEntry {
   readonly data: Uint8Array;
 }
 
+/** A conf-change entry the harness applied on one node, and the membership it produced. */
+export interface AppliedConfChange extends AppliedEntry {
+  readonly confState: ConfState;
+}
+
+/** Raft options a node may override (per node, at creation or restart). */
+export type HarnessRaftOptions = Partial<Omit<RaftOptions, 'id' | 'random'>>;
+
 /** One member of the harness cluster. */
 export interface HarnessNode {
   readonly id: NodeId;
@@ -20,6 +28,8 @@ export interface HarnessNode {
   storage: MemoryStorage;
   /** Entries applied, in order (normal entries only, including empty no-ops). */
   applied: AppliedEntry[];
+  /** Conf-change entries applied, in order, each with the membership after it. */
+  confChanges: AppliedConfChange[];
   /** The snapshot last restored into this node's state machine, if any. */
   restoredSnapshot: Snapshot | undefined;
   /** Read states released to this node. */
@@ -35,7 +45,14 @@ export type MessageFilter = (m: Message) => boolean;
 export interface HarnessOptions {
   readonly size: number;
   readonly seed: number;
-  readonly raft: Partial<Omit<RaftOptions, 'id' | 'random'>>;
+  readonly raft: HarnessRaftOptions;
+  /**
+   * Start every node from a snapshot at index 1 (term 1) that carries the initial membership,
+   * as the simulator does, instead of keeping the membership in storage only. Needed before
+   * {@link Harness.addNode}: a node with empty storage learns the membership its log's
+   * conf changes apply to only from a snapshot. Default false.
+   */
+  readonly bootstrapSnapshot: boolean;
 }
 
 /** A deterministic in-process cluster. */
@@ -48,24 +65,54 @@ export class Harness {
   /** Drops messages for which it returns false (applied at delivery). */
   filter: MessageFilter = () => true;
   private readonly prng: Prng;
-  private readonly raftOptions: Partial<Omit<RaftOptions, 'id' | 'random'>>;
+  private readonly raftOptions: HarnessRaftOptions;
 
   constructor(options: Partial<HarnessOptions> = {}) {
     const size = options.size ?? 3;
     this.prng = new Prng(options.seed ?? 1);
     this.raftOptions = options.raft ?? {};
     const voters = Array.from({ length: size }, (_, i) => i + 1);
+    const confState: ConfState = { ...EMPTY_CONF_STATE, voters };
     for (const id of voters) {
       const storage = new MemoryStorage();
-      storage.setConfState({ voters, votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false });
-      this.nodes.set(id, this.makeNode(id, storage));
+      if (options.bootstrapSnapshot === true) {
+        storage.applySnapshot({ meta: { index: 1, term: 1, confState }, data: new Uint8Array() });
+        storage.setHardState({ term: 1, vote: 0, commit: 1 });
+      } else {
+        storage.setConfState(confState);
+      }
+      this.nodes.set(id, this.makeNode(id, storage, {}));
     }
   }
 
-  private makeNode(id: NodeId, storage: MemoryStorage): HarnessNode {
+  private makeNode(id: NodeId, storage: MemoryStorage, overrides: HarnessRaftOptions): HarnessNode {
     const applied = storage.snapshot().meta.index;
-    const raw = new RawNode(storage, { ...this.raftOptions, id, random: this.prng.fork(), applied });
-    return { id, raw, storage, applied: [], restoredSnapshot: undefined, readStates: [], down: false };
+    const options = { ...this.raftOptions, ...overrides, id, random: this.prng.fork(), applied };
+    const raw = new RawNode(storage, options);
+    return {
+      id,
+      raw,
+      storage,
+      applied: [],
+      confChanges: [],
+      restoredSnapshot: undefined,
+      readStates: [],
+      down: false,
+    };
+  }
+
+  /**
+   * Starts a brand-new node `id` with empty storage (no membership, no log), as a process
+   * joining the cluster does; the leader brings it in once a conf change adds it. Its first
+   * state comes from InstallSnapshot, so the cluster should run with `bootstrapSnapshot` (or
+   * have compacted its log): replaying conf changes from index 1 onto an empty membership is
+   * refused by the core. `overrides` change this node's raft options.
+   */
+  addNode(id: NodeId, overrides: HarnessRaftOptions = {}): HarnessNode {
+    assert(!this.nodes.has(id), `node ${id} already exists`);
+    const node = this.makeNode(id, new MemoryStorage(), overrides);
+    this.nodes.set(id, node);
+    return node;
   }
 
   /** The node with `id`. */
@@ -98,7 +145,16 @@ export class Harness {
       n.restoredSnapshot = rd.snapshot;
       n.applied = [];
     }
-    for (const e of rd.committedEntries) n.applied.push({ index: e.index, term: e.term, data: e.data });
+    for (const e of rd.committedEntries) {
+      const applied = { index: e.index, term: e.term, data: e.data };
+      if (e.type === 'normal') {
+        n.applied.push(applied);
+        continue;
+      }
+      // Conf changes take effect when applied, in log order, as the application must do.
+      const confState = n.raw.applyConfChange(decodeConfChange(e.data));
+      n.confChanges.push({ ...applied, confState });
+    }
     for (const rs of rd.readStates) n.readStates.push(rs);
     n.raw.advance(rd);
     n.raw.checkInvariants();
@@ -177,11 +233,11 @@ export class Harness {
     this.node(id).down = true;
   }
 
-  /** Restarts a crashed node from its persisted storage. */
-  restart(id: NodeId): void {
+  /** Restarts a crashed node from its persisted storage; `overrides` change its raft options. */
+  restart(id: NodeId, overrides: HarnessRaftOptions = {}): void {
     const old = this.node(id);
     assert(old.down, `node ${id} is not down`);
-    const fresh = this.makeNode(id, old.storage);
+    const fresh = this.makeNode(id, old.storage, overrides);
     this.nodes.set(id, fresh);
   }
 

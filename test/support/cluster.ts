@@ -4,7 +4,14 @@
  * (so snapshots can carry real data). Nothing here uses time.
  */
 import assert from 'node:assert/strict';
-import type { Message, NodeId, Snapshot } from '../../src/raft/index.js';
+import type {
+  ConfChange,
+  ConfState,
+  Message,
+  NodeId,
+  RaftErrorCode,
+  Snapshot,
+} from '../../src/raft/index.js';
 import { confStateFromConfig, isRaftError } from '../../src/raft/index.js';
 import type { Harness, HarnessNode } from '../../src/sim/harness.js';
 
@@ -124,7 +131,8 @@ export function storedLogOf(h: Harness, id: NodeId): [number, number, string][] 
  */
 export function machineState(n: HarnessNode): string[] {
   const snap = n.storage.snapshot();
-  const base: string[] = snap.meta.index > 0 ? (JSON.parse(text(snap.data)) as string[]) : [];
+  // A bootstrap snapshot (index 1, no data) carries membership only.
+  const base: string[] = snap.data.length > 0 ? (JSON.parse(text(snap.data)) as string[]) : [];
   const tail = n.applied
     .filter((e) => e.index > snap.meta.index && e.data.length > 0)
     .map((e) => text(e.data));
@@ -139,10 +147,42 @@ export function snapshotAndCompact(h: Harness, id: NodeId, compact = true): Snap
   const n = h.node(id);
   const index = n.raw.status().applied;
   const state = machineState(n);
-  const confState = confStateFromConfig(n.raw.raft.tracker.config);
+  // The membership as of the applied index, removed ids included (they are never reused).
+  const confState = n.raw.confState();
   const snap = n.storage.createSnapshotSync(index, confState, bytes(JSON.stringify(state)));
   if (compact) n.storage.compactSync(index);
   return snap;
+}
+
+/** Node `id`'s current membership (without the removed ids), sorted. */
+export function confOf(h: Harness, id: NodeId): ConfState {
+  return confStateFromConfig(h.node(id).raw.raft.tracker.config);
+}
+
+/**
+ * Proposes a membership change on `id` and returns the refusal code, or undefined when the
+ * change was appended. Other errors propagate.
+ */
+export function tryConfChange(h: Harness, id: NodeId, cc: ConfChange): RaftErrorCode | undefined {
+  try {
+    h.node(id).raw.proposeConfChange(cc);
+    return undefined;
+  } catch (error) {
+    if (isRaftError(error)) return error.code;
+    throw error;
+  }
+}
+
+/** Runs `action` and asserts it throws a RaftError with `code`; returns the error's message. */
+export function raftErrorOf(action: () => void, code: RaftErrorCode): string {
+  try {
+    action();
+  } catch (error) {
+    assert.ok(isRaftError(error), `expected a RaftError ${code}, got ${String(error)}`);
+    assert.equal(error.code, code, error.message);
+    return error.message;
+  }
+  assert.fail(`expected a RaftError ${code}, but nothing was thrown`);
 }
 
 /**
@@ -183,7 +223,8 @@ export class SafetyMonitor {
   observe(): void {
     for (const n of this.h.nodes.values()) {
       if (!n.down && n.raw.raft.role === 'leader') this.claim(n.raw.raft.term, n.id);
-      for (const e of n.applied) {
+      const confChanges = n.confChanges.map((e) => ({ ...e, data: bytes(`conf:${[...e.data]}`) }));
+      for (const e of [...n.applied, ...confChanges]) {
         const value = `${e.term}:${text(e.data)}`;
         const known = this.appliedAt.get(e.index);
         assert.ok(
