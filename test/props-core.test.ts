@@ -22,6 +22,7 @@ import {
   Progress,
   RaftLog,
 } from '../src/raft/index.js';
+import { ackedArb, votesArb } from './support/arbitraries.js';
 
 const NODE_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9] as const;
 const CONF: ConfState = { voters: [1], votersOutgoing: [], learners: [], learnersNext: [], autoLeave: false };
@@ -31,19 +32,7 @@ const voterSet = fc
   .uniqueArray(fc.constantFrom(...NODE_IDS), { maxLength: 7 })
   .map((a) => new Set<NodeId>(a));
 
-/** Acknowledged index of every node 1..9. */
-const ackedArb = fc.array(fc.nat(30), { minLength: 9, maxLength: 9 });
-
-/** A vote (or no answer) from every node 1..9; non-voters' votes must be ignored. */
-const votesArb = fc
-  .array(fc.constantFrom<boolean | undefined>(true, false, undefined), { minLength: 9, maxLength: 9 })
-  .map((a) => {
-    const votes = new Map<NodeId, boolean>();
-    a.forEach((v, i) => {
-      if (v !== undefined) votes.set(i + 1, v);
-    });
-    return votes;
-  });
+const acked = ackedArb(30);
 
 function quorumOf(voters: ReadonlySet<NodeId>): number {
   return Math.floor(voters.size / 2) + 1;
@@ -93,7 +82,7 @@ function bruteVote(halves: readonly ReadonlySet<NodeId>[], votes: ReadonlyMap<No
 describe('quorum math', () => {
   it('majorityCommitted is the largest index acknowledged by a majority', () => {
     fc.assert(
-      fc.property(voterSet, ackedArb, (voters, acked) => {
+      fc.property(voterSet, acked, (voters, acked) => {
         const ack = (id: NodeId) => acked[id - 1]!;
         assert.equal(majorityCommitted(voters, ack), bruteCommitted(voters, ack));
       }),
@@ -103,7 +92,7 @@ describe('quorum math', () => {
 
   it('jointCommitted is the minimum of the two halves; an empty outgoing half is neutral', () => {
     fc.assert(
-      fc.property(voterSet, voterSet, ackedArb, (incoming, outgoing, acked) => {
+      fc.property(voterSet, voterSet, acked, (incoming, outgoing, acked) => {
         const ack = (id: NodeId) => acked[id - 1]!;
         const joint: JointVoters = { incoming, outgoing };
         assert.equal(

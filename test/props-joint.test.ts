@@ -26,6 +26,7 @@ import {
   jointCommitted,
   jointVoteResult,
 } from '../src/raft/index.js';
+import { ackedArb, votesArb } from './support/arbitraries.js';
 
 const NODE_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9] as const;
 
@@ -44,19 +45,7 @@ const halvesArb: fc.Arbitrary<JointVoters> = fc
     return { incoming, outgoing };
   });
 
-/** Acknowledged index of every node 1..9. */
-const ackedArb = fc.array(fc.nat(20), { minLength: 9, maxLength: 9 });
-
-/** A vote (or no answer) from every node 1..9; non-voters' votes must be ignored. */
-const votesArb = fc
-  .array(fc.constantFrom<boolean | undefined>(true, false, undefined), { minLength: 9, maxLength: 9 })
-  .map((a) => {
-    const votes = new Map<NodeId, boolean>();
-    a.forEach((v, i) => {
-      if (v !== undefined) votes.set(i + 1, v);
-    });
-    return votes;
-  });
+const acked = ackedArb(20);
 
 function isMajorityOf(voters: ReadonlySet<NodeId>, members: ReadonlySet<NodeId>): boolean {
   if (voters.size === 0) return true;
@@ -75,7 +64,7 @@ function subsets(ids: readonly NodeId[]): Set<NodeId>[] {
 describe('joint quorum math', () => {
   it('jointCommitted is the largest index both halves have a majority at (and the min of the halves)', () => {
     fc.assert(
-      fc.property(halvesArb, ackedArb, ({ incoming, outgoing }, acked) => {
+      fc.property(halvesArb, acked, ({ incoming, outgoing }, acked) => {
         const ack = (id: NodeId) => acked[id - 1]!;
         // Brute force: the largest candidate index that a majority of each half acknowledged.
         const holders = (index: number) => new Set(NODE_IDS.filter((id) => ack(id) >= index));

@@ -8,6 +8,7 @@ import type { Message, NodeId, VoteRequest } from '../src/raft/index.js';
 import { DEFAULT_RAFT_OPTIONS, Prng } from '../src/raft/index.js';
 import { Harness } from '../src/sim/harness.js';
 import {
+  ids,
   leadersAmong,
   run,
   runUntil,
@@ -25,10 +26,6 @@ function termOf(h: Harness, id: NodeId): number {
 
 function roleOf(h: Harness, id: NodeId): string {
   return h.node(id).raw.raft.role;
-}
-
-function ids(h: Harness): NodeId[] {
-  return [...h.nodes.keys()];
 }
 
 /** Cuts every link into `id` (it can still send). */

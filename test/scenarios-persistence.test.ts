@@ -17,7 +17,9 @@ import {
 import { Harness } from '../src/sim/harness.js';
 import {
   bytes,
+  commitOf,
   currentLeader,
+  ids,
   logOf,
   machineState,
   run,
@@ -31,14 +33,6 @@ import {
 } from './support/cluster.js';
 
 const electionTicks = DEFAULT_RAFT_OPTIONS.electionTicks;
-
-function ids(h: Harness): NodeId[] {
-  return [...h.nodes.keys()];
-}
-
-function commitOf(h: Harness, id: NodeId): number {
-  return h.node(id).raw.raft.log.committed;
-}
 
 function persistedHardState(h: Harness, id: NodeId): { term: number; vote: number; commit: number } {
   return { ...h.node(id).storage.initialState().hardState };

@@ -16,7 +16,9 @@ import { DEFAULT_RAFT_OPTIONS, mutationsFor, Prng } from '../src/raft/index.js';
 import { Harness } from '../src/sim/harness.js';
 import type { Hooks } from './support/cluster.js';
 import {
+  commitOf,
   currentLeader,
+  ids,
   leadersAmong,
   logOf,
   run,
@@ -28,14 +30,6 @@ import {
 } from './support/cluster.js';
 
 const electionTicks = DEFAULT_RAFT_OPTIONS.electionTicks;
-
-function ids(h: Harness): NodeId[] {
-  return [...h.nodes.keys()];
-}
-
-function commitOf(h: Harness, id: NodeId): number {
-  return h.node(id).raw.raft.log.committed;
-}
 
 function termOf(h: Harness, id: NodeId): number {
   return h.node(id).raw.raft.term;

@@ -240,3 +240,13 @@ export class SafetyMonitor {
     }
   }
 }
+
+/** The ids of every node of the harness. */
+export function ids(h: Harness): NodeId[] {
+  return [...h.nodes.keys()];
+}
+
+/** The commit index node `id` knows. */
+export function commitOf(h: Harness, id: NodeId): number {
+  return h.node(id).raw.raft.log.committed;
+}
