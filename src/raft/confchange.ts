@@ -12,8 +12,8 @@
 import { assert } from './assert.js';
 import { RaftError } from './errors.js';
 import type { TrackerConfig } from './tracker.js';
-import { isJoint } from './tracker.js';
-import type { ConfChange, ConfChangeSingle, NodeId } from './types.js';
+import { configFromConfState, confStateFromConfig, isJoint } from './tracker.js';
+import type { ConfChange, ConfChangeSingle, ConfState, Entry, NodeId } from './types.js';
 
 function invalid(message: string): never {
   throw new RaftError('INVALID_CONF_CHANGE', message);
@@ -119,6 +119,36 @@ function applySingle(c: MutableConfig, change: ConfChangeSingle): void {
       c.learnersNext.delete(id);
       return;
   }
+}
+
+/** Every member of a configuration, voters and learners of both halves. */
+function memberIds(config: TrackerConfig): Set<NodeId> {
+  return new Set([
+    ...config.voters.incoming,
+    ...config.voters.outgoing,
+    ...config.learners,
+    ...config.learnersNext,
+  ]);
+}
+
+/**
+ * The membership after applying, in order, the conf-change entries among `entries` to
+ * `from` (usually a snapshot's membership and the log entries after it, up to the applied
+ * index). Removed ids accumulate. A runtime uses it on restart to derive the membership from
+ * what is durable, rather than trusting a membership saved separately from the applied index.
+ */
+export function replayConfChanges(from: ConfState, entries: readonly Entry[]): ConfState {
+  let config = configFromConfState(from);
+  const removed = new Set(from.removed ?? []);
+  for (const entry of entries) {
+    if (entry.type !== 'conf-change') continue;
+    const next = applyConfChangeTo(config, decodeConfChange(entry.data));
+    const after = memberIds(next);
+    for (const id of memberIds(config)) if (!after.has(id)) removed.add(id);
+    config = next;
+  }
+  const confState = confStateFromConfig(config);
+  return removed.size > 0 ? { ...confState, removed: [...removed].sort((a, b) => a - b) } : confState;
 }
 
 // ------------------------------------------------------------------ encoding

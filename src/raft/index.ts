@@ -1,6 +1,12 @@
 /** The consensus core: a pure, deterministic Raft state machine. */
 export { AssertionError, assert, assertNever } from './assert.js';
-export { applyConfChangeTo, decodeConfChange, encodeConfChange, isLeaveJoint } from './confchange.js';
+export {
+  applyConfChangeTo,
+  decodeConfChange,
+  encodeConfChange,
+  isLeaveJoint,
+  replayConfChanges,
+} from './confchange.js';
 export { isRaftError, RaftError, type RaftErrorCode } from './errors.js';
 export { Inflights } from './inflights.js';
 export { RaftLog } from './log.js';

@@ -1,0 +1,215 @@
+/**
+ * `flotilla cluster start`: runs a local cluster of `serve` child processes on loopback, for
+ * trying Flotilla out and for tests. It picks free ports, waits for a leader, prints the
+ * endpoints, writes `cluster.json` and stays in the foreground; Ctrl-C stops every node.
+ * Run again with the same `--data-dir` and it restarts the same members on the same ports.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, existsSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { nodeIdFromName } from '../node/index.js';
+
+/** One node of a local cluster, as written to `cluster.json`. */
+export interface ClusterNodeInfo {
+  readonly name: string;
+  readonly id: number;
+  pid: number;
+  readonly peerUrl: string;
+  readonly clientUrl: string;
+  readonly dataDir: string;
+}
+
+/** Most nodes `cluster start` runs. */
+export const CLUSTER_NODES_MAX = 9;
+/** How long `cluster start` waits for a leader that every node agrees on. */
+export const LEADER_WAIT_MS = 20_000;
+
+interface ClusterFlags {
+  nodes: string;
+  dataDir: string;
+  tickMs?: string;
+  kvNoSync?: boolean;
+}
+
+/** A free TCP port on 127.0.0.1 (bound, then released: a tiny race, fine for local use). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** The `serve` arguments of one node. */
+export function serveArgs(node: ClusterNodeInfo, initialCluster: string, extra: readonly string[]): string[] {
+  return [
+    'serve',
+    '--name',
+    node.name,
+    '--data-dir',
+    node.dataDir,
+    '--listen-peer',
+    node.peerUrl.replace('http://', ''),
+    '--listen-client',
+    node.clientUrl.replace('http://', ''),
+    '--initial-cluster',
+    initialCluster,
+    ...extra,
+  ];
+}
+
+/** The initial cluster string of a set of nodes. */
+export function initialClusterOf(nodes: readonly ClusterNodeInfo[]): string {
+  return nodes.map((n) => `${n.name}=${n.peerUrl.replace('http://', '')}`).join(',');
+}
+
+async function planNodes(count: number, dataDir: string): Promise<ClusterNodeInfo[]> {
+  const file = join(dataDir, 'cluster.json');
+  if (existsSync(file)) {
+    const saved = JSON.parse(await readFile(file, 'utf8')) as { nodes: ClusterNodeInfo[] };
+    if (saved.nodes.length !== count) {
+      throw new Error(`${file} describes ${saved.nodes.length} nodes, not ${count}: use another --data-dir`);
+    }
+    return saved.nodes;
+  }
+  const nodes: ClusterNodeInfo[] = [];
+  for (let i = 1; i <= count; i++) {
+    const name = `n${i}`;
+    nodes.push({
+      name,
+      id: nodeIdFromName(name),
+      pid: 0,
+      peerUrl: `http://127.0.0.1:${await freePort()}`,
+      clientUrl: `http://127.0.0.1:${await freePort()}`,
+      dataDir: join(dataDir, name),
+    });
+  }
+  return nodes;
+}
+
+async function writeClusterFile(dataDir: string, nodes: readonly ClusterNodeInfo[]): Promise<void> {
+  const file = join(dataDir, 'cluster.json');
+  await writeFile(`${file}.tmp`, `${JSON.stringify({ nodes }, null, 2)}\n`);
+  await rename(`${file}.tmp`, file);
+}
+
+/** Polls `/v1/cluster` on every node until all agree on one leader; returns its name. */
+export async function waitForLeader(clientUrls: readonly string[], timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const leaders = await Promise.all(
+      clientUrls.map(async (url) => {
+        try {
+          const res = await fetch(`${url}/v1/cluster`, { signal: AbortSignal.timeout(1000) });
+          const body = (await res.json()) as { leader: { name: string } | null };
+          return body.leader?.name ?? '';
+        } catch {
+          return '';
+        }
+      }),
+    );
+    const first = leaders[0];
+    if (first !== undefined && first !== '' && leaders.every((l) => l === first)) return first;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no leader agreed on by all nodes within ${timeoutMs} ms`);
+}
+
+function startChild(
+  node: ClusterNodeInfo,
+  initialCluster: string,
+  extra: readonly string[],
+  logDir: string,
+): ChildProcess {
+  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  const log = createWriteStream(join(logDir, `${node.name}.log`), { flags: 'a' });
+  const child = spawn(process.execPath, [main, ...serveArgs(node, initialCluster, extra)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.pipe(log);
+  child.stderr?.pipe(log);
+  return child;
+}
+
+/** Registers `cluster start`. */
+export function registerClusterCommand(program: Command): void {
+  const cluster = program.command('cluster').description('run a local cluster');
+  cluster
+    .command('start')
+    .description('start N serve processes on loopback, wait for a leader, stay in the foreground')
+    .option('--nodes <n>', 'number of nodes', '3')
+    .option('--data-dir <dir>', 'parent directory of the nodes’ data directories and cluster.json', './data')
+    .option('--tick-ms <ms>', 'milliseconds per raft tick', '100')
+    .option('--kv-no-sync', 'never fsync the KV stores (tests and benchmarks only)')
+    .action(async (flags: ClusterFlags) => {
+      const count = Number(flags.nodes);
+      if (!/^\d+$/.test(flags.nodes) || count < 1 || count > CLUSTER_NODES_MAX) {
+        console.error(`error: --nodes must be an integer in [1, ${CLUSTER_NODES_MAX}], got '${flags.nodes}'`);
+        process.exit(2);
+      }
+      if (flags.tickMs !== undefined && !/^\d+$/.test(flags.tickMs)) {
+        console.error(`error: --tick-ms must be a positive integer, got '${flags.tickMs}'`);
+        process.exit(2);
+      }
+      await runCluster(count, resolve(flags.dataDir), [
+        ...(flags.tickMs === undefined ? [] : ['--tick-ms', flags.tickMs]),
+        ...(flags.kvNoSync === true ? ['--kv-no-sync'] : []),
+      ]);
+    });
+}
+
+async function runCluster(count: number, dataDir: string, extra: readonly string[]): Promise<void> {
+  await mkdir(dataDir, { recursive: true });
+  const nodes = await planNodes(count, dataDir);
+  const initialCluster = initialClusterOf(nodes);
+  const children = new Map<string, ChildProcess>();
+  let stopping = false;
+  for (const node of nodes) {
+    const child = startChild(node, initialCluster, extra, dataDir);
+    node.pid = child.pid ?? 0;
+    children.set(node.name, child);
+    child.on('exit', (code, signal) => {
+      children.delete(node.name);
+      if (!stopping) console.error(`${node.name} (pid ${node.pid}) exited: ${signal ?? `code ${code}`}`);
+      if (stopping && children.size === 0) process.exit(0);
+    });
+  }
+  await writeClusterFile(dataDir, nodes);
+  const stopAll = (): void => {
+    if (stopping) return;
+    stopping = true;
+    console.log('stopping all nodes');
+    if (children.size === 0) process.exit(0);
+    for (const child of children.values()) child.kill('SIGTERM');
+    setTimeout(() => {
+      for (const child of children.values()) child.kill('SIGKILL');
+      process.exit(0);
+    }, 5000).unref();
+  };
+  process.on('SIGINT', stopAll);
+  process.on('SIGTERM', stopAll);
+  try {
+    const leader = await waitForLeader(
+      nodes.map((n) => n.clientUrl),
+      LEADER_WAIT_MS,
+    );
+    console.log(`cluster of ${count} nodes is up; leader ${leader}; logs and cluster.json in ${dataDir}`);
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}; see the logs in ${dataDir}`);
+  }
+  for (const node of nodes) {
+    console.log(
+      `${node.name}  id ${node.id}  pid ${node.pid}  client ${node.clientUrl}  peer ${node.peerUrl}`,
+    );
+  }
+  console.log(`endpoints: ${nodes.map((n) => n.clientUrl).join(',')}`);
+  console.log('press Ctrl-C to stop');
+}

@@ -1,0 +1,228 @@
+/** `flotilla serve`: runs one node (raft group 1, the KV store, the HTTP API) until SIGINT/SIGTERM. */
+import { resolve } from 'node:path';
+import type { Command, CommanderError } from 'commander';
+import {
+  type ClusterMember,
+  checkName,
+  clusterIdFrom,
+  isNodeError,
+  type NodeLogger,
+  parseHostPort,
+  parseInitialCluster,
+  RaftNode,
+} from '../node/index.js';
+import { HttpApi } from '../server/index.js';
+
+interface ServeFlags {
+  name?: string;
+  dataDir?: string;
+  listenPeer?: string;
+  listenClient?: string;
+  initialCluster?: string;
+  initialClusterState?: string;
+  tickMs?: string;
+  electionTicks?: string;
+  requestTimeoutMs?: string;
+  snapshotEntries?: string;
+  kvNoSync?: boolean;
+}
+
+/** Validated configuration of `serve`. */
+export interface ServeConfig {
+  readonly name: string;
+  readonly id: number;
+  readonly dataDir: string;
+  readonly listenPeer: { host: string; port: number };
+  readonly listenClient: { host: string; port: number };
+  readonly initialCluster: string;
+  readonly members: ClusterMember[];
+  readonly clusterId: number;
+  readonly initialClusterState: 'new' | 'existing';
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly requestTimeoutMs: number;
+  readonly snapshotEntries: number;
+  readonly kvNoSync: boolean;
+}
+
+/** A flag error: printed with `error:` and exit code 2. */
+class UsageError extends Error {}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value.trim() === '') throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+function integer(
+  value: string | undefined,
+  flag: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`${flag} must be an integer in [${min}, ${max}], got '${value}'`);
+  }
+  return Number(value);
+}
+
+function usage<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if (isNodeError(error)) throw new UsageError(error.message);
+    throw error;
+  }
+}
+
+/** Validates every flag; throws a usage error naming the flag. */
+export function parseServeFlags(flags: ServeFlags): ServeConfig {
+  const name = required(flags.name, '--name');
+  usage(() => checkName(name, '--name'));
+  const dataDir = resolve(required(flags.dataDir, '--data-dir'));
+  const listenPeer = usage(() => parseHostPort(required(flags.listenPeer, '--listen-peer'), '--listen-peer'));
+  const listenClient = usage(() =>
+    parseHostPort(required(flags.listenClient, '--listen-client'), '--listen-client'),
+  );
+  const initialCluster = required(flags.initialCluster, '--initial-cluster');
+  const members = usage(() => parseInitialCluster(initialCluster));
+  const self = members.find((m) => m.name === name);
+  if (self === undefined) {
+    throw new UsageError(
+      `--name ${name} is not a member of --initial-cluster (${members.map((m) => m.name).join(', ')})`,
+    );
+  }
+  if (self.port !== listenPeer.port) {
+    throw new UsageError(
+      `--listen-peer port ${listenPeer.port} differs from ${name}'s port ${self.port} in --initial-cluster`,
+    );
+  }
+  if (listenClient.port === listenPeer.port && listenClient.host === listenPeer.host) {
+    throw new UsageError('--listen-client and --listen-peer must differ');
+  }
+  const state = flags.initialClusterState ?? 'new';
+  if (state !== 'new' && state !== 'existing') {
+    throw new UsageError(`--initial-cluster-state must be new or existing, got '${state}'`);
+  }
+  return {
+    name,
+    id: self.id,
+    dataDir,
+    listenPeer,
+    listenClient,
+    initialCluster,
+    members,
+    clusterId: clusterIdFrom(members),
+    initialClusterState: state,
+    tickMs: integer(flags.tickMs, '--tick-ms', 100, 1, 60_000),
+    electionTicks: integer(flags.electionTicks, '--election-ticks', 10, 3, 1000),
+    requestTimeoutMs: integer(flags.requestTimeoutMs, '--request-timeout-ms', 5000, 10, 600_000),
+    snapshotEntries: integer(flags.snapshotEntries, '--snapshot-entries', 10_000, 1, 100_000_000),
+    kvNoSync: flags.kvNoSync === true,
+  };
+}
+
+/** A logger writing `time level name: message` lines to stderr. */
+export function stderrLogger(name: string): NodeLogger {
+  const line = (level: string, message: string): void => {
+    process.stderr.write(`${new Date().toISOString()} ${level} ${name}: ${message}\n`);
+  };
+  return {
+    info: (m) => line('info', m),
+    warn: (m) => line('warn', m),
+    error: (m) => line('error', m),
+  };
+}
+
+/** Starts a node and its HTTP API from a validated configuration. */
+export async function runServe(
+  config: ServeConfig,
+): Promise<{ node: RaftNode; http: HttpApi; stop: () => Promise<void> }> {
+  const logger = stderrLogger(config.name);
+  const node = await RaftNode.start({
+    name: config.name,
+    id: config.id,
+    clusterId: config.clusterId,
+    initialCluster: config.initialCluster,
+    members: new Map(config.members.map((m) => [m.id, { name: m.name, host: m.host, port: m.port }])),
+    initialClusterState: config.initialClusterState,
+    dataDir: config.dataDir,
+    listenPeer: config.listenPeer,
+    tickMs: config.tickMs,
+    electionTicks: config.electionTicks,
+    requestTimeoutMs: config.requestTimeoutMs,
+    snapshotPolicy: { entriesPerSnapshot: config.snapshotEntries },
+    kvNoSync: config.kvNoSync,
+    logger,
+    onFatal: () => {
+      logger.error('stopping after a fatal error');
+      process.exit(1);
+    },
+  });
+  const http = new HttpApi({ node, host: config.listenClient.host, port: config.listenClient.port });
+  try {
+    await http.start();
+  } catch (error) {
+    await node.stop();
+    throw error;
+  }
+  logger.info(
+    `serving clients on http://${config.listenClient.host}:${config.listenClient.port}, ` +
+      `peers on ${config.listenPeer.host}:${config.listenPeer.port}, cluster 0x${config.clusterId.toString(16)}`,
+  );
+  const stop = async (): Promise<void> => {
+    await http.stop();
+    await node.stop();
+  };
+  return { node, http, stop };
+}
+
+/** Exits with code 2 for flag errors commander itself finds (unknown or missing options). */
+function exitOnUsageError(error: CommanderError): never {
+  process.exit(error.exitCode === 0 ? 0 : 2);
+}
+
+/** Registers the `serve` command. */
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run one node of a cluster')
+    .option('--name <name>', "this member's name (must appear in --initial-cluster)")
+    .option('--data-dir <dir>', 'where the write-ahead log, snapshots and the KV store live')
+    .option('--listen-peer <host:port>', 'address for raft traffic from peers')
+    .option('--listen-client <host:port>', 'address of the HTTP API')
+    .option('--initial-cluster <list>', 'every initial member: name=host:port,...')
+    .option('--initial-cluster-state <state>', 'new (bootstrap) or existing (join)', 'new')
+    .option('--tick-ms <ms>', 'milliseconds per raft tick', '100')
+    .option('--election-ticks <n>', 'ticks without a leader before an election', '10')
+    .option('--request-timeout-ms <ms>', 'how long a request may wait, including for a leader', '5000')
+    .option('--snapshot-entries <n>', 'snapshot after this many applied entries', '10000')
+    .option('--kv-no-sync', 'never fsync the KV store (tests and benchmarks only)')
+    .exitOverride(exitOnUsageError)
+    .action(async (flags: ServeFlags) => {
+      let config: ServeConfig;
+      try {
+        config = parseServeFlags(flags);
+      } catch (error) {
+        if (!(error instanceof UsageError)) throw error;
+        console.error(`error: ${error.message}`);
+        process.exit(2);
+      }
+      let stop: () => Promise<void>;
+      try {
+        ({ stop } = await runServe(config));
+      } catch (error) {
+        console.error(`error: ${error instanceof Error ? error.message : String(error)}`);
+        process.exit(isNodeError(error, 'INVALID_CONFIG') ? 2 : 1);
+      }
+      let stopping = false;
+      const shutdown = (): void => {
+        if (stopping) return;
+        stopping = true;
+        void stop().then(() => process.exit(0));
+      };
+      process.on('SIGINT', shutdown);
+      process.on('SIGTERM', shutdown);
+    });
+}

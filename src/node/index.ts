@@ -1,0 +1,24 @@
+/** The node runtime: drives a raft group with real time, durable storage, the transport and the KV store. */
+export { ENVELOPE_HEADER_BYTES, frameChunks, unframeChunks, unwrapCommand, wrapCommand } from './envelope.js';
+export { isNodeError, NodeError, type NodeErrorCode } from './errors.js';
+export {
+  type ClusterMember,
+  checkName,
+  clusterIdFrom,
+  INITIAL_MEMBERS_MAX,
+  MEMBER_NAME_CHARS_MAX,
+  nodeIdFromName,
+  parseHostPort,
+  parseInitialCluster,
+} from './identity.js';
+export { type MemberFile, readMemberFile } from './member-file.js';
+export {
+  DEFAULT_RAFT_NODE_OPTIONS,
+  type NodeCounters,
+  type NodeLogger,
+  type NodeStatus,
+  RaftNode,
+  type RaftNodeInit,
+  type RaftNodeOptions,
+} from './raft-node.js';
+export { type RestoreOptions, restoreDataDir } from './restore.js';

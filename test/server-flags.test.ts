@@ -1,0 +1,128 @@
+/**
+ * `flotilla serve` and `flotilla cluster start` refuse bad flags with a clear message and
+ * exit code 2, before touching the disk or the network; and a data directory of another
+ * cluster is refused the same way.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '../src/cli/cluster-command.js';
+
+const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const RUN_TIMEOUT_MS = 15_000;
+const dirs: string[] = [];
+after(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+function run(args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+test('serve: every bad flag exits 2 with a message naming it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-flags-'));
+  dirs.push(dir);
+  const good = {
+    '--name': 'a',
+    '--data-dir': join(dir, 'a'),
+    '--listen-peer': '127.0.0.1:7001',
+    '--listen-client': '127.0.0.1:7002',
+    '--initial-cluster': 'a=127.0.0.1:7001,b=127.0.0.1:7003,c=127.0.0.1:7005',
+  };
+  const argsWith = (changes: Record<string, string | undefined>): string[] =>
+    Object.entries({ ...good, ...changes }).flatMap(([flag, value]) =>
+      value === undefined ? [] : [flag, value],
+    );
+  const cases: [string[], RegExp][] = [
+    [argsWith({ '--name': undefined }), /--name is required/],
+    [argsWith({ '--data-dir': undefined }), /--data-dir is required/],
+    [argsWith({ '--listen-client': undefined }), /--listen-client is required/],
+    [argsWith({ '--name': 'bad/name' }), /invalid name/],
+    [argsWith({ '--name': 'zed' }), /not a member of --initial-cluster/],
+    [argsWith({ '--listen-peer': 'localhost' }), /--listen-peer: expected host:port/],
+    [argsWith({ '--listen-peer': '127.0.0.1:70000' }), /port 70000 out of range/],
+    [argsWith({ '--listen-peer': '127.0.0.1:7009' }), /differs from a's port 7001/],
+    [argsWith({ '--listen-client': '127.0.0.1:7001' }), /must differ/],
+    [argsWith({ '--initial-cluster': 'a=127.0.0.1:7001,a=127.0.0.1:7003' }), /duplicate name 'a'/],
+    [argsWith({ '--initial-cluster': 'a=127.0.0.1:7001,b=127.0.0.1:7001' }), /duplicate address/],
+    [argsWith({ '--initial-cluster': 'a127.0.0.1:7001' }), /expected name=host:port/],
+    [argsWith({ '--initial-cluster': ',' }), /no members/],
+    [[...argsWith({}), '--initial-cluster-state', 'old'], /must be new or existing/],
+    [[...argsWith({}), '--tick-ms', 'fast'], /--tick-ms must be an integer/],
+    [[...argsWith({}), '--election-ticks', '1'], /--election-ticks must be an integer in \[3/],
+    [[...argsWith({}), '--bogus'], /unknown option '--bogus'/],
+  ];
+  const results = await Promise.all(cases.map(([args]) => run(['serve', ...args])));
+  results.forEach((result, i) => {
+    const [args, message] = cases[i]!;
+    assert.equal(result.code, 2, `serve ${args.join(' ')} → ${result.stderr}`);
+    assert.match(result.stderr, message, `serve ${args.join(' ')}`);
+  });
+});
+
+test('cluster start: bad --nodes exits 2', async () => {
+  for (const nodes of ['0', 'three', '99']) {
+    const result = await run([
+      'cluster',
+      'start',
+      '--nodes',
+      nodes,
+      '--data-dir',
+      join(tmpdir(), 'never-created'),
+    ]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--nodes must be an integer/);
+  }
+});
+
+test('serve: a data directory of another cluster is refused with exit 2', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-flags-'));
+  dirs.push(dir);
+  const [peer, client, other] = [await freePort(), await freePort(), await freePort()];
+  const args = (cluster: string): string[] => [
+    'serve',
+    '--name',
+    'a',
+    '--data-dir',
+    join(dir, 'a'),
+    '--listen-peer',
+    `127.0.0.1:${peer}`,
+    '--listen-client',
+    `127.0.0.1:${client}`,
+    '--initial-cluster',
+    cluster,
+  ];
+  // A single-member cluster starts; SIGTERM stops it cleanly.
+  const first = spawn(process.execPath, [MAIN, ...args(`a=127.0.0.1:${peer}`)], { stdio: 'ignore' });
+  const deadline = Date.now() + RUN_TIMEOUT_MS;
+  for (;;) {
+    const up = await fetch(`http://127.0.0.1:${client}/health`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (up) break;
+    assert.ok(Date.now() < deadline, 'single node became healthy');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const exited = new Promise<number | null>((resolve) => first.on('exit', (code) => resolve(code)));
+  first.kill('SIGTERM');
+  assert.equal(await exited, 0);
+  const result = await run(args(`a=127.0.0.1:${peer},b=127.0.0.1:${other}`));
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /belongs to cluster/);
+});
