@@ -9,6 +9,7 @@ import { rename, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { isNodeError, parseInitialCluster, restoreDataDir } from '../node/index.js';
+import { registerMemberCommands } from './member-commands.js';
 
 interface ClientFlags {
   endpoints?: string;
@@ -101,9 +102,10 @@ function withCommon(command: Command): Command {
     .option('--json', 'print the JSON response');
 }
 
-/** Registers `put`, `get`, `del`, `status` and the `snapshot` commands. */
+/** Registers `put`, `get`, `del`, `status`, the `snapshot` and the `member` commands. */
 export function registerClientCommands(program: Command): void {
   registerSnapshotCommands(program);
+  registerMemberCommands(program);
   withCommon(program.command('put <key> <value>').description('write a key')).action(
     async (key: string, value: string, flags: ClientFlags) => {
       const reply = await request(resolveEndpoints(flags.endpoints), 'PUT', keyPath(key), { value });

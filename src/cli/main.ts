@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { registerClientCommands } from './client-commands.js';
 import { registerClusterCommand } from './cluster-command.js';
+import { registerDemoCommand } from './demo-command.js';
 import { registerRepairCommand } from './repair-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerSimCommand } from './sim-command.js';
@@ -14,6 +15,7 @@ registerRepairCommand(program);
 registerServeCommand(program);
 registerClusterCommand(program);
 registerClientCommands(program);
+registerDemoCommand(program);
 program.parseAsync(process.argv).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : String(error));
   process.exitCode = 1;

@@ -20,6 +20,7 @@ interface ServeFlags {
   listenClient?: string;
   initialCluster?: string;
   initialClusterState?: string;
+  clusterId?: string;
   tickMs?: string;
   electionTicks?: string;
   requestTimeoutMs?: string;
@@ -113,7 +114,7 @@ export function parseServeFlags(flags: ServeFlags): ServeConfig {
     listenClient,
     initialCluster,
     members,
-    clusterId: clusterIdFrom(members),
+    clusterId: flags.clusterId === undefined ? clusterIdFrom(members) : parseClusterId(flags.clusterId),
     initialClusterState: state,
     tickMs: integer(flags.tickMs, '--tick-ms', 100, 1, 60_000),
     electionTicks: integer(flags.electionTicks, '--election-ticks', 10, 3, 1000),
@@ -183,6 +184,20 @@ function exitOnUsageError(error: CommanderError): never {
   process.exit(error.exitCode === 0 ? 0 : 2);
 }
 
+/** Parses `--cluster-id` (hex with `0x`, or decimal). */
+function parseClusterId(text: string): number {
+  const value = /^0x[0-9a-f]{1,8}$/i.test(text) ? Number.parseInt(text.slice(2), 16) : Number(text);
+  if (
+    !/^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(text) ||
+    !Number.isInteger(value) ||
+    value < 0 ||
+    value >= 2 ** 32
+  ) {
+    throw new UsageError(`--cluster-id must be a 32-bit id (0x... or decimal), got '${text}'`);
+  }
+  return value;
+}
+
 /** Registers the `serve` command. */
 export function registerServeCommand(program: Command): void {
   program
@@ -194,6 +209,10 @@ export function registerServeCommand(program: Command): void {
     .option('--listen-client <host:port>', 'address of the HTTP API')
     .option('--initial-cluster <list>', 'every initial member: name=host:port,...')
     .option('--initial-cluster-state <state>', 'new (bootstrap) or existing (join)', 'new')
+    .option(
+      '--cluster-id <id>',
+      'the id of the cluster to join (default: derived from --initial-cluster; a member added at runtime needs the founding one)',
+    )
     .option('--tick-ms <ms>', 'milliseconds per raft tick', '100')
     .option('--election-ticks <n>', 'ticks without a leader before an election', '10')
     .option('--request-timeout-ms <ms>', 'how long a request may wait, including for a leader', '5000')

@@ -14,6 +14,8 @@ export {
 export { type MemberFile, readMemberFile } from './member-file.js';
 export {
   DEFAULT_RAFT_NODE_OPTIONS,
+  type MemberAddress,
+  type MemberChange,
   type NodeCounters,
   type NodeLogger,
   type NodeStatus,

@@ -52,6 +52,12 @@ export async function writeMemberFile(dir: string, member: MemberFile): Promise<
   await fsyncDirectory(dir);
 }
 
+/** Writes `name` in `dir` durably (temp file, fsync, rename, directory fsync). */
+export async function writeJsonDurably(dir: string, name: string, text: string): Promise<void> {
+  await writeDurably(join(dir, name), text);
+  await fsyncDirectory(dir);
+}
+
 async function writeDurably(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp`;
   const handle = await open(tmp, 'w');

@@ -24,7 +24,7 @@
  * called (the serve command exits).
  */
 import { randomInt } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
@@ -39,6 +39,7 @@ import {
   validateCommand,
 } from '../kv/index.js';
 import {
+  type ConfChange,
   type ConfState,
   decodeConfChange,
   EMPTY_CONF_STATE,
@@ -63,6 +64,7 @@ import {
   type DataDirLock,
   type MemberFile,
   readMemberFile,
+  writeJsonDurably,
   writeMemberFile,
 } from './member-file.js';
 
@@ -254,6 +256,9 @@ export class RaftNode {
   private lastLeaseScanMs = 0;
   /** Leases whose revoke this leader has proposed and not yet seen applied. */
   private readonly revoking = new Set<number>();
+  /** Node id → name and peer address of every member ever known (initial, file, conf changes). */
+  private readonly memberTable = new Map<number, MemberAddress>();
+  private readonly memberWaiters = new Map<string, (error?: Error) => void>();
 
   private constructor(
     options: RaftNodeOptions,
@@ -282,11 +287,13 @@ export class RaftNode {
       const kv = LmdbKvBackend.open(join(options.dataDir, 'kv'), { noSync: options.kvNoSync });
       if (member === undefined) await bootstrap(options, storage, kv);
       await recoverKv(storage, kv, options.logger);
-      await deriveMembership(storage, kv.appliedIndex);
+      const replayed = await deriveMembership(storage, kv.appliedIndex);
+      const table = await loadMemberTable(options, replayed.entries);
       const raw = new RawNode(storage, raftOptions(options, kv.appliedIndex));
+      const removed = new Set(raw.confState().removed ?? []);
       const peers = new Map<number, PeerAddress>();
-      for (const [id, m] of options.members)
-        if (id !== options.id) peers.set(id, { host: m.host, port: m.port });
+      for (const [id, m] of table)
+        if (id !== options.id && !removed.has(id)) peers.set(id, { host: m.host, port: m.port });
       let node: RaftNode | undefined;
       const transport = new TcpTransport({
         nodeId: options.id,
@@ -300,6 +307,7 @@ export class RaftNode {
         logger: { warn: (m) => options.logger.warn(m), error: (m) => options.logger.error(m) },
       });
       node = new RaftNode(options, raw, storage, kv, transport, lock);
+      for (const [id, m] of table) node.memberTable.set(id, m);
       await transport.start();
       node.tickTimer = setInterval(() => node?.onTimer(), options.tickMs);
       options.logger.info(
@@ -427,6 +435,59 @@ export class RaftNode {
     this.catchUpTicks();
     this.raw.transferLeadership(transferee);
     this.wake();
+  }
+
+  /** Name and peer address of every member this node knows of (removed ones included). */
+  members(): ReadonlyMap<number, MemberAddress> {
+    return this.memberTable;
+  }
+
+  /**
+   * Proposes a membership change on the leader and resolves once this node has applied it.
+   * The entry's context carries the member's name and peer address (JSON), so every node
+   * learns the address when it applies the change. Throws a `RaftError` when the core
+   * refuses (`NOT_LEADER`, `CONF_CHANGE_IN_PROGRESS`, `NODE_ID_REUSED`, `LEARNER_NOT_READY`,
+   * `INVALID_CONF_CHANGE`); rejects with `TIMEOUT` when not applied within the request timeout.
+   */
+  async proposeMemberChange(change: MemberChange): Promise<void> {
+    this.ensureRunning();
+    this.catchUpTicks();
+    const token = `${this.originHex}-${++this.seq}`;
+    const known = this.memberTable.get(change.id);
+    const member = change.member ?? known;
+    const context: MemberChangeContext = {
+      token,
+      id: change.id,
+      ...(member === undefined ? {} : { name: member.name, host: member.host, port: member.port }),
+    };
+    const done = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.memberWaiters.delete(token);
+        reject(
+          new NodeError(
+            'TIMEOUT',
+            `membership change not applied within ${this.options.requestTimeoutMs} ms`,
+          ),
+        );
+      }, this.options.requestTimeoutMs);
+      this.memberWaiters.set(token, (error) => {
+        clearTimeout(timer);
+        this.memberWaiters.delete(token);
+        if (error === undefined) resolve();
+        else reject(error);
+      });
+    });
+    try {
+      this.raw.proposeConfChange({
+        changes: [{ type: change.type, node: change.id }],
+        context: Buffer.from(JSON.stringify(context)),
+      });
+    } catch (error) {
+      this.memberWaiters.get(token)?.();
+      throw error;
+    }
+    this.wake();
+    return done;
   }
 
   /** The fatal error that stopped the node, if any. */
@@ -597,8 +658,10 @@ export class RaftNode {
         this.applyKv(batch, ids);
         batch = [];
         ids = [];
-        const confState = this.raw.applyConfChange(decodeConfChange(entry.data));
+        const cc = decodeConfChange(entry.data);
+        const confState = this.raw.applyConfChange(cc);
         await this.storage.saveConfState(confState);
+        await this.applyMemberContext(cc, confState);
         this.options.logger.info(
           `applied conf change at ${entry.index}: voters [${confState.voters.join(',')}]`,
         );
@@ -613,6 +676,35 @@ export class RaftNode {
     this.applyKv(batch, ids);
     this.policy.applied(entries);
     this.counters.entriesApplied += entries.length;
+  }
+
+  /**
+   * Updates the member table and the transport's peers after a conf change, and records the
+   * table in `members.json` (durably). The file is a cache: on restart the conf changes
+   * still in the log after the snapshot are folded in again (see {@link loadMemberTable}).
+   */
+  private async applyMemberContext(cc: ConfChange, confState: ConfState): Promise<void> {
+    const context = parseMemberContext(cc.context);
+    if (context !== undefined) {
+      if (context.name !== undefined && context.host !== undefined && context.port !== undefined) {
+        this.memberTable.set(context.id, { name: context.name, host: context.host, port: context.port });
+      }
+      await writeMemberTable(this.options.dataDir, this.memberTable);
+    }
+    const removed = new Set(confState.removed ?? []);
+    for (const change of cc.changes) {
+      if (change.node === this.options.id) continue;
+      if (change.type === 'remove' || removed.has(change.node)) {
+        this.transport.removePeer(change.node);
+        continue;
+      }
+      const m = this.memberTable.get(change.node);
+      if (m === undefined) continue;
+      if (this.transport.hasPeer(change.node))
+        this.transport.updatePeer(change.node, { host: m.host, port: m.port });
+      else this.transport.addPeer(change.node, { host: m.host, port: m.port });
+    }
+    if (context !== undefined) this.memberWaiters.get(context.token)?.();
   }
 
   private decodeEntry(entry: Entry): { command: KvCommand | null; seq: number | undefined } {
@@ -798,7 +890,7 @@ export class RaftNode {
     if (leader === this.lastLeader && term === this.lastTerm) return;
     if (leader !== this.lastLeader) {
       this.counters.leaderChanges++;
-      const name = this.options.members.get(leader)?.name ?? String(leader);
+      const name = this.memberTable.get(leader)?.name ?? String(leader);
       this.options.logger.info(leader === 0 ? `term ${term}: no leader` : `term ${term}: leader is ${name}`);
       // Barriers sent to the old leader will not be answered: ask the new one.
       for (const [key, batch] of this.readBatches) {
@@ -867,6 +959,7 @@ export class RaftNode {
       });
     }
     for (const waiter of [...this.leaderWaiters]) waiter();
+    for (const waiter of [...this.memberWaiters.values()]) waiter(error);
   }
 
   /** Stops everything after a fatal error: nothing more is sent, applied or acknowledged. */
@@ -971,10 +1064,92 @@ async function recoverKv(storage: FileStorage, kv: LmdbKvBackend, logger: NodeLo
  * saved when a change was applied cannot be trusted alone: a crash between saving it and the
  * KV store recording the same entry as applied would apply that change twice on restart.
  */
-async function deriveMembership(storage: FileStorage, applied: number): Promise<void> {
+async function deriveMembership(
+  storage: FileStorage,
+  applied: number,
+): Promise<{ entries: readonly Entry[] }> {
   const snapshot = storage.snapshot();
   const from = snapshot.meta.index;
   const to = Math.min(applied, storage.lastIndex());
   const entries = to > from ? storage.entries(from + 1, to + 1, Number.MAX_SAFE_INTEGER) : [];
   await storage.saveConfState(replayConfChanges(snapshot.meta.confState, entries));
+  return { entries };
+}
+
+/** Name and peer address of a member. */
+export interface MemberAddress extends PeerAddress {
+  readonly name: string;
+}
+
+/** A membership change for {@link RaftNode.proposeMemberChange}. */
+export interface MemberChange {
+  readonly type: 'add-voter' | 'add-learner' | 'remove';
+  readonly id: number;
+  /** Name and peer address; required to add a member the cluster has never known. */
+  readonly member?: MemberAddress;
+}
+
+/** The JSON context of a conf change proposed by the runtime. */
+interface MemberChangeContext {
+  readonly token: string;
+  readonly id: number;
+  readonly name?: string;
+  readonly host?: string;
+  readonly port?: number;
+}
+
+function parseMemberContext(context: Uint8Array | undefined): MemberChangeContext | undefined {
+  if (context === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(context).toString('utf8'));
+    if (typeof value !== 'object' || value === null) return undefined;
+    const v = value as { token?: unknown; id?: unknown; name?: unknown; host?: unknown; port?: unknown };
+    if (typeof v.token !== 'string' || typeof v.id !== 'number') return undefined;
+    return {
+      token: v.token,
+      id: v.id,
+      ...(typeof v.name === 'string' && typeof v.host === 'string' && typeof v.port === 'number'
+        ? { name: v.name, host: v.host, port: v.port }
+        : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+const MEMBERS_FILE = 'members.json';
+
+/** Writes the member table to `members.json` durably (temp file, fsync, rename, directory fsync). */
+async function writeMemberTable(dir: string, table: ReadonlyMap<number, MemberAddress>): Promise<void> {
+  const members = [...table].map(([id, m]) => ({ id, name: m.name, host: m.host, port: m.port }));
+  await writeJsonDurably(dir, MEMBERS_FILE, `${JSON.stringify({ members }, null, 2)}\n`);
+}
+
+/**
+ * The member table on start: the initial cluster from the flags, then `members.json` (written
+ * after each applied conf change), then the contexts of the conf changes in the log up to the
+ * applied index. The last step covers a crash between applying a change and writing the file;
+ * entries older than the snapshot were applied before it was taken, so the file has them.
+ */
+async function loadMemberTable(
+  options: RaftNodeOptions,
+  entries: readonly Entry[],
+): Promise<Map<number, MemberAddress>> {
+  const table = new Map<number, MemberAddress>(options.members);
+  try {
+    const value = JSON.parse(await readFile(join(options.dataDir, MEMBERS_FILE), 'utf8')) as {
+      members?: { id: number; name: string; host: string; port: number }[];
+    };
+    for (const m of value.members ?? []) table.set(m.id, { name: m.name, host: m.host, port: m.port });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  for (const entry of entries) {
+    if (entry.type !== 'conf-change') continue;
+    const c = parseMemberContext(decodeConfChange(entry.data).context);
+    if (c?.name !== undefined && c.host !== undefined && c.port !== undefined) {
+      table.set(c.id, { name: c.name, host: c.host, port: c.port });
+    }
+  }
+  return table;
 }

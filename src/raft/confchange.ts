@@ -155,9 +155,16 @@ export function replayConfChanges(from: ConfState, entries: readonly Entry[]): C
 
 const CHANGE_TYPES = ['add-voter', 'add-learner', 'remove'] as const;
 
-/** Encodes a change for a conf-change log entry: `[leaveJoint u8][count u32]([type u8][node f64])*`. */
+/**
+ * Encodes a change for a conf-change log entry:
+ * `[leaveJoint u8][count u32]([type u8][node f64])*` optionally followed by
+ * `[context length u32][context bytes]`. Entries written before the context existed end after
+ * the changes and still decode (without a context); an empty context is not written.
+ */
 export function encodeConfChange(cc: ConfChange): Uint8Array {
-  const bytes = new Uint8Array(5 + cc.changes.length * 9);
+  const head = 5 + cc.changes.length * 9;
+  const context = cc.context !== undefined && cc.context.length > 0 ? cc.context : undefined;
+  const bytes = new Uint8Array(head + (context === undefined ? 0 : 4 + context.length));
   const view = new DataView(bytes.buffer);
   view.setUint8(0, cc.leaveJoint === true ? 1 : 0);
   view.setUint32(1, cc.changes.length);
@@ -165,6 +172,10 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
     view.setUint8(5 + i * 9, CHANGE_TYPES.indexOf(change.type));
     view.setFloat64(6 + i * 9, change.node);
   });
+  if (context !== undefined) {
+    view.setUint32(head, context.length);
+    bytes.set(context, head + 4);
+  }
   return bytes;
 }
 
@@ -173,15 +184,26 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
   assert(data.length >= 5, `conf change entry of ${data.length} bytes is truncated`);
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const count = view.getUint32(1);
-  assert(
-    data.length === 5 + count * 9,
-    `conf change entry length ${data.length} does not match ${count} changes`,
-  );
+  const head = 5 + count * 9;
+  let context: Uint8Array | undefined;
+  if (data.length !== head) {
+    assert(
+      data.length >= head + 4,
+      `conf change entry length ${data.length} does not match ${count} changes`,
+    );
+    const length = view.getUint32(head);
+    assert(
+      data.length === head + 4 + length,
+      `conf change entry length ${data.length} does not match ${count} changes and a context of ${length} bytes`,
+    );
+    context = data.slice(head + 4);
+  }
   const changes: ConfChangeSingle[] = [];
   for (let i = 0; i < count; i++) {
     const type = CHANGE_TYPES[view.getUint8(5 + i * 9)];
     assert(type !== undefined, `unknown conf change type ${view.getUint8(5 + i * 9)}`);
     changes.push({ type, node: view.getFloat64(6 + i * 9) });
   }
-  return view.getUint8(0) === 1 ? { changes, leaveJoint: true } : { changes };
+  const cc: ConfChange = view.getUint8(0) === 1 ? { changes, leaveJoint: true } : { changes };
+  return context === undefined ? cc : { ...cc, context };
 }

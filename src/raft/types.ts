@@ -56,6 +56,11 @@ export interface ConfChange {
   readonly changes: readonly ConfChangeSingle[];
   /** Leave a joint configuration (an empty change list with `leaveJoint`). */
   readonly leaveJoint?: boolean;
+  /**
+   * Opaque application data replicated with the change (like etcd's `ConfChange.Context`),
+   * e.g. a new member's name and peer address. The core never interprets it.
+   */
+  readonly context?: Uint8Array;
 }
 
 /** One membership edit. */

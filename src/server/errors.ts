@@ -15,7 +15,18 @@ export type HttpErrorCode =
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'UNSUPPORTED_MEDIA_TYPE'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  /** Membership: the member is unknown (404), already a member or the leader (409). */
+  | 'MEMBER_NOT_FOUND'
+  | 'MEMBER_EXISTS'
+  | 'MEMBER_IS_LEADER'
+  /** Refusals of the raft core for membership changes and leadership transfer. */
+  | 'CONF_CHANGE_IN_PROGRESS'
+  | 'TRANSFER_IN_PROGRESS'
+  | 'LEARNER_NOT_READY'
+  | 'NODE_ID_REUSED'
+  | 'INVALID_CONF_CHANGE'
+  | 'INVALID_TRANSFER_TARGET';
 
 /** A failed HTTP request with its status and stable code. */
 export class HttpError extends Error {

@@ -11,6 +11,7 @@
  * | `GET /v1/watch?key=k` or `?prefix=p` | Server-Sent Events from `startRevision` (see watch-sse.ts) |
  * | `POST /v1/lease/grant` `{ttl, id?}`, `/revoke` `{id}`, `/keepalive` `{id}`; `GET /v1/lease/{id}` | leases; the leader revokes expired ones |
  * | `GET /v1/snapshot` | a consistent KV snapshot (backup), for `flotilla snapshot save` |
+ * | `/v1/members`, `/v1/leader` | membership changes and leadership transfer (see members.ts) |
  * | `GET /v1/cluster` | members, leader, term, commit, applied (this node's view) |
  * | `GET /health` | 200 when a leader is known, else 503 |
  * | `GET /metrics` | Prometheus text format |
@@ -39,6 +40,7 @@ import {
   responseOpJson,
   utf8,
 } from './json.js';
+import { routeMembers } from './members.js';
 import { HttpMetrics, renderMetrics } from './metrics.js';
 import { parseWatchRequest, serveWatch } from './watch-sse.js';
 
@@ -141,6 +143,8 @@ export class HttpApi {
       if (method !== 'GET') throw methodNotAllowed(method, path);
       return { status: 200, body: undefined, stream: this.options.node.backend.snapshot() };
     }
+    const membership = await routeMembers(this.options.node, method, path, () => readJson(req));
+    if (membership !== undefined) return membership;
     if (path === '/v1/cluster') return only(method, 'GET', path, async () => ok(this.cluster()));
     if (path === '/health') return only(method, 'GET', path, async () => this.health());
     if (path === '/metrics') {
@@ -304,12 +308,14 @@ export class HttpApi {
     const node = this.options.node;
     const status = node.status();
     const voters = new Set(status.confState.voters);
-    const members = [...node.options.members].map(([id, m]) => ({
-      id,
-      name: m.name,
-      peerUrl: `http://${m.host}:${m.port}`,
-      voter: voters.has(id),
-    }));
+    const members = [...node.members()]
+      .filter(([id]) => !(status.confState.removed ?? []).includes(id))
+      .map(([id, m]) => ({
+        id,
+        name: m.name,
+        peerUrl: `http://${m.host}:${m.port}`,
+        voter: voters.has(id),
+      }));
     return {
       clusterId: status.clusterId,
       member: { id: status.id, name: status.name },
@@ -333,7 +339,7 @@ export class HttpApi {
   }
 
   private leaderOf(id: number): { id: number; name: string } | undefined {
-    const member = this.options.node.options.members.get(id);
+    const member = this.options.node.members().get(id);
     return member === undefined ? undefined : { id, name: member.name };
   }
 }

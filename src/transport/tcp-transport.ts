@@ -179,6 +179,11 @@ export class TcpTransport implements MessageSender {
     if (this.state === 'started') link.start();
   }
 
+  /** Whether `id` is a peer. */
+  hasPeer(id: NodeId): boolean {
+    return this.links.has(id);
+  }
+
   /**
    * Removes a peer: closes both connections with it, drops its queue, fails its snapshot in
    * flight, and rejects its future handshakes. Unknown ids are ignored.

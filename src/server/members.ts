@@ -1,0 +1,177 @@
+/**
+ * Membership routes of the HTTP API (runtime reconfiguration). Conf changes are accepted by
+ * the leader only: elsewhere they fail with 503 `NOT_LEADER` naming the leader.
+ *
+ * | route | what |
+ * | --- | --- |
+ * | `GET /v1/members` | `{members: [{id, name, peerUrl, role}]}`, role `voter` or `learner` |
+ * | `POST /v1/members` `{name, peerUrl, learner?}` | adds a member (id derived from the name); 201 |
+ * | `POST /v1/members/{id}/promote` | makes a learner a voter (409 `LEARNER_NOT_READY` while it lags) |
+ * | `DELETE /v1/members/{id}` | removes a member; the leader itself: 409 `MEMBER_IS_LEADER` (move leadership first) |
+ * | `POST /v1/leader` `{id}` | transfers leadership to voter `id`, resolves once it leads |
+ */
+import { nodeIdFromName, parseHostPort } from '../node/identity.js';
+import type { RaftNode } from '../node/index.js';
+import { isRaftError } from '../raft/index.js';
+import { HttpError } from './errors.js';
+import { asObject, badRequest, boolField } from './json.js';
+
+/** One member as the API shows it. */
+export interface MemberJson {
+  readonly id: number;
+  readonly name: string;
+  readonly peerUrl: string;
+  readonly role: 'voter' | 'learner';
+}
+
+/** The current members as this node knows them (its applied configuration). */
+export function listMembers(node: RaftNode): MemberJson[] {
+  const cs = node.status().confState;
+  const voters = new Set([...cs.voters, ...cs.votersOutgoing]);
+  const learners = new Set([...cs.learners, ...cs.learnersNext].filter((id) => !voters.has(id)));
+  const table = node.members();
+  const out: MemberJson[] = [];
+  for (const [ids, role] of [
+    [voters, 'voter'],
+    [learners, 'learner'],
+  ] as const) {
+    for (const id of ids) {
+      const m = table.get(id);
+      out.push({
+        id,
+        name: m?.name ?? '',
+        peerUrl: m === undefined ? '' : `http://${m.host}:${m.port}`,
+        role,
+      });
+    }
+  }
+  return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id - b.id));
+}
+
+function memberOrNotFound(node: RaftNode, text: string): MemberJson {
+  const id = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
+  const member = listMembers(node).find((m) => m.id === id || m.name === text);
+  if (member === undefined) throw new HttpError(404, 'MEMBER_NOT_FOUND', `no member ${text}`);
+  return member;
+}
+
+/** Maps a refusal of the core to its HTTP error; other errors pass through. */
+function mapRaftError(node: RaftNode, error: unknown): never {
+  if (!isRaftError(error)) throw error;
+  const leaderOf = (id: number): { id: number; name: string } | undefined => {
+    const m = node.members().get(id);
+    return id === 0 ? undefined : { id, name: m?.name ?? '' };
+  };
+  switch (error.code) {
+    case 'NOT_LEADER':
+      throw new HttpError(503, 'NOT_LEADER', error.message, true, leaderOf(error.leaderHint));
+    case 'CONF_CHANGE_IN_PROGRESS':
+    case 'TRANSFER_IN_PROGRESS':
+      throw new HttpError(409, error.code, error.message, true);
+    case 'LEARNER_NOT_READY':
+      throw new HttpError(409, error.code, error.message, true);
+    case 'NODE_ID_REUSED':
+      throw new HttpError(409, error.code, error.message, false);
+    case 'INVALID_CONF_CHANGE':
+    case 'INVALID_TRANSFER_TARGET':
+      throw new HttpError(400, error.code, error.message, false);
+    default:
+      throw new HttpError(500, 'INTERNAL', error.message);
+  }
+}
+
+function parsePeerUrl(text: string): { host: string; port: number } {
+  const bare = text.replace(/^https?:\/\//, '').replace(/\/$/, '');
+  try {
+    return parseHostPort(bare, 'peerUrl');
+  } catch (error) {
+    throw badRequest(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** Routes `/v1/members...` and `/v1/leader`; undefined when the path is not one of them. */
+export async function routeMembers(
+  node: RaftNode,
+  method: string,
+  path: string,
+  body: () => Promise<unknown>,
+): Promise<{ status: number; body: unknown } | undefined> {
+  if (path === '/v1/members') {
+    if (method === 'GET') return { status: 200, body: { members: listMembers(node) } };
+    if (method !== 'POST')
+      throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
+    const o = asObject(await body(), 'body');
+    const { name, peerUrl } = o;
+    if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
+      throw badRequest('name must be 1-64 characters of [A-Za-z0-9._-]');
+    }
+    if (typeof peerUrl !== 'string') throw badRequest('peerUrl must be a string (http://host:port)');
+    const address = parsePeerUrl(peerUrl);
+    const learner = boolField(o, 'learner');
+    const id = nodeIdFromName(name);
+    if (listMembers(node).some((m) => m.id === id)) {
+      throw new HttpError(409, 'MEMBER_EXISTS', `${name} (${id}) is already a member`);
+    }
+    await node
+      .proposeMemberChange({
+        type: learner ? 'add-learner' : 'add-voter',
+        id,
+        member: { name, ...address },
+      })
+      .catch((error: unknown) => mapRaftError(node, error));
+    const member = listMembers(node).find((m) => m.id === id);
+    return {
+      status: 201,
+      body: { member, clusterId: `0x${node.status().clusterId.toString(16).padStart(8, '0')}` },
+    };
+  }
+  const promote = /^\/v1\/members\/([^/]+)\/promote$/.exec(path);
+  if (promote?.[1] !== undefined) {
+    if (method !== 'POST')
+      throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
+    const member = memberOrNotFound(node, promote[1]);
+    if (member.role === 'voter') return { status: 200, body: { member } };
+    await node
+      .proposeMemberChange({ type: 'add-voter', id: member.id })
+      .catch((error: unknown) => mapRaftError(node, error));
+    return { status: 200, body: { member: listMembers(node).find((m) => m.id === member.id) } };
+  }
+  const one = /^\/v1\/members\/([^/]+)$/.exec(path);
+  if (one?.[1] !== undefined) {
+    if (method !== 'DELETE')
+      throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
+    const member = memberOrNotFound(node, one[1]);
+    if (member.id === node.status().leader) {
+      throw new HttpError(
+        409,
+        'MEMBER_IS_LEADER',
+        `${member.name} (${member.id}) is the leader: move leadership to another voter first (POST /v1/leader)`,
+      );
+    }
+    await node
+      .proposeMemberChange({ type: 'remove', id: member.id })
+      .catch((error: unknown) => mapRaftError(node, error));
+    return { status: 200, body: { removed: member } };
+  }
+  if (path === '/v1/leader') {
+    if (method !== 'POST')
+      throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
+    const o = asObject(await body(), 'body');
+    const { id } = o;
+    const target = memberOrNotFound(node, String(id));
+    try {
+      node.transferLeadership(target.id);
+    } catch (error) {
+      mapRaftError(node, error);
+    }
+    const deadline = Date.now() + node.options.requestTimeoutMs;
+    while (node.status().leader !== target.id) {
+      if (Date.now() > deadline) {
+        throw new HttpError(504, 'TIMEOUT', `${target.name} did not take over leadership in time`, true);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return { status: 200, body: { leader: { id: target.id, name: target.name } } };
+  }
+  return undefined;
+}
