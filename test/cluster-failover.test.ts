@@ -12,21 +12,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type ClusterNodeInfo, initialClusterOf, serveArgs } from '../src/cli/cluster-command.js';
-
-/** The fields of API responses the tests look at. */
-interface ApiBody {
-  readonly error?: { readonly code: string; readonly message: string; readonly retryable: boolean };
-  readonly revision?: number;
-  readonly value?: string;
-  readonly version?: number;
-  readonly count?: number;
-  readonly deleted?: number;
-  readonly succeeded?: boolean;
-  readonly responses?: readonly { readonly get: { readonly kvs: readonly { readonly value: string }[] } }[];
-  readonly role?: string;
-  readonly leader?: { readonly name: string } | null;
-  readonly kvs?: readonly { readonly key: string; readonly value: string }[];
-}
+import { requestJson, until } from './support/http.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const TICK_MS = 50;
@@ -41,20 +27,7 @@ after(async () => {
   if (root !== '') await rm(root, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-async function json(url: string, init: RequestInit = {}): Promise<{ status: number; body: ApiBody }> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(3000) });
-  return { status: res.status, body: (await res.json()) as ApiBody };
-}
+const json = requestJson;
 
 async function leaderName(url: string): Promise<string | undefined> {
   try {

@@ -16,23 +16,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { type ClusterNodeInfo, freePort, initialClusterOf, serveArgs } from '../src/cli/cluster-command.js';
 import { nodeIdFromName } from '../src/node/identity.js';
-
-interface Member {
-  readonly id: number;
-  readonly name: string;
-  readonly peerUrl: string;
-  readonly role: 'voter' | 'learner';
-}
-
-interface ApiBody {
-  readonly error?: { readonly code: string; readonly message: string; readonly retryable: boolean };
-  readonly members?: readonly Member[];
-  readonly member?: Member;
-  readonly clusterId?: string | number;
-  readonly leader?: { readonly id: number; readonly name: string } | null;
-  readonly kvs?: readonly { readonly key: string; readonly value: string }[];
-  readonly count?: number;
-}
+import { type ApiBody, requestJson, untilQuiet } from './support/http.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const TICK_MS = 50;
@@ -45,20 +29,8 @@ after(async () => {
   if (root !== '') await rm(root, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-async function json(url: string, init: RequestInit = {}): Promise<{ status: number; body: ApiBody }> {
-  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(8000) });
-  return { status: res.status, body: (await res.json()) as ApiBody };
-}
+const json = (url: string, init: RequestInit = {}) => requestJson(url, init, 8000);
+const until = untilQuiet;
 
 async function node(name: string): Promise<ClusterNodeInfo> {
   return {

@@ -14,16 +14,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ClusterNodeInfo } from '../src/cli/cluster-command.js';
-
-/** The fields of API responses the test looks at. */
-interface ApiBody {
-  readonly error?: { readonly code: string; readonly message: string };
-  readonly value?: string;
-  readonly role?: string;
-  readonly leader?: { readonly name: string } | null;
-  readonly applied?: number;
-  readonly kvs?: readonly { readonly key: string; readonly value: string }[];
-}
+import { type ApiBody, requestJson, until } from './support/http.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const TICK_MS = 50;
@@ -49,16 +40,6 @@ after(async () => {
   if (root !== '') await rm(root, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** One request; status 0 when it failed outright (refused, reset, timed out). */
 async function json(
   url: string,
@@ -66,8 +47,7 @@ async function json(
   timeoutMs = 3000,
 ): Promise<{ status: number; body: ApiBody }> {
   try {
-    const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
-    return { status: res.status, body: (await res.json()) as ApiBody };
+    return await requestJson(url, init, timeoutMs);
   } catch (error) {
     return { status: 0, body: { error: { code: 'UNREACHABLE', message: (error as Error).message } } };
   }

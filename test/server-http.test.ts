@@ -10,21 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { freePort } from '../src/cli/cluster-command.js';
 import { clusterIdFrom, parseInitialCluster, RaftNode } from '../src/node/index.js';
 import { HttpApi } from '../src/server/index.js';
-
-/** The fields of API responses the tests look at. */
-interface ApiBody {
-  readonly error?: { readonly code: string; readonly message: string; readonly retryable: boolean };
-  readonly revision?: number;
-  readonly value?: string;
-  readonly version?: number;
-  readonly count?: number;
-  readonly deleted?: number;
-  readonly succeeded?: boolean;
-  readonly responses?: readonly { readonly get: { readonly kvs: readonly { readonly value: string }[] } }[];
-  readonly role?: string;
-  readonly leader?: { readonly name: string } | null;
-  readonly kvs?: readonly { readonly key: string; readonly value: string }[];
-}
+import type { ApiBody } from './support/http.js';
 
 let root = '';
 let node: RaftNode;
