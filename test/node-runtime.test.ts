@@ -18,6 +18,7 @@ import {
   RaftNode,
   type RaftNodeInit,
 } from '../src/node/index.js';
+import { until } from './support/http.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -25,20 +26,6 @@ const dirs: string[] = [];
 after(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
-
-async function until<T>(
-  what: string,
-  timeoutMs: number,
-  probe: () => T | undefined | Promise<T | undefined>,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 async function clusterConfig(names: string[]): Promise<{ initialCluster: string; base: RaftNodeInit[] }> {
   const root = await mkdtemp(join(tmpdir(), 'flotilla-node-'));

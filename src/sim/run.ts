@@ -1,27 +1,29 @@
 /** Runs many simulator seeds and summarizes them. */
 import type { MutationName } from '../raft/index.js';
-import { runSimulation, type SimResult } from './simulator.js';
+import { emptySimStats, runSimulation, type SimResult, type SimStats } from './simulator.js';
 
-/** Aggregate over a set of seeds; the counters prove the faults really happened. */
-export interface SimSummary {
+/** `camelCase` to `snake_case`, the style of the summary's JSON keys. */
+type Snake<S extends string> = S extends `${infer H}${infer T}`
+  ? `${H extends Lowercase<H> ? H : `_${Lowercase<H>}`}${Snake<T>}`
+  : S;
+
+/** Per-seed counters left out of the summary: added up over seeds they mean nothing. */
+const NOT_SUMMED = ['nodes', 'duplicatesSuppressed'] as const;
+type SummedStat = Exclude<keyof SimStats, (typeof NOT_SUMMED)[number]>;
+
+/**
+ * Aggregate over a set of seeds: every counter of {@link SimStats} (in snake_case) added up,
+ * `max_term` as a maximum. The counters prove the faults really happened.
+ */
+export type SimSummary = {
   seeds: number;
   failed: number;
   unknown: number;
-  ops: number;
-  reads: number;
-  elections: number;
-  crashes: number;
-  pauses: number;
-  partitions: number;
-  snapshots_installed: number;
-  snapshots_taken: number;
-  conf_changes: number;
-  transfers: number;
-  serializable_reads: number;
-  max_term: number;
-  messages_delivered: number;
-  messages_dropped: number;
   failures: { seed: number; property: string; detail: string }[];
+} & { [K in SummedStat as Snake<K>]: number };
+
+function snake(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 /** Options of a multi-seed run. */
@@ -41,26 +43,9 @@ export interface RunSeedsOptions {
 
 /** Runs `count` seeds and returns the summary. */
 export function runSeeds(options: RunSeedsOptions): SimSummary {
-  const summary: SimSummary = {
-    seeds: 0,
-    failed: 0,
-    unknown: 0,
-    ops: 0,
-    reads: 0,
-    elections: 0,
-    crashes: 0,
-    pauses: 0,
-    partitions: 0,
-    snapshots_installed: 0,
-    snapshots_taken: 0,
-    conf_changes: 0,
-    transfers: 0,
-    serializable_reads: 0,
-    max_term: 0,
-    messages_delivered: 0,
-    messages_dropped: 0,
-    failures: [],
-  };
+  const summary = { seeds: 0, failed: 0, unknown: 0, failures: [] } as unknown as SimSummary;
+  const counters = summary as unknown as Record<string, number>;
+  for (const key of SUMMED_STATS) counters[snake(key)] = 0;
   for (let i = 0; i < options.count; i++) {
     const seed = options.first + i;
     const result = runSimulation({
@@ -76,8 +61,12 @@ export function runSeeds(options: RunSeedsOptions): SimSummary {
   return summary;
 }
 
+/** The {@link SimStats} keys the summary adds up, in declaration order. */
+const SUMMED_STATS = (Object.keys(emptySimStats()) as (keyof SimStats)[]).filter(
+  (key): key is SummedStat => !(NOT_SUMMED as readonly string[]).includes(key),
+);
+
 function add(summary: SimSummary, result: SimResult): void {
-  const s = result.stats;
   summary.seeds++;
   if (result.status === 'failed') summary.failed++;
   if (result.status === 'unknown') summary.unknown++;
@@ -88,18 +77,10 @@ function add(summary: SimSummary, result: SimResult): void {
       detail: result.detail ?? '',
     });
   }
-  summary.ops += s.ops;
-  summary.reads += s.reads;
-  summary.elections += s.elections;
-  summary.crashes += s.crashes;
-  summary.pauses += s.pauses;
-  summary.partitions += s.partitions;
-  summary.snapshots_installed += s.snapshotsInstalled;
-  summary.snapshots_taken += s.snapshotsTaken;
-  summary.conf_changes += s.confChanges;
-  summary.transfers += s.transfers;
-  summary.serializable_reads += s.serializableReads;
-  summary.max_term = Math.max(summary.max_term, s.maxTerm);
-  summary.messages_delivered += s.messagesDelivered;
-  summary.messages_dropped += s.messagesDropped;
+  const counters = summary as unknown as Record<string, number>;
+  for (const key of SUMMED_STATS) {
+    const name = snake(key);
+    const value = result.stats[key];
+    counters[name] = key === 'maxTerm' ? Math.max(counters[name] ?? 0, value) : (counters[name] ?? 0) + value;
+  }
 }

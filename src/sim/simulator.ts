@@ -64,6 +64,28 @@ export interface SimStats {
   duplicatesSuppressed: number;
 }
 
+/** Every counter at zero. */
+export function emptySimStats(): SimStats {
+  return {
+    nodes: 0,
+    ops: 0,
+    reads: 0,
+    elections: 0,
+    crashes: 0,
+    pauses: 0,
+    partitions: 0,
+    snapshotsInstalled: 0,
+    snapshotsTaken: 0,
+    confChanges: 0,
+    transfers: 0,
+    serializableReads: 0,
+    maxTerm: 0,
+    messagesDelivered: 0,
+    messagesDropped: 0,
+    duplicatesSuppressed: 0,
+  };
+}
+
 /** The outcome of one seed. */
 export interface SimResult {
   readonly seed: number;
@@ -338,24 +360,7 @@ class Simulation {
     this.mutations = options.mutation === undefined ? NO_MUTATIONS : mutationsFor(options.mutation);
     this.safetyMs = options.safetyMs ?? 10_000;
     this.livenessMs = options.livenessMs ?? 8000;
-    this.stats = {
-      nodes: this.params.nodes,
-      ops: 0,
-      reads: 0,
-      elections: 0,
-      crashes: 0,
-      pauses: 0,
-      partitions: 0,
-      snapshotsInstalled: 0,
-      snapshotsTaken: 0,
-      confChanges: 0,
-      transfers: 0,
-      serializableReads: 0,
-      maxTerm: 0,
-      messagesDelivered: 0,
-      messagesDropped: 0,
-      duplicatesSuppressed: 0,
-    };
+    this.stats = { ...emptySimStats(), nodes: this.params.nodes };
     this.checker = new SafetyChecker();
     this.narrate = options.narrate;
   }
@@ -713,7 +718,7 @@ class Simulation {
       const waiting = node.pendingWrites.get(key);
       if (waiting !== undefined && result !== undefined) {
         node.pendingWrites.delete(key);
-        this.reply(node.id, {
+        this.reply({
           client: waiting.client,
           seq: waiting.seq,
           attempt: waiting.attempt,
@@ -743,7 +748,7 @@ class Simulation {
         continue;
       }
       const value = node.machine.get(read.key);
-      this.reply(node.id, {
+      this.reply({
         client: read.client,
         seq: read.seq,
         attempt: read.attempt,
@@ -1204,7 +1209,7 @@ class Simulation {
     if (request.kind === 'read' && request.serializable) {
       // A serializable read is answered from local state at once: possibly stale, by request.
       const value = node.machine.get(request.key);
-      this.reply(id, {
+      this.reply({
         client: request.client,
         seq: request.seq,
         attempt: request.attempt,
@@ -1218,14 +1223,14 @@ class Simulation {
       const voters = raft.tracker.voterIds();
       const leader = voters.length > 0 ? this.prng.pick(voters) : this.anyNodeId();
       const outcome = { kind: 'redirect' as const, leader };
-      this.reply(id, { client: request.client, seq: request.seq, attempt: request.attempt, outcome });
+      this.reply({ client: request.client, seq: request.seq, attempt: request.attempt, outcome });
       return;
     }
     const forward =
       raft.leader !== 0 && (this.params.forwarding || (request.kind === 'read' && this.params.followerReads));
     if (raft.role !== 'leader' && !forward) {
       const leader = raft.leader !== 0 ? raft.leader : this.anyNodeId();
-      this.reply(id, {
+      this.reply({
         client: request.client,
         seq: request.seq,
         attempt: request.attempt,
@@ -1249,10 +1254,9 @@ class Simulation {
     this.drive(node);
   }
 
-  private reply(from: NodeId, reply: ClientReply): void {
+  private reply(reply: ClientReply): void {
     // Replies cross the same unreliable network.
     if (this.phase === 'safety' && this.prng.chance(this.params.dropRate)) return;
-    void from;
     this.queue.push(this.now + this.latency(), { kind: 'client-reply', reply });
   }
 

@@ -31,7 +31,7 @@ export interface ApiBody {
 export async function until<T>(
   what: string,
   timeoutMs: number,
-  probe: () => Promise<T | undefined>,
+  probe: () => T | undefined | Promise<T | undefined>,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
