@@ -39,6 +39,7 @@ async function node(name: string): Promise<ClusterNodeInfo> {
     pid: 0,
     peerUrl: `http://127.0.0.1:${await freePort()}`,
     clientUrl: `http://127.0.0.1:${await freePort()}`,
+    grpcEndpoint: `127.0.0.1:${await freePort()}`,
     dataDir: join(root, name),
   };
 }

@@ -20,6 +20,8 @@ export interface ClusterNodeInfo {
   pid: number;
   readonly peerUrl: string;
   readonly clientUrl: string;
+  /** The etcd v3 gRPC endpoint (`host:port`, as etcdctl's `--endpoints` takes it). */
+  readonly grpcEndpoint: string;
   readonly dataDir: string;
 }
 
@@ -60,6 +62,8 @@ export function serveArgs(node: ClusterNodeInfo, initialCluster: string, extra: 
     node.peerUrl.replace('http://', ''),
     '--listen-client',
     node.clientUrl.replace('http://', ''),
+    '--listen-grpc',
+    node.grpcEndpoint,
     '--initial-cluster',
     initialCluster,
     ...extra,
@@ -89,6 +93,7 @@ async function planNodes(count: number, dataDir: string): Promise<ClusterNodeInf
       pid: 0,
       peerUrl: `http://127.0.0.1:${await freePort()}`,
       clientUrl: `http://127.0.0.1:${await freePort()}`,
+      grpcEndpoint: `127.0.0.1:${await freePort()}`,
       dataDir: join(dataDir, name),
     });
   }
@@ -207,9 +212,10 @@ async function runCluster(count: number, dataDir: string, extra: readonly string
   }
   for (const node of nodes) {
     console.log(
-      `${node.name}  id ${node.id}  pid ${node.pid}  client ${node.clientUrl}  peer ${node.peerUrl}`,
+      `${node.name}  id ${node.id}  pid ${node.pid}  client ${node.clientUrl}  etcd ${node.grpcEndpoint}  peer ${node.peerUrl}`,
     );
   }
   console.log(`endpoints: ${nodes.map((n) => n.clientUrl).join(',')}`);
+  console.log(`etcd endpoints: ${nodes.map((n) => n.grpcEndpoint).join(',')}`);
   console.log('press Ctrl-C to stop');
 }

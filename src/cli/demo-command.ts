@@ -151,6 +151,7 @@ class Demo {
           pid: 0,
           peerUrl: `http://127.0.0.1:${await freePort()}`,
           clientUrl: `http://127.0.0.1:${await freePort()}`,
+          grpcEndpoint: `127.0.0.1:${await freePort()}`,
           dataDir: join(this.dataDir, name),
         },
         child: undefined,

@@ -1,6 +1,7 @@
 /** `flotilla serve`: runs one node (raft group 1, the KV store, the HTTP API) until SIGINT/SIGTERM. */
 import { resolve } from 'node:path';
 import type { Command, CommanderError } from 'commander';
+import { EtcdGrpcServer } from '../etcd/index.js';
 import {
   type ClusterMember,
   checkName,
@@ -18,6 +19,7 @@ interface ServeFlags {
   dataDir?: string;
   listenPeer?: string;
   listenClient?: string;
+  listenGrpc?: string;
   initialCluster?: string;
   initialClusterState?: string;
   clusterId?: string;
@@ -35,6 +37,8 @@ export interface ServeConfig {
   readonly dataDir: string;
   readonly listenPeer: { host: string; port: number };
   readonly listenClient: { host: string; port: number };
+  /** The etcd v3 gRPC API's address; absent when not served. */
+  readonly listenGrpc?: { host: string; port: number };
   readonly initialCluster: string;
   readonly members: ClusterMember[];
   readonly clusterId: number;
@@ -86,6 +90,16 @@ export function parseServeFlags(flags: ServeFlags): ServeConfig {
   const listenClient = usage(() =>
     parseHostPort(required(flags.listenClient, '--listen-client'), '--listen-client'),
   );
+  const listenGrpc =
+    flags.listenGrpc === undefined
+      ? undefined
+      : usage(() => parseHostPort(flags.listenGrpc ?? '', '--listen-grpc'));
+  if (
+    listenGrpc !== undefined &&
+    [listenPeer, listenClient].some((a) => a.port === listenGrpc.port && a.host === listenGrpc.host)
+  ) {
+    throw new UsageError('--listen-grpc must differ from --listen-client and --listen-peer');
+  }
   const initialCluster = required(flags.initialCluster, '--initial-cluster');
   const members = usage(() => parseInitialCluster(initialCluster));
   const self = members.find((m) => m.name === name);
@@ -112,6 +126,7 @@ export function parseServeFlags(flags: ServeFlags): ServeConfig {
     dataDir,
     listenPeer,
     listenClient,
+    ...(listenGrpc === undefined ? {} : { listenGrpc }),
     initialCluster,
     members,
     clusterId: flags.clusterId === undefined ? clusterIdFrom(members) : parseClusterId(flags.clusterId),
@@ -139,7 +154,7 @@ export function stderrLogger(name: string): NodeLogger {
 /** Starts a node and its HTTP API from a validated configuration. */
 export async function runServe(
   config: ServeConfig,
-): Promise<{ node: RaftNode; http: HttpApi; stop: () => Promise<void> }> {
+): Promise<{ node: RaftNode; http: HttpApi; grpc?: EtcdGrpcServer; stop: () => Promise<void> }> {
   const logger = stderrLogger(config.name);
   const node = await RaftNode.start({
     name: config.name,
@@ -162,21 +177,31 @@ export async function runServe(
     },
   });
   const http = new HttpApi({ node, host: config.listenClient.host, port: config.listenClient.port });
+  const grpc =
+    config.listenGrpc === undefined
+      ? undefined
+      : new EtcdGrpcServer({ node, host: config.listenGrpc.host, port: config.listenGrpc.port, logger });
   try {
     await http.start();
+    await grpc?.start();
   } catch (error) {
+    await http.stop().catch(() => {});
     await node.stop();
     throw error;
   }
   logger.info(
-    `serving clients on http://${config.listenClient.host}:${config.listenClient.port}, ` +
-      `peers on ${config.listenPeer.host}:${config.listenPeer.port}, cluster 0x${config.clusterId.toString(16)}`,
+    `serving clients on http://${config.listenClient.host}:${config.listenClient.port}` +
+      (config.listenGrpc === undefined
+        ? ''
+        : ` and etcd v3 gRPC on ${config.listenGrpc.host}:${config.listenGrpc.port}`) +
+      `, peers on ${config.listenPeer.host}:${config.listenPeer.port}, cluster 0x${config.clusterId.toString(16)}`,
   );
   const stop = async (): Promise<void> => {
+    await grpc?.stop();
     await http.stop();
     await node.stop();
   };
-  return { node, http, stop };
+  return { node, http, ...(grpc === undefined ? {} : { grpc }), stop };
 }
 
 /** Exits with code 2 for flag errors commander itself finds (unknown or missing options). */
@@ -206,7 +231,8 @@ export function registerServeCommand(program: Command): void {
     .option('--name <name>', "this member's name (must appear in --initial-cluster)")
     .option('--data-dir <dir>', 'where the write-ahead log, snapshots and the KV store live')
     .option('--listen-peer <host:port>', 'address for raft traffic from peers')
-    .option('--listen-client <host:port>', 'address of the HTTP API')
+    .option('--listen-client <host:port>', 'address of the HTTP/JSON API')
+    .option('--listen-grpc <host:port>', 'address of the etcd v3 gRPC API (etcdctl, etcd clients)')
     .option('--initial-cluster <list>', 'every initial member: name=host:port,...')
     .option('--initial-cluster-state <state>', 'new (bootstrap) or existing (join)', 'new')
     .option(

@@ -1,0 +1,94 @@
+/**
+ * The etcd v3 gRPC API of one node: the services of etcd's `rpc.proto` (KV, Watch, Lease,
+ * Cluster, Maintenance, Auth) on their own port, answering as etcd does so that etcdctl and
+ * etcd client libraries work unchanged. Each service lives in its own file; this one binds
+ * them to a `@grpc/grpc-js` server.
+ */
+import {
+  Server,
+  ServerCredentials,
+  type ServerUnaryCall,
+  type sendUnaryData,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import type { NodeLogger, RaftNode } from '../node/index.js';
+import { authService } from './auth-service.js';
+import { clusterService } from './cluster-service.js';
+import { EtcdContext } from './context.js';
+import { toGrpcError } from './errors.js';
+import { kvService } from './kv-service.js';
+import { leaseService } from './lease-service.js';
+import { maintenanceService } from './maintenance-service.js';
+import { type EtcdServiceName, etcdService } from './proto.js';
+import { watchService } from './watch-service.js';
+
+/** Largest gRPC message received, in bytes: etcd's default request limit (1.5 MiB) plus gRPC overhead. */
+export const GRPC_RECEIVE_BYTES_MAX = 1.5 * 1024 * 1024 + 512 * 1024;
+
+/** Options of {@link EtcdGrpcServer}. */
+export interface EtcdGrpcServerOptions {
+  readonly node: RaftNode;
+  readonly host: string;
+  /** 0 picks an ephemeral port. */
+  readonly port: number;
+  readonly logger: NodeLogger;
+}
+
+/** One node's etcd v3 gRPC server. */
+export class EtcdGrpcServer {
+  private readonly server: Server;
+  readonly context: EtcdContext;
+
+  constructor(private readonly options: EtcdGrpcServerOptions) {
+    this.context = new EtcdContext(options.node, options.logger);
+    this.server = new Server({
+      'grpc.max_receive_message_length': GRPC_RECEIVE_BYTES_MAX,
+      'grpc.max_send_message_length': 2 ** 31 - 1,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    const services: Record<EtcdServiceName, (ctx: EtcdContext) => UntypedServiceImplementation> = {
+      KV: kvService,
+      Watch: watchService,
+      Lease: leaseService,
+      Cluster: clusterService,
+      Maintenance: maintenanceService,
+      Auth: authService,
+    };
+    for (const [name, implementation] of Object.entries(services)) {
+      this.server.addService(etcdService(name as EtcdServiceName).service, implementation(this.context));
+    }
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  async start(): Promise<{ port: number }> {
+    const address = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
+    const port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(
+        `${address}:${this.options.port}`,
+        ServerCredentials.createInsecure(),
+        (error, bound) => (error === null ? resolve(bound) : reject(error)),
+      );
+    });
+    return { port };
+  }
+
+  /** Stops: refuses new calls and ends open streams (watches, keep-alives) at once. */
+  async stop(): Promise<void> {
+    this.server.forceShutdown();
+  }
+}
+
+/**
+ * A unary handler from an async function: its result is the response, anything it throws
+ * becomes etcd's gRPC error (see errors.ts).
+ */
+export function unary<Req, Res>(
+  run: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    run(call.request, call).then(
+      (response) => callback(null, response),
+      (error: unknown) => callback(toGrpcError(error)),
+    );
+  };
+}
