@@ -180,6 +180,17 @@ export class Raft {
     this.tracker.applyConfig(this.tracker.config, this.log.lastIndex() + 1);
     for (const id of confState.removed ?? []) this.removed.add(id);
     if (hardState.term > 0 || hardState.commit > 0) this.loadHardState(hardState);
+    if (o.applied > this.log.committed) {
+      // A runtime may persist commit-only HardState changes without waiting for them to be
+      // durable (as etcd does: the commit index can always be learned again), so after a
+      // crash the application can have applied, hence seen committed, entries beyond the
+      // persisted commit. They were committed; they must still be in the log.
+      assert(
+        o.applied <= this.log.lastIndex(),
+        `applied ${o.applied} beyond the last log index ${this.log.lastIndex()}`,
+      );
+      this.log.commitTo(o.applied);
+    }
     if (o.applied > 0) this.log.appliedTo(o.applied);
     this.becomeFollower(this.term, 0);
   }

@@ -47,6 +47,8 @@ export class Wal {
   private writeOffset: number;
   /** Bytes of the active segment that exist on disk (data or zeros). */
   private allocatedEnd: number;
+  /** Whether the active segment holds frames written without `fdatasync` since the last one. */
+  private unsynced = false;
 
   private constructor(
     private readonly directory: string,
@@ -112,15 +114,36 @@ export class Wal {
    * Writes `frame` and makes it durable with one `fdatasync`. `maxEntryIndex` is the highest
    * entry index in the frame (0 if none); `carry` returns the state before this frame, for
    * the header of a new segment if one is needed.
+   *
+   * With `durable` false the frame is written but not synced: the next durable append (or
+   * the roll-over to a new segment) syncs it along, since `fdatasync` flushes every earlier
+   * write of the file. Until then a crash may lose it or leave it torn at the tail, which
+   * recovery cuts. For frames whose loss is harmless only (a commit-only HardState).
    */
-  async append(frame: Uint8Array, maxEntryIndex: number, carry: () => CarriedState): Promise<void> {
+  async append(
+    frame: Uint8Array,
+    maxEntryIndex: number,
+    carry: () => CarriedState,
+    durable = true,
+  ): Promise<void> {
     if (this.writeOffset + frame.length > this.options.segmentSizeBytes) await this.rollOver(carry());
     const position = this.writeOffset;
     const end = position + frame.length;
-    await this.sync('WAL append', position, async () => {
+    const write = async (): Promise<void> => {
       if (this.needsRunway(frame.length, end)) await this.extendRunway(end);
       await writeFully(this.file, frame, 0, frame.length, position);
-    });
+    };
+    if (durable) {
+      await this.sync('WAL append', position, write);
+      this.unsynced = false;
+    } else {
+      try {
+        await write();
+      } catch (error) {
+        throw ioError('WAL append', this.segments.at(-1)!.path, error, position);
+      }
+      this.unsynced = true;
+    }
     this.writeOffset = end;
     this.allocatedEnd = Math.max(this.allocatedEnd, end);
     const active = this.segments.at(-1)!;
@@ -176,6 +199,9 @@ export class Wal {
   }
 
   private async rollOver(carry: CarriedState): Promise<void> {
+    // Only the last segment may end torn: make unsynced frames of this one durable first.
+    if (this.unsynced) await this.sync('WAL segment seal', this.writeOffset, async () => {});
+    this.unsynced = false;
     const seq = this.segments.at(-1)!.seq + 1;
     const { file, path, headerBytes } = await createSegment(this.directory, this.fs, seq, carry);
     const previous = this.file;
