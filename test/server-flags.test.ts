@@ -66,6 +66,10 @@ test('serve: every bad flag exits 2 with a message naming it', async () => {
     [[...argsWith({}), '--tick-ms', 'fast'], /--tick-ms must be an integer/],
     [[...argsWith({}), '--election-ticks', '1'], /--election-ticks must be an integer in \[3/],
     [[...argsWith({}), '--bogus'], /unknown option '--bogus'/],
+    [
+      [...argsWith({}), '--log-level', 'verbose'],
+      /--log-level must be one of debug, info, warn, error, got 'verbose'/,
+    ],
   ];
   const results = await Promise.all(cases.map(([args]) => run(['serve', ...args])));
   results.forEach((result, i) => {
@@ -75,7 +79,7 @@ test('serve: every bad flag exits 2 with a message naming it', async () => {
   });
 });
 
-test('cluster start: bad --nodes exits 2', async () => {
+test('cluster start: bad --nodes or --log-level exits 2', async () => {
   for (const nodes of ['0', 'three', '99']) {
     const result = await run([
       'cluster',
@@ -88,6 +92,16 @@ test('cluster start: bad --nodes exits 2', async () => {
     assert.equal(result.code, 2);
     assert.match(result.stderr, /--nodes must be an integer/);
   }
+  const logLevel = await run([
+    'cluster',
+    'start',
+    '--log-level',
+    'loud',
+    '--data-dir',
+    join(tmpdir(), 'never-created'),
+  ]);
+  assert.equal(logLevel.code, 2);
+  assert.match(logLevel.stderr, /--log-level must be one of debug, info, warn, error, got 'loud'/);
 });
 
 test('serve: a data directory of another cluster is refused with exit 2', async () => {
@@ -125,4 +139,99 @@ test('serve: a data directory of another cluster is refused with exit 2', async 
   const result = await run(args(`a=127.0.0.1:${peer},b=127.0.0.1:${other}`));
   assert.equal(result.code, 2, result.stderr);
   assert.match(result.stderr, /belongs to cluster/);
+});
+
+/** The fields of a JSON log line these tests look at. */
+interface LogLine {
+  readonly name?: unknown;
+  readonly msg?: unknown;
+  readonly time?: unknown;
+  readonly level?: unknown;
+  readonly method?: unknown;
+  readonly path?: unknown;
+  readonly status?: unknown;
+  readonly ms?: unknown;
+}
+
+/** Starts a single-member `serve` in `dir` with `extra` flags; resolves with its client URL once healthy. */
+async function serveSolo(
+  dir: string,
+  extra: readonly string[],
+): Promise<{ url: string; child: ReturnType<typeof spawn>; stderr: () => string }> {
+  const [peer, client] = [await freePort(), await freePort()];
+  const child = spawn(
+    process.execPath,
+    [
+      MAIN,
+      'serve',
+      '--name',
+      'solo',
+      '--data-dir',
+      dir,
+      '--listen-peer',
+      `127.0.0.1:${peer}`,
+      '--listen-client',
+      `127.0.0.1:${client}`,
+      '--initial-cluster',
+      `solo=127.0.0.1:${peer}`,
+      '--tick-ms',
+      '20',
+      '--kv-no-sync',
+      ...extra,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const url = `http://127.0.0.1:${client}`;
+  const deadline = Date.now() + RUN_TIMEOUT_MS;
+  for (;;) {
+    const up = await fetch(`${url}/health`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (up) break;
+    assert.ok(Date.now() < deadline, 'single node became healthy');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { url, child, stderr: () => stderr };
+}
+
+async function stopped(child: ReturnType<typeof spawn>): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  return exited;
+}
+
+test('serve: JSON log lines on stderr (level, time, name, msg, fields); --log-level filters them', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-logs-'));
+  dirs.push(dir);
+  const debug = await serveSolo(join(dir, 'debug'), ['--log-level', 'debug']);
+  await fetch(`${debug.url}/v1/kv/logged`, { method: 'PUT', body: '{"value":"v"}' });
+  assert.equal(await stopped(debug.child), 0);
+  const lines = debug
+    .stderr()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as LogLine);
+  assert.ok(lines.length >= 4, debug.stderr());
+  for (const line of lines) {
+    assert.equal(line.name, 'solo');
+    assert.equal(typeof line.msg, 'string');
+    assert.ok(!Number.isNaN(Date.parse(String(line.time))));
+    assert.ok(['debug', 'info', 'warn', 'error'].includes(String(line.level)));
+  }
+  assert.ok(lines.some((l) => l.level === 'info' && /leader is solo/.test(String(l.msg))));
+  const request = lines.find((l) => l.level === 'debug' && l.method === 'PUT');
+  assert.equal(request?.path, '/v1/kv/logged');
+  assert.equal(request?.status, 200);
+  assert.equal(typeof request?.ms, 'number');
+
+  // At --log-level warn, a clean bootstrap, start and stop log nothing.
+  const quiet = await serveSolo(join(dir, 'warn'), ['--log-level', 'warn']);
+  await fetch(`${quiet.url}/v1/kv/logged`);
+  assert.equal(await stopped(quiet.child), 0);
+  assert.equal(quiet.stderr(), '');
 });

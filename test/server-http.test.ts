@@ -11,6 +11,7 @@ import { freePort } from '../src/cli/cluster-command.js';
 import { clusterIdFrom, parseInitialCluster, RaftNode } from '../src/node/index.js';
 import { HttpApi } from '../src/server/index.js';
 import type { ApiBody } from './support/http.js';
+import { parsePrometheus, sampleValue } from './support/metrics.js';
 
 let root = '';
 let node: RaftNode;
@@ -185,6 +186,49 @@ describe('HTTP API', () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     assert.match(metrics, /^flotilla_raft_is_leader 1$/m);
     assert.match(metrics, /flotilla_http_requests_total\{method="PUT",code="200"\} \d+/);
+  });
+
+  test('metrics: a valid exposition per node (own registry), raft gauges, HTTP and process metrics', async () => {
+    await call('PUT', '/v1/kv/metered', JSON.stringify({ value: 'm' }));
+    const res = await fetch(`${base}/metrics`);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    const metrics = parsePrometheus(await res.text());
+    const status = node.status();
+    assert.equal(sampleValue(metrics, 'flotilla_raft_is_leader'), 1);
+    assert.equal(sampleValue(metrics, 'flotilla_raft_has_leader'), 1);
+    assert.equal(sampleValue(metrics, 'flotilla_raft_term'), status.term);
+    const applied = sampleValue(metrics, 'flotilla_raft_applied_index');
+    assert.ok(applied >= 2 && applied <= sampleValue(metrics, 'flotilla_raft_commit_index'));
+    assert.ok(sampleValue(metrics, 'flotilla_raft_last_index') >= applied);
+    assert.ok(sampleValue(metrics, 'flotilla_kv_revision') >= 2);
+    assert.ok(sampleValue(metrics, 'flotilla_raft_leader_changes_total') >= 1);
+    assert.ok(sampleValue(metrics, 'flotilla_wal_saves_total') >= 1);
+    assert.ok(sampleValue(metrics, 'flotilla_proposals_applied_total') >= 1);
+    assert.equal(metrics.types.get('flotilla_proposals_applied_total'), 'counter');
+    const puts = sampleValue(metrics, 'flotilla_http_requests_total', { method: 'PUT', code: '200' });
+    assert.ok(puts >= 1);
+    const count = sampleValue(metrics, 'flotilla_http_request_duration_seconds_count');
+    assert.equal(
+      sampleValue(metrics, 'flotilla_http_request_duration_seconds_bucket', { le: '+Inf' }),
+      count,
+    );
+    assert.ok(count >= puts);
+    assert.ok(sampleValue(metrics, 'process_cpu_user_seconds_total') > 0);
+    assert.ok(sampleValue(metrics, 'nodejs_heap_size_used_bytes') > 0);
+    // A scrape reads the node's current state: the counter follows the requests.
+    await call('PUT', '/v1/kv/metered', JSON.stringify({ value: 'n' }));
+    const again = parsePrometheus(await (await fetch(`${base}/metrics`)).text());
+    assert.equal(
+      sampleValue(again, 'flotilla_http_requests_total', { method: 'PUT', code: '200' }),
+      puts + 1,
+    );
+    // The leaderless node in the same process has its own registry.
+    const other = parsePrometheus(await (await fetch(`${noLeaderBase}/metrics`)).text());
+    assert.equal(sampleValue(other, 'flotilla_raft_is_leader'), 0);
+    assert.equal(sampleValue(other, 'flotilla_raft_has_leader'), 0);
+    assert.equal(other.samples.filter((s) => s.name === 'flotilla_peer_connected').length, 2);
+    assert.ok(http.metricsRegistry !== noLeaderHttp.metricsRegistry);
+    assert.ok((await http.metricsRegistry.getSingleMetricAsString('flotilla_raft_term')).includes('gauge'));
   });
 
   test('watch over SSE: live events, history from a revision, 410 below the compaction', async () => {

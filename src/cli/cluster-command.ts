@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { nodeIdFromName } from '../node/index.js';
+import { isLogLevel, LOG_LEVELS } from '../server/index.js';
 
 /** One node of a local cluster, as written to `cluster.json`. */
 export interface ClusterNodeInfo {
@@ -35,6 +36,7 @@ interface ClusterFlags {
   dataDir: string;
   tickMs?: string;
   kvNoSync?: boolean;
+  logLevel?: string;
 }
 
 /** A free TCP port on 127.0.0.1 (bound, then released: a tiny race, fine for local use). */
@@ -106,23 +108,66 @@ async function writeClusterFile(dataDir: string, nodes: readonly ClusterNodeInfo
   await rename(`${file}.tmp`, file);
 }
 
-/** Polls `/v1/cluster` on every node until all agree on one leader; returns its name. */
-export async function waitForLeader(clientUrls: readonly string[], timeoutMs: number): Promise<string> {
+/** One node's answer to a `/v1/cluster` poll while waiting for a leader. */
+interface NodeView {
+  /** The node's name (its URL when only that is known and it does not answer). */
+  readonly name: string;
+  /** `leader`, `follower`, `candidate`, …, or `unreachable`. */
+  readonly role: string;
+  readonly term: number;
+  /** The leader's name as this node knows it ('' for none). */
+  readonly leader: string;
+}
+
+/**
+ * Polls `/v1/cluster` on every node until all agree on one leader; returns its name.
+ * `onProgress` is called with a summary (`n1 follower (term 2), n2 candidate (term 3), …`)
+ * each time it changes while no leader is agreed on.
+ */
+export async function waitForLeader(
+  nodes: readonly (string | { readonly name: string; readonly clientUrl: string })[],
+  timeoutMs: number,
+  onProgress?: (summary: string) => void,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
+  let lastSummary = '';
   while (Date.now() < deadline) {
-    const leaders = await Promise.all(
-      clientUrls.map(async (url) => {
+    const views = await Promise.all(
+      nodes.map(async (node): Promise<NodeView> => {
+        const url = typeof node === 'string' ? node : node.clientUrl;
         try {
           const res = await fetch(`${url}/v1/cluster`, { signal: AbortSignal.timeout(1000) });
-          const body = (await res.json()) as { leader: { name: string } | null };
-          return body.leader?.name ?? '';
+          const body = (await res.json()) as {
+            member: { name: string };
+            role: string;
+            term: number;
+            leader: { name: string } | null;
+          };
+          return {
+            name: body.member.name,
+            role: body.role,
+            term: body.term,
+            leader: body.leader?.name ?? '',
+          };
         } catch {
-          return '';
+          return {
+            name: typeof node === 'string' ? url : node.name,
+            role: 'unreachable',
+            term: 0,
+            leader: '',
+          };
         }
       }),
     );
-    const first = leaders[0];
-    if (first !== undefined && first !== '' && leaders.every((l) => l === first)) return first;
+    const first = views[0]?.leader;
+    if (first !== undefined && first !== '' && views.every((v) => v.leader === first)) return first;
+    const summary = views
+      .map((v) =>
+        v.role === 'unreachable' ? `${v.name} unreachable` : `${v.name} ${v.role} (term ${v.term})`,
+      )
+      .join(', ');
+    if (summary !== lastSummary) onProgress?.(summary);
+    lastSummary = summary;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`no leader agreed on by all nodes within ${timeoutMs} ms`);
@@ -154,6 +199,7 @@ export function registerClusterCommand(program: Command): void {
     .option('--data-dir <dir>', 'parent directory of the nodes’ data directories and cluster.json', './data')
     .option('--tick-ms <ms>', 'milliseconds per raft tick', '100')
     .option('--kv-no-sync', 'never fsync the KV stores (tests and benchmarks only)')
+    .option('--log-level <level>', `least severe level the nodes log: ${LOG_LEVELS.join(', ')}`)
     .action(async (flags: ClusterFlags) => {
       const count = Number(flags.nodes);
       if (!/^\d+$/.test(flags.nodes) || count < 1 || count > CLUSTER_NODES_MAX) {
@@ -164,9 +210,14 @@ export function registerClusterCommand(program: Command): void {
         console.error(`error: --tick-ms must be a positive integer, got '${flags.tickMs}'`);
         process.exit(2);
       }
+      if (flags.logLevel !== undefined && !isLogLevel(flags.logLevel)) {
+        console.error(`error: --log-level must be one of ${LOG_LEVELS.join(', ')}, got '${flags.logLevel}'`);
+        process.exit(2);
+      }
       await runCluster(count, resolve(flags.dataDir), [
         ...(flags.tickMs === undefined ? [] : ['--tick-ms', flags.tickMs]),
         ...(flags.kvNoSync === true ? ['--kv-no-sync'] : []),
+        ...(flags.logLevel === undefined ? [] : ['--log-level', flags.logLevel]),
       ]);
     });
 }
@@ -202,9 +253,9 @@ async function runCluster(count: number, dataDir: string, extra: readonly string
   process.on('SIGINT', stopAll);
   process.on('SIGTERM', stopAll);
   try {
-    const leader = await waitForLeader(
-      nodes.map((n) => n.clientUrl),
-      LEADER_WAIT_MS,
+    // Progress goes to stderr: stdout's lines are parsed by scripts and tests.
+    const leader = await waitForLeader(nodes, LEADER_WAIT_MS, (summary) =>
+      console.error(`waiting for a leader... ${summary}`),
     );
     console.log(`cluster of ${count} nodes is up; leader ${leader}; logs and cluster.json in ${dataDir}`);
   } catch (error) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `flotilla` command line. */
 import { Command } from 'commander';
+import { registerBenchCommand } from './bench-command.js';
 import { registerClientCommands } from './client-commands.js';
 import { registerClusterCommand } from './cluster-command.js';
 import { registerDemoCommand } from './demo-command.js';
@@ -16,6 +17,7 @@ registerServeCommand(program);
 registerClusterCommand(program);
 registerClientCommands(program);
 registerDemoCommand(program);
+registerBenchCommand(program);
 program.parseAsync(process.argv).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : String(error));
   process.exitCode = 1;

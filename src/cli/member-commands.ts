@@ -79,7 +79,8 @@ export function registerMemberCommands(program: Command): void {
         flags.json === true,
         () =>
           `added ${row(reply.body.member)}\nstart it with: flotilla serve --name ${name} ` +
-          `--initial-cluster-state existing --cluster-id ${reply.body.clusterId ?? ''} --initial-cluster <every member>`,
+          '--initial-cluster-state existing --initial-cluster <every member, itself included> ' +
+          `(it learns cluster ${reply.body.clusterId ?? ''} and its id from the members)`,
       );
     });
   common(

@@ -7,12 +7,12 @@ import {
   checkName,
   clusterIdFrom,
   isNodeError,
-  type NodeLogger,
   parseHostPort,
   parseInitialCluster,
   RaftNode,
+  withoutUnnamedMembers,
 } from '../node/index.js';
-import { HttpApi } from '../server/index.js';
+import { createLogger, HttpApi, isLogLevel, LOG_LEVELS, type LogLevel } from '../server/index.js';
 
 interface ServeFlags {
   name?: string;
@@ -28,6 +28,7 @@ interface ServeFlags {
   requestTimeoutMs?: string;
   snapshotEntries?: string;
   kvNoSync?: boolean;
+  logLevel?: string;
 }
 
 /** Validated configuration of `serve`. */
@@ -48,6 +49,8 @@ export interface ServeConfig {
   readonly requestTimeoutMs: number;
   readonly snapshotEntries: number;
   readonly kvNoSync: boolean;
+  /** Least severe level logged (JSON lines on stderr). */
+  readonly logLevel: LogLevel;
 }
 
 /** A flag error: printed with `error:` and exit code 2. */
@@ -101,7 +104,13 @@ export function parseServeFlags(flags: ServeFlags): ServeConfig {
     throw new UsageError('--listen-grpc must differ from --listen-client and --listen-peer');
   }
   const initialCluster = required(flags.initialCluster, '--initial-cluster');
-  const members = usage(() => parseInitialCluster(initialCluster));
+  // etcdctl's `member add` prints members that have not started yet as `=http://host:port`
+  // (no name); a joining member learns them from the cluster instead (see src/node/join.ts).
+  const members = usage(() =>
+    parseInitialCluster(
+      flags.initialClusterState === 'existing' ? withoutUnnamedMembers(initialCluster) : initialCluster,
+    ),
+  );
   const self = members.find((m) => m.name === name);
   if (self === undefined) {
     throw new UsageError(
@@ -115,6 +124,10 @@ export function parseServeFlags(flags: ServeFlags): ServeConfig {
   }
   if (listenClient.port === listenPeer.port && listenClient.host === listenPeer.host) {
     throw new UsageError('--listen-client and --listen-peer must differ');
+  }
+  const logLevel = flags.logLevel ?? 'info';
+  if (!isLogLevel(logLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${logLevel}'`);
   }
   const state = flags.initialClusterState ?? 'new';
   if (state !== 'new' && state !== 'existing') {
@@ -134,20 +147,9 @@ export function parseServeFlags(flags: ServeFlags): ServeConfig {
     tickMs: integer(flags.tickMs, '--tick-ms', 100, 1, 60_000),
     electionTicks: integer(flags.electionTicks, '--election-ticks', 10, 3, 1000),
     requestTimeoutMs: integer(flags.requestTimeoutMs, '--request-timeout-ms', 5000, 10, 600_000),
-    snapshotEntries: integer(flags.snapshotEntries, '--snapshot-entries', 10_000, 1, 100_000_000),
+    snapshotEntries: integer(flags.snapshotEntries, '--snapshot-entries', 100_000, 1, 100_000_000),
     kvNoSync: flags.kvNoSync === true,
-  };
-}
-
-/** A logger writing `time level name: message` lines to stderr. */
-export function stderrLogger(name: string): NodeLogger {
-  const line = (level: string, message: string): void => {
-    process.stderr.write(`${new Date().toISOString()} ${level} ${name}: ${message}\n`);
-  };
-  return {
-    info: (m) => line('info', m),
-    warn: (m) => line('warn', m),
-    error: (m) => line('error', m),
+    logLevel,
   };
 }
 
@@ -155,7 +157,9 @@ export function stderrLogger(name: string): NodeLogger {
 export async function runServe(
   config: ServeConfig,
 ): Promise<{ node: RaftNode; http: HttpApi; grpc?: EtcdGrpcServer; stop: () => Promise<void> }> {
-  const logger = stderrLogger(config.name);
+  const logger = createLogger({ name: config.name, level: config.logLevel });
+  const urlOf = (a: { host: string; port: number }): string =>
+    `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
   const node = await RaftNode.start({
     name: config.name,
     id: config.id,
@@ -170,13 +174,18 @@ export async function runServe(
     requestTimeoutMs: config.requestTimeoutMs,
     snapshotPolicy: { entriesPerSnapshot: config.snapshotEntries },
     kvNoSync: config.kvNoSync,
+    // Published to the cluster (etcd MemberList clientURLs, /v1/members).
+    clientUrls: {
+      http: urlOf(config.listenClient),
+      ...(config.listenGrpc === undefined ? {} : { grpc: urlOf(config.listenGrpc) }),
+    },
     logger,
-    onFatal: () => {
-      logger.error('stopping after a fatal error');
+    onFatal: (error) => {
+      logger.error('stopping after a fatal error', { err: error });
       process.exit(1);
     },
   });
-  const http = new HttpApi({ node, host: config.listenClient.host, port: config.listenClient.port });
+  const http = new HttpApi({ node, host: config.listenClient.host, port: config.listenClient.port, logger });
   const grpc =
     config.listenGrpc === undefined
       ? undefined
@@ -189,12 +198,23 @@ export async function runServe(
     await node.stop();
     throw error;
   }
+  const clientUrl = `http://${config.listenClient.host}:${config.listenClient.port}`;
+  const grpcAddress =
+    config.listenGrpc === undefined ? undefined : `${config.listenGrpc.host}:${config.listenGrpc.port}`;
+  const peerAddress = `${config.listenPeer.host}:${config.listenPeer.port}`;
+  // The node's ids: a member that joined a running cluster learned them (see src/node/join.ts).
+  const clusterId = `0x${node.options.clusterId.toString(16)}`;
   logger.info(
-    `serving clients on http://${config.listenClient.host}:${config.listenClient.port}` +
-      (config.listenGrpc === undefined
-        ? ''
-        : ` and etcd v3 gRPC on ${config.listenGrpc.host}:${config.listenGrpc.port}`) +
-      `, peers on ${config.listenPeer.host}:${config.listenPeer.port}, cluster 0x${config.clusterId.toString(16)}`,
+    `serving clients on ${clientUrl}` +
+      (grpcAddress === undefined ? '' : ` and etcd v3 gRPC on ${grpcAddress}`) +
+      `, peers on ${peerAddress}, cluster ${clusterId}`,
+    {
+      id: node.options.id,
+      clientUrl,
+      ...(grpcAddress === undefined ? {} : { grpc: grpcAddress }),
+      peer: peerAddress,
+      clusterId,
+    },
   );
   const stop = async (): Promise<void> => {
     await grpc?.stop();
@@ -237,13 +257,14 @@ export function registerServeCommand(program: Command): void {
     .option('--initial-cluster-state <state>', 'new (bootstrap) or existing (join)', 'new')
     .option(
       '--cluster-id <id>',
-      'the id of the cluster to join (default: derived from --initial-cluster; a member added at runtime needs the founding one)',
+      'the cluster id (default: derived from --initial-cluster; a member joining with existing learns it from the cluster)',
     )
     .option('--tick-ms <ms>', 'milliseconds per raft tick', '100')
     .option('--election-ticks <n>', 'ticks without a leader before an election', '10')
     .option('--request-timeout-ms <ms>', 'how long a request may wait, including for a leader', '5000')
-    .option('--snapshot-entries <n>', 'snapshot after this many applied entries', '10000')
+    .option('--snapshot-entries <n>', 'snapshot after this many applied entries', '100000')
     .option('--kv-no-sync', 'never fsync the KV store (tests and benchmarks only)')
+    .option('--log-level <level>', `least severe level logged: ${LOG_LEVELS.join(', ')}`, 'info')
     .exitOverride(exitOnUsageError)
     .action(async (flags: ServeFlags) => {
       let config: ServeConfig;

@@ -1,8 +1,381 @@
-/** etcd's `Cluster` service. */
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { EtcdContext } from './context.js';
+/**
+ * etcd's `Cluster` service: MemberList, MemberAdd, MemberRemove, MemberUpdate and
+ * MemberPromote, answered as etcd 3.4's v3rpc/member.go and etcdserver answer them.
+ *
+ * - Members are the applied configuration (voters and learners). Each shows its name and
+ *   client URLs once it has started and published them (see node/member-table.ts): a member
+ *   added through `MemberAdd` and not started yet has an empty name and no client URLs, as in
+ *   etcd. `clientURLs` is the member's etcd gRPC endpoint (`http://host:port`), the URL
+ *   `etcdctl --cluster` dials.
+ * - MemberAdd carries only peer URLs; the server picks the id (random below 2^48, never one
+ *   known or removed). The new member finds its id by its peer URL when it starts with
+ *   `--initial-cluster-state existing` (see node/join.ts).
+ * - Adding, removing and promoting are raft conf changes, which only the leader proposes; a
+ *   follower forwards the request to the leader's gRPC endpoint (etcd's followers forward
+ *   conf changes too), then answers once it has applied the change itself, so a MemberList it
+ *   serves next shows it. Removing the leader first moves leadership to another voter.
+ * - MemberUpdate (new peer URLs) is a replicated member update any member can propose.
+ * - etcd's strict reconfiguration checks apply: a voter is added, removed or promoted only if
+ *   a quorum of the resulting voters would be started (have published), and there is at most
+ *   one learner.
+ */
+import {
+  type CallOptions,
+  type Client,
+  credentials,
+  Metadata,
+  type ServerUnaryCall,
+  type ServiceError,
+  status,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import type { RangeRequest } from '../kv/index.js';
+import type { MemberAddress, RaftNode } from '../node/index.js';
+import { isRaftError } from '../raft/index.js';
+import type { EtcdContext, ResponseHeader } from './context.js';
+import { EtcdGrpcError, etcdError } from './errors.js';
+import { etcdService } from './proto.js';
+import { unary } from './server.js';
+import { type Int64, id64 } from './wire.js';
+
+/** etcd `Member` as sent. */
+export interface MemberWire {
+  readonly ID: string;
+  readonly name: string;
+  readonly peerURLs: string[];
+  readonly clientURLs: string[];
+  readonly isLearner: boolean;
+}
+
+interface MemberAddRequestWire {
+  readonly peerURLs?: string[];
+  readonly isLearner?: boolean;
+}
+
+interface MemberIdRequestWire {
+  readonly ID?: Int64;
+}
+
+interface MemberUpdateRequestWire {
+  readonly ID?: Int64;
+  readonly peerURLs?: string[];
+}
+
+interface MemberListRequestWire {
+  readonly linearizable?: boolean;
+}
+
+interface MembersResponseWire {
+  header: ResponseHeader;
+  members: MemberWire[];
+  member?: MemberWire;
+}
+
+/** Member ids the server picks are below this (like Flotilla's name-derived ids). */
+export const MEMBER_ID_MAX = 2 ** 48;
+/** Learners allowed at once (etcd 3.4's `maxLearners`). */
+export const LEARNERS_MAX = 1;
+/**
+ * Metadata key of a request a member forwarded to the leader: how many times it was
+ * forwarded. Twice at most (a follower to the leader, which hands leadership off before
+ * removing itself, to the next), so a request cannot loop while leadership moves.
+ */
+const FORWARDED = 'flotilla-forwarded';
+const FORWARDS_MAX = 2;
+/** A linearizable barrier: reading one key waits until this node has applied everything committed before. */
+const BARRIER: RangeRequest = Object.freeze({ key: Uint8Array.of(0) });
+/** How often a conf change refused as "another one is in progress" is retried. */
+const RETRY_MS = 50;
+
+/** The configured members as etcd lists them, by ascending id. */
+export function memberList(node: RaftNode): MemberWire[] {
+  const cs = node.status().confState;
+  const voters = new Set([...cs.voters, ...cs.votersOutgoing]);
+  const ids = [...new Set([...voters, ...cs.learners, ...cs.learnersNext])].sort((a, b) => a - b);
+  const table = node.members();
+  return ids.map((id) => memberWire(id, table.get(id), !voters.has(id)));
+}
+
+function memberWire(id: number, m: MemberAddress | undefined, isLearner: boolean): MemberWire {
+  return {
+    ID: String(id),
+    name: m?.name ?? '',
+    peerURLs: m === undefined ? [] : [peerUrl(m)],
+    clientURLs: m?.clientUrls?.grpc === undefined ? [] : [etcdClientUrl(m.clientUrls.grpc)],
+    isLearner,
+  };
+}
+
+/**
+ * A member's gRPC URL as etcd's `clientURLs` lists it: `host:port`, without `http://`.
+ *
+ * Why no scheme: etcdctl 3.4 uses these as endpoints (`--cluster`), and for Status, HashKV,
+ * Defragment and MoveLeader's leader search it dials each endpoint directly, sending the
+ * endpoint string as the HTTP/2 `:authority`. Node's HTTP/2 server (nghttp2) refuses an
+ * authority holding `http://` with a stream reset (`PROTOCOL_ERROR`), where Go's accepts it;
+ * `host:port` works with every etcd client (clientv3 reads a scheme-less endpoint as an
+ * insecure `host:port`). The same holds for endpoints given by hand: docs/etcd-api.md.
+ */
+export function etcdClientUrl(url: string): string {
+  return url.replace(/^https?:\/\//, '').replace(/\/$/, '');
+}
+
+function peerUrl(m: { host: string; port: number }): string {
+  return `http://${m.host.includes(':') ? `[${m.host}]` : m.host}:${m.port}`;
+}
+
+/** Parses etcd peer URLs: exactly one `http(s)://host:port` (Flotilla has one peer address per member). */
+export function parsePeerUrls(urls: readonly string[] | undefined): { host: string; port: number } {
+  const distinct = [...new Set(urls ?? [])];
+  if (distinct.length !== 1) throw etcdError('memberBadUrls');
+  const match = /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/.exec(distinct[0]!.trim());
+  const port = Number(match?.[2]);
+  if (match === null || port < 1 || port > 65_535) throw etcdError('memberBadUrls');
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+}
 
 /** The `Cluster` service of one node. */
-export function clusterService(_ctx: EtcdContext): UntypedServiceImplementation {
-  return {};
+export function clusterService(ctx: EtcdContext): UntypedServiceImplementation {
+  const node = ctx.node;
+  const timeoutMs = node.options.requestTimeoutMs;
+
+  const members = (): MembersResponseWire => ({ header: ctx.header(), members: memberList(node) });
+
+  /** The member `id` of the configuration, or etcd's `member not found`. */
+  const configured = (id: number): { isLearner: boolean } => {
+    const found = memberList(node).find((m) => m.ID === String(id));
+    if (found === undefined) throw etcdError('memberNotFound');
+    return { isLearner: found.isLearner };
+  };
+
+  /**
+   * Runs `change` on the leader: here if this node leads, else forwarded to the leader's
+   * gRPC endpoint; then waits until this node has applied everything the leader had
+   * committed, so its own member list shows the change — unless the change removes this
+   * node, which may never learn of it (the leader stops replicating to a removed member):
+   * then the leader's member list is the answer.
+   */
+  const onLeader = async <Req>(
+    method: string,
+    request: Req,
+    call: ServerUnaryCall<Req, unknown>,
+    change: () => Promise<MembersResponseWire>,
+    removesSelf = false,
+  ): Promise<MembersResponseWire> => {
+    if (!(await node.waitForLeader(timeoutMs))) throw etcdError('noLeader');
+    const leader = node.status().leader;
+    if (leader === node.options.id) return change();
+    const hops = Number(call.metadata.get(FORWARDED)[0] ?? 0) || 0;
+    if (hops >= FORWARDS_MAX) throw etcdError('notLeader');
+    const forwarded = (await forward(
+      node,
+      leader,
+      method,
+      request,
+      hops + 1,
+      timeoutMs,
+    )) as MembersResponseWire;
+    if (removesSelf) return { ...forwarded, header: ctx.header() };
+    await node.read(BARRIER);
+    return { ...forwarded, header: ctx.header(), members: memberList(node) };
+  };
+
+  return {
+    MemberList: unary(async (request: MemberListRequestWire) => {
+      if (request.linearizable === true) await node.read(BARRIER);
+      return members();
+    }),
+
+    MemberAdd: unary(async (request: MemberAddRequestWire, call) =>
+      onLeader('MemberAdd', request, call, async () => {
+        const address = parsePeerUrls(request.peerURLs);
+        const current = memberList(node);
+        const url = peerUrl(address);
+        if (current.some((m) => m.peerURLs.includes(url))) throw etcdError('peerUrlExist');
+        const isLearner = request.isLearner === true;
+        if (isLearner && current.filter((m) => m.isLearner).length >= LEARNERS_MAX) {
+          throw etcdError('tooManyLearners');
+        }
+        if (!isLearner && !quorumStarted(current, { add: true })) throw etcdError('memberNotEnoughStarted');
+        const id = newMemberId(node);
+        await confChange(node, timeoutMs, {
+          type: isLearner ? 'add-learner' : 'add-voter',
+          id,
+          member: { name: '', ...address },
+        });
+        ctx.logger.info(`etcd MemberAdd: added ${isLearner ? 'learner' : 'voter'} ${id} at ${url}`);
+        return { ...members(), member: memberWire(id, { name: '', ...address }, isLearner) };
+      }),
+    ),
+
+    MemberRemove: unary(async (request: MemberIdRequestWire, call) => {
+      const id = id64(request.ID);
+      configured(id);
+      if (id === node.status().leader && id === node.options.id) {
+        await handOffLeadership(node, timeoutMs);
+      }
+      const change = async (): Promise<MembersResponseWire> => {
+        const { isLearner } = configured(id);
+        if (id === node.options.id) {
+          // Leadership came back here (or moved here) meanwhile: the client retries.
+          throw etcdError('leaderChanged');
+        }
+        if (!isLearner && !quorumStarted(memberList(node), { remove: id })) {
+          throw etcdError('memberNotEnoughStarted');
+        }
+        await confChange(node, timeoutMs, { type: 'remove', id });
+        ctx.logger.info(`etcd MemberRemove: removed ${id}`);
+        return members();
+      };
+      return onLeader('MemberRemove', request, call, change, id === node.options.id);
+    }),
+
+    MemberPromote: unary(async (request: MemberIdRequestWire, call) =>
+      onLeader('MemberPromote', request, call, async () => {
+        const id = id64(request.ID);
+        const { isLearner } = configured(id);
+        if (!isLearner) throw etcdError('memberNotLearner');
+        if (!quorumStarted(memberList(node), { promote: id })) throw etcdError('memberNotEnoughStarted');
+        await confChange(node, timeoutMs, { type: 'add-voter', id });
+        ctx.logger.info(`etcd MemberPromote: promoted ${id}`);
+        return members();
+      }),
+    ),
+
+    MemberUpdate: unary(async (request: MemberUpdateRequestWire) => {
+      const id = id64(request.ID);
+      configured(id);
+      const address = parsePeerUrls(request.peerURLs);
+      const url = peerUrl(address);
+      if (memberList(node).some((m) => m.ID !== String(id) && m.peerURLs.includes(url))) {
+        throw etcdError('peerUrlExist');
+      }
+      await node.proposeMemberUpdate({ op: 'peer', id, host: address.host, port: address.port });
+      ctx.logger.info(`etcd MemberUpdate: member ${id} now at ${url}`);
+      return members();
+    }),
+  };
+}
+
+/**
+ * etcd's strict reconfiguration check (`IsReadyToAddVotingMember`,
+ * `IsReadyToRemoveVotingMember`, `IsReadyToPromoteMember`): after the change, a quorum of
+ * the voters must have started (a member has started once it published its name).
+ */
+function quorumStarted(
+  current: readonly MemberWire[],
+  change: { add: true } | { remove: number } | { promote: number },
+): boolean {
+  const voters = current.filter((m) => !m.isLearner);
+  let members = voters.length;
+  let started = voters.filter((m) => m.name !== '').length;
+  if ('add' in change) {
+    members++;
+    // Adding a second member to a one-member cluster (restoring one) is allowed.
+    if (started === 1 && members === 2) return true;
+  } else if ('remove' in change) {
+    members--;
+    if (voters.some((m) => m.ID === String(change.remove) && m.name !== '')) started--;
+  } else {
+    members++;
+    started++;
+  }
+  return started >= Math.floor(members / 2) + 1;
+}
+
+/** A random id below 2^48 that no member has or had. */
+function newMemberId(node: RaftNode): number {
+  const removed = new Set(node.status().confState.removed ?? []);
+  for (;;) {
+    const id = Math.floor(Math.random() * (MEMBER_ID_MAX - 1)) + 1;
+    if (!node.members().has(id) && !removed.has(id)) return id;
+  }
+}
+
+/**
+ * Proposes a conf change on this (leader) node, retrying while another change is still being
+ * applied (e.g. a joint configuration's automatic leave), and maps the core's refusals to
+ * etcd's errors.
+ */
+async function confChange(
+  node: RaftNode,
+  timeoutMs: number,
+  change: Parameters<RaftNode['proposeMemberChange']>[0],
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await node.proposeMemberChange(change);
+      return;
+    } catch (error) {
+      if (!isRaftError(error)) throw error;
+      switch (error.code) {
+        case 'CONF_CHANGE_IN_PROGRESS':
+        case 'TRANSFER_IN_PROGRESS':
+          if (Date.now() + RETRY_MS > deadline) throw etcdError('timeout');
+          await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+          continue;
+        case 'NOT_LEADER':
+          throw etcdError('notLeader');
+        case 'LEARNER_NOT_READY':
+          throw etcdError('learnerNotReady');
+        case 'NODE_ID_REUSED':
+          throw etcdError('memberExist');
+        default:
+          throw new EtcdGrpcError(status.FAILED_PRECONDITION, `etcdserver: ${error.message}`);
+      }
+    }
+  }
+}
+
+/**
+ * Moves leadership away from this leader before it is removed, to another voter that has
+ * started (the core catches it up, then sends it `timeout-now`), waiting until it leads.
+ */
+async function handOffLeadership(node: RaftNode, timeoutMs: number): Promise<void> {
+  const others = node.status().confState.voters.filter((id) => id !== node.options.id);
+  const target = others.find((id) => (node.members().get(id)?.name ?? '') !== '') ?? others[0];
+  if (target === undefined) throw etcdError('memberNotEnoughStarted');
+  try {
+    node.transferLeadership(target);
+  } catch (error) {
+    if (!isRaftError(error)) throw error;
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (node.status().leader === node.options.id) {
+    if (Date.now() > deadline) throw etcdError('timeout');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * Sends `request` to `method` of the leader's `Cluster` service (its published gRPC URL),
+ * marked as forwarded so the leader never forwards it again.
+ */
+async function forward(
+  node: RaftNode,
+  leader: number,
+  method: string,
+  request: unknown,
+  hops: number,
+  timeoutMs: number,
+): Promise<unknown> {
+  const url = node.members().get(leader)?.clientUrls?.grpc;
+  if (url === undefined) throw etcdError('notLeader');
+  const Cluster = etcdService('Cluster');
+  const client: Client = new Cluster(url.replace(/^https?:\/\//, ''), credentials.createInsecure());
+  const metadata = new Metadata();
+  metadata.set(FORWARDED, String(hops));
+  const options: CallOptions = { deadline: Date.now() + 2 * timeoutMs };
+  try {
+    return await new Promise((resolve, reject) => {
+      const fn = (client as unknown as Record<string, (...args: unknown[]) => unknown>)[method]!;
+      fn.call(client, request, metadata, options, (error: ServiceError | null, response: unknown) => {
+        if (error === null) resolve(response);
+        else reject(new EtcdGrpcError(error.code, error.details));
+      });
+    });
+  } finally {
+    client.close();
+  }
 }

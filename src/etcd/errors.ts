@@ -26,6 +26,7 @@ export class EtcdGrpcError extends Error implements ServiceError {
 export const ETCD_ERRORS = Object.freeze({
   emptyKey: [status.INVALID_ARGUMENT, 'etcdserver: key is not provided'],
   keyNotFound: [status.INVALID_ARGUMENT, 'etcdserver: key not found'],
+  invalidSortOption: [status.INVALID_ARGUMENT, 'etcdserver: invalid sort option'],
   valueProvided: [status.INVALID_ARGUMENT, 'etcdserver: value is provided'],
   leaseProvided: [status.INVALID_ARGUMENT, 'etcdserver: lease is provided'],
   tooManyOps: [status.INVALID_ARGUMENT, 'etcdserver: too many operations in txn request'],
@@ -64,6 +65,8 @@ export const ETCD_ERRORS = Object.freeze({
   unhealthy: [status.UNAVAILABLE, 'etcdserver: unhealthy cluster'],
   corrupt: [status.DATA_LOSS, 'etcdserver: corrupt cluster'],
   authNotEnabled: [status.FAILED_PRECONDITION, 'etcdserver: authentication is not enabled'],
+  /** Flotilla's own: lease ids are JavaScript numbers, so a client-chosen one must stay below 2^53. */
+  invalidLeaseId: [status.INVALID_ARGUMENT, 'etcdserver: lease ID must be between 1 and 2^53-1'],
 } as const satisfies Record<string, readonly [status, string]>);
 
 /** The gRPC error etcd sends for `name`. */
@@ -109,13 +112,18 @@ export function toGrpcError(error: unknown): EtcdGrpcError {
     const name = KV_ERRORS[error.code];
     if (name !== undefined) return etcdError(name);
     const code = error.code === 'STALE_SEQUENCE' ? status.FAILED_PRECONDITION : status.INVALID_ARGUMENT;
-    return new EtcdGrpcError(code, `etcdserver: ${error.message}`);
+    return new EtcdGrpcError(code, etcdserverMessage(error.message));
   }
   if (isNodeError(error)) {
     const name = NODE_ERRORS[error.code];
     if (name !== undefined) return etcdError(name);
-    return new EtcdGrpcError(status.INTERNAL, `etcdserver: ${error.message}`);
+    return new EtcdGrpcError(status.INTERNAL, etcdserverMessage(error.message));
   }
   const message = error instanceof Error ? error.message : String(error);
   return new EtcdGrpcError(status.INTERNAL, message);
+}
+
+/** `message` with etcd's `etcdserver: ` prefix (KV errors usually carry it already). */
+function etcdserverMessage(message: string): string {
+  return message.startsWith('etcdserver: ') ? message : `etcdserver: ${message}`;
 }

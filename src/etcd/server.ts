@@ -4,17 +4,21 @@
  * etcd client libraries work unchanged. Each service lives in its own file; this one binds
  * them to a `@grpc/grpc-js` server.
  */
+import type { Writable } from 'node:stream';
 import {
+  type MethodDefinition,
   Server,
   ServerCredentials,
   type ServerUnaryCall,
+  type ServiceDefinition,
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { NodeLogger, RaftNode } from '../node/index.js';
 import { authService } from './auth-service.js';
 import { clusterService } from './cluster-service.js';
-import { EtcdContext } from './context.js';
+import { RESPONSE_ENCODERS } from './codec.js';
+import { EtcdContext, type EtcdServiceOptions } from './context.js';
 import { toGrpcError } from './errors.js';
 import { kvService } from './kv-service.js';
 import { leaseService } from './lease-service.js';
@@ -32,6 +36,8 @@ export interface EtcdGrpcServerOptions {
   /** 0 picks an ephemeral port. */
   readonly port: number;
   readonly logger: NodeLogger;
+  /** Tunables of the services (etcd's values by default; tests shorten the watch progress interval). */
+  readonly services?: Partial<EtcdServiceOptions>;
 }
 
 /** One node's etcd v3 gRPC server. */
@@ -40,11 +46,13 @@ export class EtcdGrpcServer {
   readonly context: EtcdContext;
 
   constructor(private readonly options: EtcdGrpcServerOptions) {
-    this.context = new EtcdContext(options.node, options.logger);
+    this.context = new EtcdContext(options.node, options.logger, options.services);
     this.server = new Server({
       'grpc.max_receive_message_length': GRPC_RECEIVE_BYTES_MAX,
       'grpc.max_send_message_length': 2 ** 31 - 1,
       'grpc.keepalive_permit_without_calls': 1,
+      // Channelz bookkeeping costs CPU on every call and nothing here reads it.
+      'grpc.enable_channelz': 0,
     });
     const services: Record<EtcdServiceName, (ctx: EtcdContext) => UntypedServiceImplementation> = {
       KV: kvService,
@@ -55,7 +63,7 @@ export class EtcdGrpcServer {
       Auth: authService,
     };
     for (const [name, implementation] of Object.entries(services)) {
-      this.server.addService(etcdService(name as EtcdServiceName).service, implementation(this.context));
+      this.server.addService(serviceDefinition(name as EtcdServiceName), implementation(this.context));
     }
   }
 
@@ -79,6 +87,25 @@ export class EtcdGrpcServer {
 }
 
 /**
+ * The definition a service is registered with: etcd's from the proto loader, with the
+ * hand-written response encoders of codec.ts where it has them (their handlers answer in the
+ * shapes those encoders take).
+ */
+function serviceDefinition(name: EtcdServiceName): ServiceDefinition {
+  const base = etcdService(name).service;
+  const encoders: Readonly<Record<string, (response: never) => Buffer>> | undefined =
+    name === 'KV' || name === 'Watch' ? RESPONSE_ENCODERS[name] : undefined;
+  if (encoders === undefined) return base;
+  const definition: Record<string, MethodDefinition<unknown, unknown>> = { ...base };
+  for (const [method, encode] of Object.entries(encoders)) {
+    const original = base[method];
+    if (original === undefined) throw new Error(`etcd ${name} service has no method ${method}`);
+    definition[method] = { ...original, responseSerialize: encode as (response: unknown) => Buffer };
+  }
+  return definition;
+}
+
+/**
  * A unary handler from an async function: its result is the response, anything it throws
  * becomes etcd's gRPC error (see errors.ts).
  */
@@ -91,4 +118,18 @@ export function unary<Req, Res>(
       (error: unknown) => callback(toGrpcError(error)),
     );
   };
+}
+
+/** Resolves once `stream` can take more writes ('drain'), or once it closed. */
+export function drained(stream: Writable): Promise<void> {
+  if (stream.destroyed || stream.writableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
 }

@@ -1,8 +1,374 @@
-/** etcd's `Watch` service. */
-import type { UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { EtcdContext } from './context.js';
+/**
+ * etcd's `Watch` service: one bidirectional stream carries any number of watches, answered
+ * as etcd 3.4's v3rpc/watch.go answers them.
+ *
+ * - `create_request`: an empty key means `\0`, `range_end` `\0` means every key from `key`.
+ *   `watch_id` 0 lets the server pick (the lowest free id from 0 up, like etcd's
+ *   `AutoWatchID`); a taken id or a range with `key >= range_end` gets a response that is
+ *   both `created` and `canceled`, with id -1 and etcd's `cancel_reason`. Otherwise a
+ *   `created` response (header revision: the current one) precedes every event of the watch.
+ * - A watch whose `start_revision` is (or falls behind) the compacted revision gets a
+ *   response with `canceled`, `compact_revision` and `cancel_reason` set, after its
+ *   `created` response, and sends nothing more.
+ * - Events come from this member's applied state (watch-hub.ts): every event of the range,
+ *   in revision order, exactly once. Ready revisions are merged into one response up to
+ *   {@link MERGE_BYTES_MAX}; a response's header revision is its last event's revision.
+ *   With `fragment`, a response larger than the request size limit is split like etcd's
+ *   `sendFragments`.
+ * - `cancel_request` of a known id answers `canceled`; an unknown id gets no answer.
+ * - `progress_request` answers with watch id -1 and the current revision once every watch
+ *   of the stream has sent everything up to it (etcd 3.4 could answer ahead of pending
+ *   events). `progress_notify` watches that sent no events during an interval get a
+ *   progress notification (their id, no events) if they are in sync.
+ * - The stream stays open after the client half-closes (as in etcd); when it ends, every
+ *   watcher is canceled.
+ */
+import { Buffer } from 'node:buffer';
+import type { ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { isKvError, type WatchBatch, type WatchEvent, type Watcher } from '../kv/index.js';
+import { type WatchReply, watchEventBytes } from './codec.js';
+import type { EtcdContext, WireHeader } from './context.js';
+import { ETCD_ERRORS, etcdError, toGrpcError } from './errors.js';
+import { type Int64, int64 } from './wire.js';
+
+/** Ready revisions of one watch merged into one response up to about this many bytes. */
+export const MERGE_BYTES_MAX = 256 * 1024;
+
+/** etcd `WatchCreateRequest` as decoded. */
+interface WatchCreateRequestWire {
+  readonly key?: Uint8Array | null;
+  readonly range_end?: Uint8Array | null;
+  readonly start_revision?: Int64;
+  readonly progress_notify?: boolean;
+  readonly filters?: readonly (string | number)[] | null;
+  readonly prev_kv?: boolean;
+  readonly watch_id?: Int64;
+  readonly fragment?: boolean;
+}
+
+/** etcd `WatchRequest` as decoded (one member of `request_union` set). */
+interface WatchRequestWire {
+  readonly create_request?: WatchCreateRequestWire | null;
+  readonly cancel_request?: { readonly watch_id?: Int64 } | null;
+  readonly progress_request?: object | null;
+}
+
+type WatchCall = ServerDuplexStream<WatchRequestWire, WatchReply>;
 
 /** The `Watch` service of one node. */
-export function watchService(_ctx: EtcdContext): UntypedServiceImplementation {
-  return {};
+export function watchService(ctx: EtcdContext): UntypedServiceImplementation {
+  return {
+    Watch: (call: WatchCall) => {
+      new WatchStream(ctx, call);
+    },
+  };
+}
+
+const NO_PUT: ReadonlySet<unknown> = new Set(['Noput', 'NOPUT', 0]);
+const NO_DELETE: ReadonlySet<unknown> = new Set(['Nodelete', 'NODELETE', 1]);
+const ZERO_KEY = Buffer.from([0]);
+const EMPTY = new Uint8Array(0);
+const COMPACTED_REASON = ETCD_ERRORS.compacted[1];
+
+/** One watch of a stream. */
+interface Watch {
+  readonly id: number;
+  readonly progressNotify: boolean;
+  readonly fragment: boolean;
+  /** Canceled by the client, compacted or failed: nothing more is sent for it. */
+  done: boolean;
+  /** Waiting for the store with nothing pending: it has sent everything up to the current revision. */
+  idle: boolean;
+  /** Whether it sent events since the last progress tick. */
+  sentEvents: boolean;
+  readonly watcher: Watcher | undefined;
+}
+
+/** The server side of one `Watch` stream. */
+class WatchStream {
+  private readonly watches = new Map<number, Watch>();
+  private nextId = 0;
+  private closed = false;
+  private progressTimer: NodeJS.Timeout | undefined;
+  /** A `progress_request` is waiting for every watch to be idle. */
+  private progressWanted = false;
+  private drain: Promise<void> | undefined;
+  private readonly requestBytesMax: number;
+
+  constructor(
+    private readonly ctx: EtcdContext,
+    private readonly call: WatchCall,
+  ) {
+    this.requestBytesMax = ctx.node.backend.options.requestBytesMax;
+    call.on('data', (request: WatchRequestWire) => this.onRequest(request));
+    call.on('cancelled', () => this.close());
+    call.on('error', () => this.close());
+    call.on('close', () => this.close());
+  }
+
+  private onRequest(request: WatchRequestWire): void {
+    if (this.closed) return;
+    try {
+      if (request.create_request) this.create(request.create_request);
+      else if (request.cancel_request) this.cancel(int64(request.cancel_request.watch_id));
+      else if (request.progress_request) this.requestProgress();
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  private create(request: WatchCreateRequestWire): void {
+    const backend = this.ctx.node.backend;
+    const key =
+      request.key === undefined || request.key === null || request.key.length === 0 ? ZERO_KEY : request.key;
+    const rangeEnd = request.range_end ?? EMPTY;
+    const fromKey = rangeEnd.length === 1 && rangeEnd[0] === 0;
+    const revision = backend.revision;
+    if (rangeEnd.length > 0 && !fromKey && Buffer.compare(key, rangeEnd) >= 0) {
+      this.refuse(revision, 'mvcc: watcher range is empty');
+      return;
+    }
+    let id = int64(request.watch_id);
+    if (id === 0) {
+      while (this.watches.has(this.nextId)) this.nextId++;
+      id = this.nextId++;
+    } else if (this.watches.has(id)) {
+      this.refuse(revision, 'mvcc: duplicate watch ID provided on the WatchStream');
+      return;
+    }
+    const filters = request.filters ?? [];
+    const start = int64(request.start_revision);
+    let watcher: Watcher | undefined;
+    let compactRevision = 0;
+    try {
+      watcher = backend.watch({
+        key,
+        rangeEnd,
+        // etcd replays the whole history for a negative start revision.
+        startRevision: start < 0 ? 1 : start,
+        prevKv: request.prev_kv === true,
+        noPut: filters.some((f) => NO_PUT.has(f)),
+        noDelete: filters.some((f) => NO_DELETE.has(f)),
+      });
+    } catch (error) {
+      if (!isKvError(error, 'COMPACTED')) throw error;
+      compactRevision = error.compactRevision;
+    }
+    const watch: Watch = {
+      id,
+      progressNotify: request.progress_notify === true,
+      fragment: request.fragment === true,
+      done: false,
+      idle: false,
+      sentEvents: false,
+      watcher,
+    };
+    this.watches.set(id, watch);
+    this.send({ header: this.header(revision), watch_id: id, created: true });
+    if (watcher === undefined) {
+      this.compacted(watch, compactRevision);
+      return;
+    }
+    if (watch.progressNotify) this.startProgressTimer();
+    void this.pump(watch, watcher);
+  }
+
+  /** etcd's answer to a create it cannot serve: created and canceled at once, id -1. */
+  private refuse(revision: number, reason: string): void {
+    this.send({
+      header: this.header(revision),
+      watch_id: -1,
+      created: true,
+      canceled: true,
+      cancel_reason: reason,
+    });
+  }
+
+  private cancel(id: number): void {
+    const watch = this.watches.get(id);
+    if (watch === undefined) return;
+    this.watches.delete(id);
+    watch.done = true;
+    watch.watcher?.cancel();
+    this.send({ header: this.header(this.ctx.node.backend.revision), watch_id: id, canceled: true });
+    if (this.progressWanted) this.maybeSendProgress();
+  }
+
+  private compacted(watch: Watch, compactRevision: number): void {
+    watch.done = true;
+    this.send({
+      header: this.header(this.ctx.node.backend.revision),
+      watch_id: watch.id,
+      canceled: true,
+      compact_revision: compactRevision,
+      cancel_reason: COMPACTED_REASON,
+    });
+  }
+
+  /** Sends a watch's batches as they come, merging what is ready, until it ends. */
+  private async pump(watch: Watch, watcher: Watcher): Promise<void> {
+    try {
+      for (;;) {
+        let batch = watcher.poll();
+        if (batch === undefined) {
+          if (watcher.isCanceled) break;
+          watch.idle = true;
+          if (this.progressWanted) this.maybeSendProgress();
+          batch = await watcher.next();
+          watch.idle = false;
+          if (batch === undefined) break;
+        }
+        if (watch.done || this.closed) return;
+        if (!this.sendBatches(watch, watcher, batch)) await this.drained();
+      }
+    } catch (error) {
+      if (watch.done || this.closed) return;
+      if (isKvError(error, 'COMPACTED')) this.compacted(watch, error.compactRevision);
+      else this.fail(error);
+      return;
+    }
+    // The watcher ended without a cancel from this stream: the store closed under it.
+    if (!watch.done && !this.closed) this.fail(etcdError('stopped'));
+  }
+
+  /**
+   * Sends `first` and whatever else is ready for the watch (up to {@link MERGE_BYTES_MAX})
+   * as one response, or as fragments. Returns false when the stream wants a drain.
+   */
+  private sendBatches(watch: Watch, watcher: Watcher, first: WatchBatch): boolean {
+    const events: WatchEvent[] = [];
+    let bytes = appendEvents(events, first);
+    let revision = first.revision;
+    let failure: unknown;
+    while (bytes < MERGE_BYTES_MAX) {
+      let batch: WatchBatch | undefined;
+      try {
+        batch = watcher.poll();
+      } catch (error) {
+        failure = error; // send what was taken first
+        break;
+      }
+      if (batch === undefined) break;
+      bytes += appendEvents(events, batch);
+      revision = batch.revision;
+    }
+    watch.sentEvents = true;
+    const header = this.header(revision);
+    let writable: boolean;
+    if (watch.fragment && bytes >= this.requestBytesMax && events.length > 1) {
+      writable = this.sendFragments(watch.id, header, events);
+    } else {
+      writable = this.send({ header, watch_id: watch.id, events });
+    }
+    if (failure !== undefined) throw failure;
+    return writable;
+  }
+
+  /** etcd's `sendFragments`: responses of at least one event each, below the request size limit. */
+  private sendFragments(id: number, header: WireHeader, events: readonly WatchEvent[]): boolean {
+    let writable = true;
+    let index = 0;
+    while (index < events.length) {
+      const start = index;
+      let bytes = 0;
+      while (index < events.length) {
+        const size = watchEventBytes(events[index]!);
+        if (index > start && bytes + size >= this.requestBytesMax) break;
+        bytes += size;
+        index++;
+      }
+      const fragment = index < events.length;
+      writable = this.send({ header, watch_id: id, fragment, events: events.slice(start, index) });
+    }
+    return writable;
+  }
+
+  private requestProgress(): void {
+    this.progressWanted = true;
+    this.maybeSendProgress();
+  }
+
+  /** Answers a pending `progress_request` once every watch is in sync. */
+  private maybeSendProgress(): void {
+    for (const watch of this.watches.values()) if (!watch.done && !watch.idle) return;
+    this.progressWanted = false;
+    this.send({ header: this.header(this.ctx.node.backend.revision), watch_id: -1 });
+  }
+
+  private startProgressTimer(): void {
+    if (this.progressTimer !== undefined || this.closed) return;
+    const interval = this.ctx.options.watchProgressIntervalMs;
+    // etcd adds up to 10% jitter so that watchers created together do not all report at once.
+    this.progressTimer = setInterval(
+      () => this.progressTick(),
+      interval + Math.floor(Math.random() * (interval / 10)),
+    );
+    this.progressTimer.unref();
+  }
+
+  /** Progress notifications for `progress_notify` watches that sent no events since the last tick. */
+  private progressTick(): void {
+    if (this.closed) return;
+    const revision = this.ctx.node.backend.revision;
+    for (const watch of this.watches.values()) {
+      if (!watch.progressNotify || watch.done) continue;
+      if (!watch.sentEvents && watch.idle) this.send({ header: this.header(revision), watch_id: watch.id });
+      watch.sentEvents = false;
+    }
+  }
+
+  private header(revision: number): WireHeader {
+    return this.ctx.wireHeader(revision);
+  }
+
+  /** Writes a response; false when the stream wants a drain before more. */
+  private send(response: WatchReply): boolean {
+    if (this.closed) return true;
+    return this.call.write(response);
+  }
+
+  /** One promise for every pump waiting on the same drain. */
+  private drained(): Promise<void> {
+    this.drain ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.call.off('drain', done);
+        this.call.off('close', done);
+        this.drain = undefined;
+        resolve();
+      };
+      this.call.on('drain', done);
+      this.call.on('close', done);
+    });
+    return this.drain;
+  }
+
+  /** Ends the stream with the gRPC error `error` maps to. */
+  private fail(error: unknown): void {
+    if (this.closed) return;
+    const grpcError = toGrpcError(error);
+    this.close();
+    this.call.emit('error', grpcError);
+  }
+
+  /** Cancels every watcher and the timer; idempotent. */
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.progressTimer !== undefined) clearInterval(this.progressTimer);
+    for (const watch of this.watches.values()) {
+      watch.done = true;
+      watch.watcher?.cancel();
+    }
+    this.watches.clear();
+  }
+}
+
+/** Appends a batch's events; returns their encoded size. */
+function appendEvents(events: WatchEvent[], batch: WatchBatch): number {
+  let bytes = 0;
+  for (const event of batch.events) {
+    events.push(event);
+    bytes += watchEventBytes(event);
+  }
+  return bytes;
 }

@@ -30,6 +30,8 @@
  * transaction, so a crash mid-restore leaves the previous state intact.
  */
 
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Database, open, type RootDatabase, type Transaction, TransactionFlags } from 'lmdb';
 import { assert } from '../raft/assert.js';
 import { BaseKvBackend, type KvBackend, KvSnapshot } from './backend.js';
@@ -291,6 +293,24 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     } finally {
       this.restoring = false;
     }
+  }
+
+  /**
+   * The environment's size: `fileBytes` allocated on disk (etcd's `dbSize`) and `usedBytes` up
+   * to its last used page (etcd's `dbSizeInUse`; LMDB reuses freed pages below it).
+   */
+  storageStats(): { fileBytes: number; usedBytes: number } {
+    this.ensureUsable();
+    const stats = this.root.getStats() as { pageSize?: number; lastPageNumber?: number };
+    const pageSize = stats.pageSize ?? 4096;
+    const usedBytes = ((stats.lastPageNumber ?? 0) + 1) * pageSize;
+    let fileBytes = usedBytes;
+    try {
+      fileBytes = statSync(join(this.path, 'data.mdb')).size;
+    } catch {
+      // Not a directory environment: report the used size.
+    }
+    return { fileBytes, usedBytes };
   }
 
   /** Resolves once every committed batch is flushed to disk. */

@@ -65,6 +65,21 @@ export function frameChunks(chunks: Iterable<Uint8Array>): Uint8Array {
   return out;
 }
 
+/**
+ * {@link frameChunks}, yielding to the event loop after each chunk so that building a large
+ * snapshot never stalls heartbeats, client requests or elections. The chunks must come from
+ * a consistent view (a KV snapshot holds its own read transaction), since other work runs
+ * in between.
+ */
+export async function frameChunksAsync(chunks: Iterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for (const chunk of chunks) {
+    parts.push(chunk);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return frameChunks(parts);
+}
+
 /** Splits a buffer made by {@link frameChunks} back into chunks (views, no copy). */
 export function* unframeChunks(data: Uint8Array): Generator<Uint8Array> {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);

@@ -114,3 +114,14 @@ export function checkName(name: string, what: string): void {
     );
   }
 }
+
+/**
+ * `text` without the members that have no name (`=http://host:port`): etcdctl's `member add`
+ * prints members that have not started yet that way.
+ */
+export function withoutUnnamedMembers(text: string): string {
+  return text
+    .split(',')
+    .filter((part) => !part.trim().startsWith('='))
+    .join(',');
+}

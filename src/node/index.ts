@@ -10,8 +10,24 @@ export {
   nodeIdFromName,
   parseHostPort,
   parseInitialCluster,
+  withoutUnnamedMembers,
 } from './identity.js';
+export {
+  type ClusterInfo,
+  discoverCluster,
+  type JoinOptions,
+  type JoinResult,
+  parseClusterInfo,
+} from './join.js';
 export { type MemberFile, readMemberFile } from './member-file.js';
+export {
+  type MemberClientUrls,
+  type MemberJson,
+  type MemberUpdate,
+  membersFromJson,
+  membersToJson,
+  splitSnapshotData,
+} from './member-table.js';
 export {
   DEFAULT_RAFT_NODE_OPTIONS,
   type MemberAddress,

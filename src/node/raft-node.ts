@@ -24,7 +24,7 @@
  * called (the serve command exits).
  */
 import { randomInt } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
@@ -56,17 +56,32 @@ import {
 } from '../raft/index.js';
 import { FileStorage, SnapshotPolicy, type SnapshotPolicyOptions } from '../storage/index.js';
 import { type PeerAddress, TcpTransport } from '../transport/index.js';
-import { frameChunks, newOrigin, unframeChunks, unwrapCommand, wrapCommand } from './envelope.js';
+import { frameChunks, frameChunksAsync, newOrigin, unwrapCommand, wrapCommand } from './envelope.js';
 import { NodeError } from './errors.js';
+import { discoverCluster } from './join.js';
 import { expiredLeases, LEASE_SCAN_INTERVAL_MS } from './lease-keeper.js';
 import {
   acquireLock,
   type DataDirLock,
   type MemberFile,
   readMemberFile,
-  writeJsonDurably,
   writeMemberFile,
 } from './member-file.js';
+import {
+  applyMemberUpdate,
+  type MemberAddress,
+  type MemberClientUrls,
+  type MemberUpdate,
+  readMembersFile,
+  recordContextMember,
+  snapshotChunks,
+  splitSnapshotData,
+  unwrapMemberUpdate,
+  wrapMemberUpdate,
+  writeMembersFile,
+} from './member-table.js';
+
+export type { MemberAddress, MemberClientUrls, MemberUpdate } from './member-table.js';
 
 /** Where a runtime writes its diagnostics. */
 export interface NodeLogger {
@@ -77,16 +92,33 @@ export interface NodeLogger {
 
 /** Options of {@link RaftNode}. Defaults in {@link DEFAULT_RAFT_NODE_OPTIONS}. */
 export interface RaftNodeOptions {
-  /** This member's name; its id is derived from it (see identity.ts). */
+  /** This member's name. */
   readonly name: string;
+  /**
+   * Its id: derived from the name for founders (see identity.ts). A data directory's
+   * `member.json` overrides it, and a member joining with `existing` learns it from the
+   * cluster (see join.ts): after {@link RaftNode.start}, `node.options.id` is the real one.
+   */
   readonly id: number;
+  /** The cluster id (overridden like {@link RaftNodeOptions.id}). */
   readonly clusterId: number;
   /** The initial cluster as given (recorded in the data directory on bootstrap). */
   readonly initialCluster: string;
   /** Node id → name and peer address of every initial member, this one included. */
-  readonly members: ReadonlyMap<number, { readonly name: string } & PeerAddress>;
-  /** `new` bootstraps an empty data directory with the initial membership; `existing` waits to be sent a snapshot. */
+  readonly members: ReadonlyMap<number, MemberAddress>;
+  /**
+   * `new` bootstraps an empty data directory with the initial membership; `existing` joins a
+   * running cluster: a fresh data directory asks the members in `members` for the cluster's
+   * id, this member's id and the member table (see join.ts), then waits to be sent a snapshot.
+   */
   readonly initialClusterState: 'new' | 'existing';
+  /** How long a joining member keeps asking the cluster about itself before giving up. */
+  readonly joinTimeoutMs: number;
+  /**
+   * Where this member serves clients: published to the cluster (replicated) after each start,
+   * so every member lists them (etcd `MemberList` clientURLs, `/v1/members`).
+   */
+  readonly clientUrls?: MemberClientUrls;
   readonly dataDir: string;
   /** Where to listen for peers. */
   readonly listenPeer: PeerAddress;
@@ -118,6 +150,7 @@ export interface RaftNodeOptions {
 /** The defaults of {@link RaftNodeOptions} that have one. */
 export const DEFAULT_RAFT_NODE_OPTIONS = Object.freeze({
   initialClusterState: 'new' as const,
+  joinTimeoutMs: 30_000,
   tickMs: 100,
   electionTicks: 10,
   heartbeatTicks: 1,
@@ -181,7 +214,8 @@ interface PendingProposal {
   readonly seq: number;
   readonly data: Uint8Array;
   readonly startedMs: number;
-  readonly resolve: (result: KvResult) => void;
+  /** With the KV result; with undefined for a member update. */
+  readonly resolve: (result: KvResult | undefined) => void;
   readonly reject: (error: Error) => void;
   readonly timer: NodeJS.Timeout;
   /** Handed to the core (else still queued, e.g. while no leader is known). */
@@ -278,17 +312,22 @@ export class RaftNode {
    * directory belongs to another member or cluster.
    */
   static async start(init: RaftNodeInit): Promise<RaftNode> {
-    const options: RaftNodeOptions = { ...DEFAULT_RAFT_NODE_OPTIONS, ...init };
+    let options: RaftNodeOptions = { ...DEFAULT_RAFT_NODE_OPTIONS, ...init };
     await mkdir(options.dataDir, { recursive: true });
     const lock = await acquireLock(options.dataDir);
     try {
       const member = await checkMemberFile(options);
+      if (member !== undefined) {
+        options = { ...options, id: member.id, clusterId: member.clusterId };
+      } else if (options.initialClusterState === 'existing') {
+        options = await joinOptions(options);
+      }
       const storage = await FileStorage.open(join(options.dataDir, 'raft'));
       const kv = LmdbKvBackend.open(join(options.dataDir, 'kv'), { noSync: options.kvNoSync });
       if (member === undefined) await bootstrap(options, storage, kv);
       await recoverKv(storage, kv, options.logger);
       const replayed = await deriveMembership(storage, kv.appliedIndex);
-      const table = await loadMemberTable(options, replayed.entries);
+      const table = await loadMemberTable(options, storage, replayed.entries);
       const raw = new RawNode(storage, raftOptions(options, kv.appliedIndex));
       const removed = new Set(raw.confState().removed ?? []);
       const peers = new Map<number, PeerAddress>();
@@ -305,6 +344,7 @@ export class RaftNode {
         onSnapshotStatus: (peer, ok) => node?.onReport(() => raw.reportSnapshot(peer, ok)),
         onError: (error) => options.logger.warn(`transport: ${error.message}`),
         logger: { warn: (m) => options.logger.warn(m), error: (m) => options.logger.error(m) },
+        clusterInfo: () => JSON.stringify(node?.clusterInfo() ?? {}),
       });
       node = new RaftNode(options, raw, storage, kv, transport, lock);
       for (const [id, m] of table) node.memberTable.set(id, m);
@@ -315,6 +355,7 @@ export class RaftNode {
           `voters [${raw.confState().voters.join(',')}]`,
       );
       node.wake();
+      if (options.clientUrls !== undefined) node.publishLoop(options.clientUrls);
       return node;
     } catch (error) {
       await lock.release();
@@ -335,24 +376,8 @@ export class RaftNode {
     this.ensureRunning();
     validateCommand(command, this.kv.options);
     this.checkBackPressure();
-    const seq = ++this.seq;
-    const data = wrapCommand(this.origin, seq, encodeCommand(command));
-    return new Promise<KvResult>((resolve, reject) => {
-      const timer = setTimeout(() => this.expireProposal(seq), this.options.requestTimeoutMs);
-      const pending: PendingProposal = {
-        seq,
-        data,
-        startedMs: performance.now(),
-        resolve,
-        reject,
-        timer,
-        proposed: false,
-      };
-      this.proposals.set(seq, pending);
-      this.queuedProposals.push(pending);
-      this.counters.proposalsAccepted++;
-      this.wake();
-    });
+    const result = await this.enqueueProposal((seq) => wrapCommand(this.origin, seq, encodeCommand(command)));
+    return result as KvResult;
   }
 
   /**
@@ -419,6 +444,11 @@ export class RaftNode {
     return this.raw.status().role;
   }
 
+  /** The current raft term (cheaper than {@link RaftNode.status}; etcd response headers carry it). */
+  get term(): number {
+    return this.raw.status().term;
+  }
+
   /** The local key-value backend (for watches and lease queries served locally). */
   get backend(): LmdbKvBackend {
     return this.kv;
@@ -437,9 +467,112 @@ export class RaftNode {
     this.wake();
   }
 
-  /** Name and peer address of every member this node knows of (removed ones included). */
+  /**
+   * Name, peer address and client URLs of every member this node knows of (removed ones
+   * included; the configuration is in {@link RaftNode.status}'s `confState`).
+   */
   members(): ReadonlyMap<number, MemberAddress> {
     return this.memberTable;
+  }
+
+  /** Whether `id` is in the applied configuration (a voter or a learner, joint halves included). */
+  isMember(id: number): boolean {
+    const cs = this.raw.confState();
+    return (
+      cs.voters.includes(id) ||
+      cs.learners.includes(id) ||
+      cs.votersOutgoing.includes(id) ||
+      cs.learnersNext.includes(id)
+    );
+  }
+
+  /**
+   * What this node answers a joining member's cluster query with (see join.ts): the cluster
+   * id and the configured members.
+   */
+  clusterInfo(): { clusterId: number; members: unknown[] } {
+    const cs = this.raw.confState();
+    const voters = new Set([...cs.voters, ...cs.votersOutgoing]);
+    const ids = new Set([...voters, ...cs.learners, ...cs.learnersNext]);
+    const members: unknown[] = [];
+    for (const id of ids) {
+      const m = this.memberTable.get(id);
+      if (m === undefined) continue;
+      members.push({
+        id,
+        name: m.name,
+        host: m.host,
+        port: m.port,
+        ...(m.clientUrls === undefined ? {} : { clientUrls: m.clientUrls }),
+        learner: !voters.has(id),
+      });
+    }
+    return { clusterId: this.options.clusterId, members };
+  }
+
+  /**
+   * Proposes a replicated change of a member's attributes (see member-table.ts: `publish`
+   * of its own name and client URLs, `peer` for etcd's `MemberUpdate`) and resolves once this
+   * node has applied it. Rejects like {@link RaftNode.propose}.
+   */
+  async proposeMemberUpdate(update: MemberUpdate): Promise<void> {
+    this.ensureRunning();
+    this.checkBackPressure();
+    await this.enqueueProposal((seq) => wrapMemberUpdate(this.origin, seq, update));
+  }
+
+  /**
+   * Queues the entry `encode` builds for the next proposal number; resolves with its outcome
+   * once applied here (a KV result, or undefined for a member update), or rejects when it
+   * expires or the node stops.
+   */
+  private enqueueProposal(encode: (seq: number) => Uint8Array): Promise<KvResult | undefined> {
+    const seq = ++this.seq;
+    const data = encode(seq);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.expireProposal(seq), this.options.requestTimeoutMs);
+      const pending: PendingProposal = {
+        seq,
+        data,
+        startedMs: performance.now(),
+        resolve,
+        reject,
+        timer,
+        proposed: false,
+      };
+      this.proposals.set(seq, pending);
+      this.queuedProposals.push(pending);
+      this.counters.proposalsAccepted++;
+      this.wake();
+    });
+  }
+
+  /**
+   * Publishes this member's name and client URLs once it is in the configuration and a
+   * leader is known, retrying until it is applied or the node stops. Unconditional on every
+   * start (as etcd's `publish`): a member that just restarted may not have applied its own
+   * latest publish yet, so comparing with its table could skip a needed one.
+   */
+  private publishLoop(clientUrls: MemberClientUrls): void {
+    const update: MemberUpdate = { op: 'publish', id: this.options.id, name: this.options.name, clientUrls };
+    const attempt = async (): Promise<void> => {
+      while (!this.stopped) {
+        if (this.isMember(this.options.id) && this.raw.status().leader !== 0) {
+          try {
+            await this.proposeMemberUpdate(update);
+            this.options.logger.info(
+              `published name ${update.name} and client URLs ${JSON.stringify(clientUrls)}`,
+            );
+            return;
+          } catch (error) {
+            if (this.stopped) return;
+            this.options.logger.warn(`publishing client URLs: ${(error as Error).message}; retrying`);
+          }
+        }
+        await new Promise((resolve) => setTimeout(resolve, PUBLISH_RETRY_MS).unref());
+      }
+    };
+    void attempt();
   }
 
   /**
@@ -636,10 +769,17 @@ export class RaftNode {
   }
 
   private async installSnapshot(index: number, data: Uint8Array): Promise<void> {
-    await this.kv.restore(unframeChunks(data));
+    const { members, kvChunks } = splitSnapshotData(data);
+    if (members !== undefined) {
+      // The table at the snapshot's index is authoritative for the members it lists.
+      for (const [id, m] of members) this.memberTable.set(id, m);
+      await writeMembersFile(this.options.dataDir, this.memberTable);
+    }
+    await this.kv.restore(kvChunks);
     if (this.kv.appliedIndex !== index) {
       throw new Error(`snapshot at index ${index} restored a state machine at ${this.kv.appliedIndex}`);
     }
+    this.syncTransportPeers();
     this.policy = new SnapshotPolicy(this.options.snapshotPolicy, index);
     this.counters.snapshotsInstalled++;
     this.options.logger.info(`installed a snapshot at index ${index}`);
@@ -669,6 +809,19 @@ export class RaftNode {
         ids.push(undefined);
         continue;
       }
+      const update = entry.type === 'normal' ? unwrapMemberUpdate(entry.data) : undefined;
+      if (update !== undefined) {
+        this.applyKv(batch, ids);
+        batch = [];
+        ids = [];
+        await this.applyMemberUpdate(update.update);
+        if (update.id.origin === this.originHex) {
+          this.settleProposal(update.id.seq, (p) => p.resolve(undefined));
+        }
+        batch.push({ index: entry.index, command: null });
+        ids.push(undefined);
+        continue;
+      }
       const { command, seq } = this.decodeEntry(entry);
       batch.push({ index: entry.index, command });
       ids.push(seq);
@@ -687,9 +840,13 @@ export class RaftNode {
     const context = parseMemberContext(cc.context);
     if (context !== undefined) {
       if (context.name !== undefined && context.host !== undefined && context.port !== undefined) {
-        this.memberTable.set(context.id, { name: context.name, host: context.host, port: context.port });
+        recordContextMember(this.memberTable, context.id, {
+          name: context.name,
+          host: context.host,
+          port: context.port,
+        });
       }
-      await writeMemberTable(this.options.dataDir, this.memberTable);
+      await writeMembersFile(this.options.dataDir, this.memberTable);
     }
     const removed = new Set(confState.removed ?? []);
     for (const change of cc.changes) {
@@ -705,6 +862,39 @@ export class RaftNode {
       else this.transport.addPeer(change.node, { host: m.host, port: m.port });
     }
     if (context !== undefined) this.memberWaiters.get(context.token)?.();
+  }
+
+  /**
+   * Applies a replicated member update: the table, `members.json` (before the KV applied
+   * index moves past the entry, like conf changes) and the transport's address of the peer.
+   */
+  private async applyMemberUpdate(update: MemberUpdate): Promise<void> {
+    const next = applyMemberUpdate(this.memberTable, update);
+    if (next === undefined) return;
+    await writeMembersFile(this.options.dataDir, this.memberTable);
+    if (update.op === 'peer') {
+      this.options.logger.info(`member ${update.id} now has peer address ${update.host}:${update.port}`);
+      if (update.id !== this.options.id && this.transport.hasPeer(update.id)) {
+        this.transport.updatePeer(update.id, { host: update.host, port: update.port });
+      }
+    }
+  }
+
+  /**
+   * Points the transport at every configured member with a known address (after a snapshot
+   * brought a new configuration and member table).
+   */
+  private syncTransportPeers(): void {
+    const cs = this.raw.confState();
+    const removed = new Set(cs.removed ?? []);
+    for (const id of new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext])) {
+      if (id === this.options.id || removed.has(id)) continue;
+      const m = this.memberTable.get(id);
+      if (m === undefined) continue;
+      if (this.transport.hasPeer(id)) this.transport.updatePeer(id, { host: m.host, port: m.port });
+      else this.transport.addPeer(id, { host: m.host, port: m.port });
+    }
+    for (const id of removed) if (this.transport.hasPeer(id)) this.transport.removePeer(id);
   }
 
   private decodeEntry(entry: Entry): { command: KvCommand | null; seq: number | undefined } {
@@ -910,9 +1100,11 @@ export class RaftNode {
   // ------------------------------------------------------------------ snapshots
 
   /**
-   * Takes a snapshot when the policy says so. The KV snapshot and the membership are taken
-   * together, synchronously, so they describe the same applied index; writing the file and
-   * compacting the log run in the background (storage serializes them with saves).
+   * Takes a snapshot when the policy says so. The KV snapshot (a read transaction) and a copy
+   * of the membership are taken together, synchronously, so they describe the same applied
+   * index; encoding the store (yielding to the event loop between chunks: a large store
+   * would otherwise stall heartbeats for longer than an election timeout), writing the file
+   * and compacting the log run in the background (storage serializes them with saves).
    */
   private maybeSnapshot(): void {
     if (!this.policy.due() || this.snapshotTask !== undefined) return;
@@ -923,8 +1115,9 @@ export class RaftNode {
       return;
     }
     const confState = this.raw.confState();
-    const data = frameChunks(this.kv.snapshot());
+    const chunks = snapshotChunks(new Map(this.memberTable), this.kv.snapshot());
     this.snapshotTask = (async () => {
+      const data = await frameChunksAsync(chunks);
       await this.kv.sync();
       await this.storage.createSnapshot(index, confState, data);
       const compactTo = index - this.options.snapshotKeepEntries;
@@ -991,24 +1184,54 @@ function raftOptions(
   };
 }
 
-/** Checks the data directory's member file against the flags; undefined for a fresh directory. */
+/**
+ * Checks the data directory's member file against the flags; undefined for a fresh
+ * directory. The file's id is this member's (a member that joined through etcd's `MemberAdd`
+ * has an id the cluster chose, not its name's). With `new` the cluster id from the flags must
+ * be the file's; with `existing` the file's is taken (a member that joined later cannot
+ * derive it from its flags, see join.ts).
+ */
 async function checkMemberFile(options: RaftNodeOptions): Promise<MemberFile | undefined> {
   const member = await readMemberFile(options.dataDir);
   if (member === undefined) return undefined;
-  if (member.id !== options.id || member.name !== options.name) {
+  if (member.name !== options.name) {
     throw new NodeError(
       'INVALID_CONFIG',
       `data directory ${options.dataDir} belongs to member ${member.name} (${member.id}), not ${options.name}`,
     );
   }
-  if (member.clusterId !== options.clusterId) {
+  if (options.initialClusterState === 'new' && member.clusterId !== options.clusterId) {
     throw new NodeError(
       'INVALID_CONFIG',
       `data directory ${options.dataDir} belongs to cluster ${hex(member.clusterId)} (--initial-cluster ` +
-        `'${member.initialCluster}'), not ${hex(options.clusterId)}`,
+        `'${member.initialCluster}'), not ${hex(options.clusterId)} (a member that joined a running ` +
+        'cluster restarts with --initial-cluster-state existing)',
     );
   }
   return member;
+}
+
+/**
+ * The options of a member joining a running cluster with a fresh data directory: the
+ * cluster's id, this member's id and the member table, learned from a running member (see
+ * join.ts). The peers to ask are the other members of `options.members` (the flags).
+ */
+async function joinOptions(options: RaftNodeOptions): Promise<RaftNodeOptions> {
+  const self = [...options.members.values()].find((m) => m.name === options.name) ?? options.listenPeer;
+  const peers = [...options.members.values()]
+    .filter((m) => m.name !== options.name && !(m.host === self.host && m.port === self.port))
+    .map((m) => ({ host: m.host, port: m.port }));
+  const joined = await discoverCluster({
+    name: options.name,
+    self: { host: self.host, port: self.port },
+    peers,
+    timeoutMs: options.joinTimeoutMs,
+    logger: options.logger,
+  });
+  options.logger.info(
+    `joining cluster ${hex(joined.clusterId)} as member ${joined.id} (learned from ${joined.from})`,
+  );
+  return { ...options, id: joined.id, clusterId: joined.clusterId, members: joined.members };
 }
 
 function hex(n: number): string {
@@ -1033,12 +1256,15 @@ async function bootstrap(options: RaftNodeOptions, storage: FileStorage, kv: Lmd
     await storage.save({
       snapshot: {
         meta: { index: 1, term: 1, confState: { ...EMPTY_CONF_STATE, voters } },
-        data: frameChunks(kv.snapshot()),
+        data: frameChunks(snapshotChunks(options.members, kv.snapshot())),
       },
       hardState: { term: 1, vote: 0, commit: 1 },
       entries: [],
     });
     options.logger.info(`bootstrapped cluster ${hex(options.clusterId)} with voters [${voters.join(',')}]`);
+  }
+  if ((await readMembersFile(options.dataDir)) === undefined) {
+    await writeMembersFile(options.dataDir, options.members);
   }
   await writeMemberFile(options.dataDir, {
     name: options.name,
@@ -1055,7 +1281,7 @@ async function recoverKv(storage: FileStorage, kv: LmdbKvBackend, logger: NodeLo
   logger.info(
     `KV store at ${kv.appliedIndex} is behind the snapshot at ${snapshot.meta.index}: restoring it`,
   );
-  await kv.restore(unframeChunks(snapshot.data));
+  await kv.restore(splitSnapshotData(snapshot.data).kvChunks);
 }
 
 /**
@@ -1074,11 +1300,6 @@ async function deriveMembership(
   const entries = to > from ? storage.entries(from + 1, to + 1, Number.MAX_SAFE_INTEGER) : [];
   await storage.saveConfState(replayConfChanges(snapshot.meta.confState, entries));
   return { entries };
-}
-
-/** Name and peer address of a member. */
-export interface MemberAddress extends PeerAddress {
-  readonly name: string;
 }
 
 /** A membership change for {@link RaftNode.proposeMemberChange}. */
@@ -1117,39 +1338,34 @@ function parseMemberContext(context: Uint8Array | undefined): MemberChangeContex
   }
 }
 
-const MEMBERS_FILE = 'members.json';
-
-/** Writes the member table to `members.json` durably (temp file, fsync, rename, directory fsync). */
-async function writeMemberTable(dir: string, table: ReadonlyMap<number, MemberAddress>): Promise<void> {
-  const members = [...table].map(([id, m]) => ({ id, name: m.name, host: m.host, port: m.port }));
-  await writeJsonDurably(dir, MEMBERS_FILE, `${JSON.stringify({ members }, null, 2)}\n`);
-}
+/** How often a member retries publishing its client URLs. */
+const PUBLISH_RETRY_MS = 500;
 
 /**
- * The member table on start: the initial cluster from the flags, then `members.json` (written
- * after each applied conf change), then the contexts of the conf changes in the log up to the
- * applied index. The last step covers a crash between applying a change and writing the file;
- * entries older than the snapshot were applied before it was taken, so the file has them.
+ * The member table on start: `members.json` (the initial cluster from the flags when there is
+ * none yet), then the table in the raft snapshot (authoritative at its index; `members.json`
+ * may be older after a crash), then the conf change contexts and member updates in the log
+ * after the snapshot up to the applied index (a crash may have come between applying one and
+ * writing the file). The same rules as when they were first applied (see member-table.ts).
  */
 async function loadMemberTable(
   options: RaftNodeOptions,
+  storage: FileStorage,
   entries: readonly Entry[],
 ): Promise<Map<number, MemberAddress>> {
-  const table = new Map<number, MemberAddress>(options.members);
-  try {
-    const value = JSON.parse(await readFile(join(options.dataDir, MEMBERS_FILE), 'utf8')) as {
-      members?: { id: number; name: string; host: string; port: number }[];
-    };
-    for (const m of value.members ?? []) table.set(m.id, { name: m.name, host: m.host, port: m.port });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
+  const table = (await readMembersFile(options.dataDir)) ?? new Map<number, MemberAddress>(options.members);
+  const fromSnapshot = splitSnapshotData(storage.snapshot().data).members;
+  if (fromSnapshot !== undefined) for (const [id, m] of fromSnapshot) table.set(id, m);
   for (const entry of entries) {
-    if (entry.type !== 'conf-change') continue;
-    const c = parseMemberContext(decodeConfChange(entry.data).context);
-    if (c?.name !== undefined && c.host !== undefined && c.port !== undefined) {
-      table.set(c.id, { name: c.name, host: c.host, port: c.port });
+    if (entry.type === 'conf-change') {
+      const c = parseMemberContext(decodeConfChange(entry.data).context);
+      if (c?.name !== undefined && c.host !== undefined && c.port !== undefined) {
+        recordContextMember(table, c.id, { name: c.name, host: c.host, port: c.port });
+      }
+      continue;
     }
+    const update = unwrapMemberUpdate(entry.data);
+    if (update !== undefined) applyMemberUpdate(table, update.update);
   }
   return table;
 }

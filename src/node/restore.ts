@@ -6,17 +6,20 @@
  * and a raft snapshot at that index (term 1) carrying the new membership.
  *
  * The file is the KV snapshot's chunks, each as `[length u32 BE][chunk]` (see envelope.ts),
- * so it is checked end to end (the chunks carry a SHA-256) before anything is written.
+ * so it is checked end to end (the chunks carry a SHA-256) before anything is written; a file
+ * saved by `etcdctl snapshot save` has etcd's trailing SHA-256 besides (see backup.ts).
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LmdbKvBackend } from '../kv/index.js';
 import { EMPTY_CONF_STATE } from '../raft/index.js';
 import { FileStorage } from '../storage/index.js';
-import { unframeChunks } from './envelope.js';
+import { decodeBackup } from './backup.js';
+import { frameChunks } from './envelope.js';
 import { NodeError } from './errors.js';
 import { type ClusterMember, clusterIdFrom } from './identity.js';
 import { acquireLock, readMemberFile, writeMemberFile } from './member-file.js';
+import { type MemberAddress, snapshotChunks } from './member-table.js';
 
 /** What {@link restoreDataDir} needs. */
 export interface RestoreOptions {
@@ -44,12 +47,19 @@ export async function restoreDataDir(options: RestoreOptions): Promise<{ index: 
     if (storage.lastIndex() !== 0 || storage.snapshot().meta.index !== 0 || kv.appliedIndex !== 0) {
       throw new NodeError('INVALID_CONFIG', `data directory ${options.dataDir} is not empty`);
     }
-    await kv.restore(unframeChunks(data));
+    const chunks = decodeBackup(data);
+    await kv.restore(chunks);
     await kv.sync();
     const index = kv.appliedIndex;
     const voters = options.members.map((m) => m.id).sort((a, b) => a - b);
+    const table = new Map<number, MemberAddress>(
+      options.members.map((m) => [m.id, { name: m.name, host: m.host, port: m.port }]),
+    );
     await storage.save({
-      snapshot: { meta: { index, term: 1, confState: { ...EMPTY_CONF_STATE, voters } }, data },
+      snapshot: {
+        meta: { index, term: 1, confState: { ...EMPTY_CONF_STATE, voters } },
+        data: frameChunks(snapshotChunks(table, chunks)),
+      },
       hardState: { term: 1, vote: 0, commit: index },
       entries: [],
     });

@@ -26,7 +26,9 @@ export type HttpErrorCode =
   | 'LEARNER_NOT_READY'
   | 'NODE_ID_REUSED'
   | 'INVALID_CONF_CHANGE'
-  | 'INVALID_TRANSFER_TARGET';
+  | 'INVALID_TRANSFER_TARGET'
+  /** An exactly-once write whose (client, seq) an earlier request of another kind used (409). */
+  | 'SEQUENCE_REUSED';
 
 /** A failed HTTP request with its status and stable code. */
 export class HttpError extends Error {

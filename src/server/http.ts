@@ -19,11 +19,21 @@
  * Writes on a follower go through raft's proposal forwarding, so any node accepts them.
  * While no leader is known a request waits (up to the runtime's request timeout) and then
  * fails with a retryable 503 `NO_LEADER`. Every error is JSON with a stable code.
+ *
+ * **Exactly-once writes.** A write (`PUT`/`DELETE /v1/kv`, `POST /v1/txn`, lease grant,
+ * revoke and keep-alive) may carry `x-flotilla-client-id` and `x-flotilla-seq` (positive
+ * integers, both or neither): the command then runs in that client session (Raft thesis
+ * §6.3). The state machine applies a client's command `seq` once and caches its outcome, so
+ * a retry of the same pair, through any node, answers the first outcome without applying
+ * again; a `seq` below the client's last applied one is refused (409 `STALE_SEQUENCE`). A
+ * client uses a new `seq` (increasing) for each new request and the same one for its
+ * retries. The server does not compare request bodies: a retry must repeat its request.
  */
 import { randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { KvCommand, KvResult, KvSnapshot, RangeRequest } from '../kv/index.js';
+import type { Registry } from 'prom-client';
+import type { ClientSession, KvCommand, KvResult, KvSnapshot, RangeRequest } from '../kv/index.js';
 import type { RaftNode } from '../node/index.js';
 import { HttpError, toHttpError } from './errors.js';
 import {
@@ -40,14 +50,20 @@ import {
   responseOpJson,
   utf8,
 } from './json.js';
+import type { FieldLogger } from './log.js';
 import { routeMembers } from './members.js';
-import { HttpMetrics, renderMetrics } from './metrics.js';
+import { NodeMetrics } from './metrics.js';
 import { parseWatchRequest, serveWatch } from './watch-sse.js';
 
 /** Largest request body accepted, in bytes: the KV request limit (1.5 MiB) plus JSON/base64 overhead. */
 export const REQUEST_BODY_BYTES_MAX = 2 * 1024 * 1024 + 512 * 1024;
 /** Largest value accepted, in bytes (the KV layer's `requestBytesMax`, checked again there). */
 export const VALUE_BYTES_MAX = 1.5 * 1024 * 1024;
+
+/** The request header naming the client of an exactly-once write (a positive integer). */
+export const CLIENT_ID_HEADER = 'x-flotilla-client-id';
+/** The request header carrying the client's sequence number of the write (a positive integer). */
+export const SEQ_HEADER = 'x-flotilla-seq';
 
 /** Lease ids the server picks are below this (random, so any node can pick one without coordination). */
 export const LEASE_ID_MAX = 2 ** 48;
@@ -58,18 +74,26 @@ export interface HttpApiOptions {
   readonly host: string;
   /** 0 picks an ephemeral port. */
   readonly port: number;
+  /** Where requests (`debug`) and internal errors (`error`) are logged; none when absent. */
+  readonly logger?: FieldLogger;
 }
 
 /** The HTTP server of one node. */
 export class HttpApi {
   private readonly server: Server;
-  private readonly metrics = new HttpMetrics();
+  private readonly metrics: NodeMetrics;
 
   constructor(private readonly options: HttpApiOptions) {
+    this.metrics = new NodeMetrics(options.node);
     this.server = createServer((req, res) => {
       void this.handle(req, res);
     });
     this.server.keepAliveTimeout = 5000;
+  }
+
+  /** This node's Prometheus registry (`/metrics`); other servers of the node add their metrics to it. */
+  get metricsRegistry(): Registry {
+    return this.metrics.registry;
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -110,9 +134,21 @@ export class HttpApi {
     } catch (error) {
       const httpError = toHttpError(error, (id) => this.leaderOf(id));
       status = httpError.status;
+      if (httpError.code === 'INTERNAL') {
+        this.options.logger?.error(`internal error: ${httpError.message}`, {
+          method: req.method,
+          path: req.url,
+          err: error,
+        });
+      }
       send(res, status, httpError.toJson());
     } finally {
-      this.metrics.observe(req.method ?? 'GET', status, performance.now() - started);
+      const ms = performance.now() - started;
+      this.metrics.observeHttp(req.method ?? 'GET', status, ms);
+      const logger = this.options.logger;
+      if (logger?.enabled('debug') === true) {
+        logger.debug('request', { method: req.method, path: req.url, status, ms: Math.round(ms * 10) / 10 });
+      }
     }
   }
 
@@ -128,16 +164,18 @@ export class HttpApi {
         case 'GET':
           return ok(await this.get(key, url));
         case 'PUT':
-          return ok(await this.put(key, await readJson(req), url));
+          return ok(await this.put(key, await readJson(req), url, sessionOf(req)));
         case 'DELETE':
-          return ok(await this.delete(key, url));
+          return ok(await this.delete(key, url, sessionOf(req)));
         default:
           throw methodNotAllowed(method, path);
       }
     }
     if (path === '/v1/kv') return only(method, 'GET', path, async () => ok(await this.range(url)));
     if (path === '/v1/txn')
-      return only(method, 'POST', path, async () => ok(await this.txn(await readJson(req), url)));
+      return only(method, 'POST', path, async () =>
+        ok(await this.txn(await readJson(req), url, sessionOf(req))),
+      );
     if (path.startsWith('/v1/lease/')) return this.routeLease(req, method, path);
     if (path === '/v1/snapshot') {
       if (method !== 'GET') throw methodNotAllowed(method, path);
@@ -150,8 +188,8 @@ export class HttpApi {
     if (path === '/metrics') {
       return only(method, 'GET', path, async () => ({
         status: 200,
-        body: renderMetrics(this.options.node, this.metrics),
-        contentType: 'text/plain; version=0.0.4',
+        body: await this.metrics.render(),
+        contentType: this.metrics.contentType,
       }));
     }
     throw new HttpError(404, 'NOT_FOUND', `no route ${method} ${path}`);
@@ -165,7 +203,22 @@ export class HttpApi {
     return { ...kvJson(kv, encodingOf(url)), revision: response.revision };
   }
 
-  private async put(key: Uint8Array, body: unknown, url: URL): Promise<unknown> {
+  /** Proposes `command` (in `session`, if any) and returns its response of `type`. */
+  private async write<K extends KvResponseType>(
+    command: KvCommand,
+    type: K,
+    session: ClientSession | undefined,
+  ): Promise<Extract<KvResponseOf, { type: K }>> {
+    const result = await this.options.node.propose(session === undefined ? command : { ...command, session });
+    return expect(result, type, session);
+  }
+
+  private async put(
+    key: Uint8Array,
+    body: unknown,
+    url: URL,
+    session: ClientSession | undefined,
+  ): Promise<unknown> {
     const fields = asObject(body, 'body');
     const value = bytesField(fields, 'value', true)!;
     if (value.length > VALUE_BYTES_MAX) {
@@ -182,17 +235,17 @@ export class HttpApi {
       lease: intField(fields, 'lease', 0),
       prevKv: boolField(fields, 'prevKv'),
     };
-    const response = expect(await this.options.node.propose(command), 'put');
+    const response = await this.write(command, 'put', session);
     const out = { revision: response.revision };
     return response.prevKv === undefined ? out : { ...out, prevKv: kvJson(response.prevKv, encodingOf(url)) };
   }
 
-  private async delete(key: Uint8Array, url: URL): Promise<unknown> {
+  private async delete(key: Uint8Array, url: URL, session: ClientSession | undefined): Promise<unknown> {
     const prefix = queryBool(url, 'prefix');
     const command: KvCommand = prefix
       ? { type: 'deleteRange', key, rangeEnd: prefixEnd(key) }
       : { type: 'deleteRange', key };
-    const response = expect(await this.options.node.propose(command), 'deleteRange');
+    const response = await this.write(command, 'deleteRange', session);
     return { revision: response.revision, deleted: response.deleted };
   }
 
@@ -231,9 +284,9 @@ export class HttpApi {
     };
   }
 
-  private async txn(body: unknown, url: URL): Promise<unknown> {
+  private async txn(body: unknown, url: URL, session: ClientSession | undefined): Promise<unknown> {
     const txn = parseTxn(body);
-    const response = expect(await this.options.node.propose({ type: 'txn', ...txn }), 'txn');
+    const response = await this.write({ type: 'txn', ...txn }, 'txn', session);
     const encoding = encodingOf(url);
     return {
       revision: response.revision,
@@ -250,42 +303,47 @@ export class HttpApi {
     const action = path.slice('/v1/lease/'.length);
     if (action === 'grant' || action === 'revoke' || action === 'keepalive') {
       if (method !== 'POST') throw methodNotAllowed(method, path);
+      const session = sessionOf(req);
       const body = asObject(await readJson(req), 'body');
-      if (action === 'grant') return ok(await this.leaseGrant(body));
+      if (action === 'grant') return ok(await this.leaseGrant(body, session));
       const id = intField(body, 'id', 0);
       if (id === 0) throw badRequest('id is required');
       if (action === 'revoke') {
         return ok({
-          revision: expect(await this.options.node.propose({ type: 'leaseRevoke', id }), 'leaseRevoke')
-            .revision,
+          revision: (await this.write({ type: 'leaseRevoke', id }, 'leaseRevoke', session)).revision,
         });
       }
-      return ok(await this.leaseKeepAlive(id));
+      return ok(await this.leaseKeepAlive(id, session));
     }
     if (method !== 'GET') throw methodNotAllowed(method, path);
     if (!/^\d{1,16}$/.test(action)) throw new HttpError(404, 'NOT_FOUND', `no route ${method} ${path}`);
     return ok(await this.leaseTimeToLive(Number(action)));
   }
 
-  private async leaseGrant(body: Record<string, unknown>): Promise<unknown> {
+  /** A retry in the same session answers the first grant, with the id picked then. */
+  private async leaseGrant(
+    body: Record<string, unknown>,
+    session: ClientSession | undefined,
+  ): Promise<unknown> {
     const ttlSeconds = intField(body, 'ttl', 0);
     if (ttlSeconds === 0) throw badRequest('ttl (seconds, positive) is required');
     const id = intField(body, 'id', 0) || randomInt(1, LEASE_ID_MAX);
-    const result = await this.options.node.propose({ type: 'leaseGrant', id, ttlSeconds, nowMs: Date.now() });
-    const response = expect(result, 'leaseGrant');
+    const response = await this.write(
+      { type: 'leaseGrant', id, ttlSeconds, nowMs: Date.now() },
+      'leaseGrant',
+      session,
+    );
     return { id: response.id, ttl: response.ttlSeconds, revision: response.revision };
   }
 
   /** A keep-alive resets the lease's countdown to its granted TTL, replicated as a checkpoint. */
-  private async leaseKeepAlive(id: number): Promise<unknown> {
+  private async leaseKeepAlive(id: number, session: ClientSession | undefined): Promise<unknown> {
     const current = await this.leaseTimeToLive(id);
-    const result = await this.options.node.propose({
-      type: 'leaseCheckpoint',
-      id,
-      remainingTtlSeconds: current.grantedTtl,
-      nowMs: Date.now(),
-    });
-    expect(result, 'leaseCheckpoint');
+    await this.write(
+      { type: 'leaseCheckpoint', id, remainingTtlSeconds: current.grantedTtl, nowMs: Date.now() },
+      'leaseCheckpoint',
+      session,
+    );
     return { id, ttl: current.grantedTtl };
   }
 
@@ -315,6 +373,8 @@ export class HttpApi {
         name: m.name,
         peerUrl: `http://${m.host}:${m.port}`,
         voter: voters.has(id),
+        ...(m.clientUrls?.http === undefined ? {} : { clientUrl: m.clientUrls.http }),
+        ...(m.clientUrls?.grpc === undefined ? {} : { grpcUrl: m.clientUrls.grpc }),
       }));
     return {
       clusterId: status.clusterId,
@@ -467,13 +527,58 @@ function encodingOf(url: URL): Encoding {
   return text;
 }
 
-/** The response of a successful command of `type`, or the command's KV error thrown. */
-function expect<T extends KvResult & { ok: true }, K extends T['response']['type']>(
+type KvResponseOf = (KvResult & { ok: true })['response'];
+type KvResponseType = KvResponseOf['type'];
+
+/**
+ * The response of a successful command of `type`, or the command's KV error thrown. In a
+ * session, a response of another type is the cached outcome of an earlier request that
+ * used the same sequence number: 409 `SEQUENCE_REUSED`.
+ */
+function expect<K extends KvResponseType>(
   result: KvResult,
   type: K,
-): Extract<T['response'], { type: K }> {
+  session?: ClientSession,
+): Extract<KvResponseOf, { type: K }> {
   if (!result.ok) throw result.error;
-  if (result.response.type !== type)
+  if (result.response.type !== type) {
+    if (session !== undefined) {
+      throw new HttpError(
+        409,
+        'SEQUENCE_REUSED',
+        `seq ${session.seq} of client ${session.clientId} was used for a ${result.response.type} request, ` +
+          `not a ${type}: a retry must repeat its request, a new request needs a new seq`,
+      );
+    }
     throw new Error(`expected a ${type} response, got ${result.response.type}`);
-  return result.response as Extract<T['response'], { type: K }>;
+  }
+  return result.response as Extract<KvResponseOf, { type: K }>;
+}
+
+/**
+ * The client session of a write from its `x-flotilla-client-id` and `x-flotilla-seq`
+ * headers (both or neither); 400 `INVALID_ARGUMENT` for anything but two positive integers.
+ */
+function sessionOf(req: IncomingMessage): ClientSession | undefined {
+  const clientId = headerInt(req, CLIENT_ID_HEADER);
+  const seq = headerInt(req, SEQ_HEADER);
+  if (clientId === undefined && seq === undefined) return undefined;
+  if (clientId === undefined || seq === undefined) {
+    throw badRequest(
+      `${clientId === undefined ? SEQ_HEADER : CLIENT_ID_HEADER} given without ` +
+        `${clientId === undefined ? CLIENT_ID_HEADER : SEQ_HEADER}: an exactly-once write needs both`,
+    );
+  }
+  return { clientId, seq };
+}
+
+function headerInt(req: IncomingMessage, name: string): number | undefined {
+  const raw = req.headers[name];
+  if (raw === undefined) return undefined;
+  const text = (Array.isArray(raw) ? raw.join(', ') : raw).trim();
+  const value = Number(text);
+  if (!/^\d{1,16}$/.test(text) || value < 1 || !Number.isSafeInteger(value)) {
+    throw badRequest(`${name} must be an integer in [1, 2^53 - 1], got '${text.slice(0, 40)}'`);
+  }
+  return value;
 }

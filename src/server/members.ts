@@ -4,7 +4,7 @@
  *
  * | route | what |
  * | --- | --- |
- * | `GET /v1/members` | `{members: [{id, name, peerUrl, role}]}`, role `voter` or `learner` |
+ * | `GET /v1/members` | `{members: [{id, name, peerUrl, role, clientUrl?, grpcUrl?}]}`, role `voter` or `learner`; the URLs once the member has published them |
  * | `POST /v1/members` `{name, peerUrl, learner?}` | adds a member (id derived from the name); 201 |
  * | `POST /v1/members/{id}/promote` | makes a learner a voter (409 `LEARNER_NOT_READY` while it lags) |
  * | `DELETE /v1/members/{id}` | removes a member; the leader itself: 409 `MEMBER_IS_LEADER` (move leadership first) |
@@ -22,6 +22,9 @@ export interface MemberJson {
   readonly name: string;
   readonly peerUrl: string;
   readonly role: 'voter' | 'learner';
+  /** Its HTTP API and etcd gRPC API, once it has started and published them. */
+  readonly clientUrl?: string;
+  readonly grpcUrl?: string;
 }
 
 /** The current members as this node knows them (its applied configuration). */
@@ -42,6 +45,8 @@ export function listMembers(node: RaftNode): MemberJson[] {
         name: m?.name ?? '',
         peerUrl: m === undefined ? '' : `http://${m.host}:${m.port}`,
         role,
+        ...(m?.clientUrls?.http === undefined ? {} : { clientUrl: m.clientUrls.http }),
+        ...(m?.clientUrls?.grpc === undefined ? {} : { grpcUrl: m.clientUrls.grpc }),
       });
     }
   }
@@ -109,8 +114,8 @@ export async function routeMembers(
     const address = parsePeerUrl(peerUrl);
     const learner = boolField(o, 'learner');
     const id = nodeIdFromName(name);
-    if (listMembers(node).some((m) => m.id === id)) {
-      throw new HttpError(409, 'MEMBER_EXISTS', `${name} (${id}) is already a member`);
+    if (listMembers(node).some((m) => m.id === id || m.name === name)) {
+      throw new HttpError(409, 'MEMBER_EXISTS', `${name} is already a member`);
     }
     await node
       .proposeMemberChange({

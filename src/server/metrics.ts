@@ -1,136 +1,147 @@
 /**
- * `/metrics` in the Prometheus text exposition format (version 0.0.4), written by hand so
- * the server needs no metrics library: runtime counters, raft gauges, transport counters and
- * HTTP request counts and latency.
+ * `/metrics` in the Prometheus text format, with prom-client. Each node has its own
+ * {@link Registry} (several nodes may run in one process, in tests): raft and KV gauges and
+ * the runtime's and transport's counters are read from the node when scraped; the HTTP
+ * request counter and latency histogram are updated per request. The Node.js process
+ * metrics (CPU, memory, event loop lag, GC, handles) live in one registry per process,
+ * shared by every node in it, and are appended to each node's output.
+ *
+ * Other servers of the node (the etcd gRPC API) register their own metrics in
+ * {@link NodeMetrics.registry}.
  */
-import type { RaftNode } from '../node/index.js';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { NodeCounters, RaftNode } from '../node/index.js';
 
-/** Upper bounds of the request latency histogram, in milliseconds. */
-const LATENCY_BUCKETS_MS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000];
+/** Upper bounds of the request latency histogram, in seconds. */
+export const LATENCY_BUCKETS_SECONDS = [
+  0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+] as const;
 
-/** HTTP request counters and a latency histogram. */
-export class HttpMetrics {
-  private readonly requests = new Map<string, number>();
-  private readonly buckets = LATENCY_BUCKETS_MS.map(() => 0);
-  private count = 0;
-  private sumMs = 0;
-
-  /** Records one finished request. */
-  observe(method: string, status: number, durationMs: number): void {
-    const key = `method="${method}",code="${status}"`;
-    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
-    this.count++;
-    this.sumMs += durationMs;
-    for (let i = 0; i < LATENCY_BUCKETS_MS.length; i++)
-      if (durationMs <= LATENCY_BUCKETS_MS[i]!) this.buckets[i]!++;
-  }
-
-  /** The lines of these metrics. */
-  lines(): string[] {
-    const out = ['# HELP flotilla_http_requests_total HTTP requests by method and status.'];
-    out.push('# TYPE flotilla_http_requests_total counter');
-    for (const [labels, n] of this.requests) out.push(`flotilla_http_requests_total{${labels}} ${n}`);
-    out.push('# HELP flotilla_http_request_duration_seconds HTTP request latency.');
-    out.push('# TYPE flotilla_http_request_duration_seconds histogram');
-    LATENCY_BUCKETS_MS.forEach((le, i) => {
-      out.push(`flotilla_http_request_duration_seconds_bucket{le="${le / 1000}"} ${this.buckets[i]}`);
-    });
-    out.push(`flotilla_http_request_duration_seconds_bucket{le="+Inf"} ${this.count}`);
-    out.push(`flotilla_http_request_duration_seconds_sum ${this.sumMs / 1000}`);
-    out.push(`flotilla_http_request_duration_seconds_count ${this.count}`);
-    return out;
-  }
-}
-
-function metric(out: string[], name: string, type: 'counter' | 'gauge', help: string, value: number): void {
-  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, `${name} ${value}`);
-}
-
-/** The whole `/metrics` body. */
-export function renderMetrics(node: RaftNode, http: HttpMetrics): string {
-  const out: string[] = [];
-  const s = node.status();
-  const c = node.counters;
-  metric(out, 'flotilla_raft_term', 'gauge', 'Current raft term.', s.term);
-  metric(out, 'flotilla_raft_commit_index', 'gauge', 'Commit index.', s.commit);
-  metric(out, 'flotilla_raft_applied_index', 'gauge', 'Index applied to the KV store.', s.kvApplied);
-  metric(out, 'flotilla_raft_last_index', 'gauge', 'Last log index.', s.lastIndex);
-  metric(
-    out,
-    'flotilla_raft_is_leader',
-    'gauge',
-    '1 if this node is the leader.',
-    s.role === 'leader' ? 1 : 0,
-  );
-  metric(out, 'flotilla_raft_has_leader', 'gauge', '1 if a leader is known.', s.leader !== 0 ? 1 : 0);
-  metric(out, 'flotilla_kv_revision', 'gauge', 'Current KV revision.', s.revision);
-  metric(out, 'flotilla_raft_leader_changes_total', 'counter', 'Leader changes seen.', c.leaderChanges);
-  metric(out, 'flotilla_raft_readies_total', 'counter', 'Ready batches handled.', c.readies);
-  metric(out, 'flotilla_wal_saves_total', 'counter', 'Durable saves (one fdatasync each).', c.saves);
-  metric(
-    out,
-    'flotilla_wal_save_seconds_total',
-    'counter',
-    'Time spent in durable saves.',
-    c.saveMsSum / 1000,
-  );
-  metric(out, 'flotilla_wal_entries_total', 'counter', 'Entries persisted.', c.entriesPersisted);
-  metric(out, 'flotilla_apply_entries_total', 'counter', 'Entries applied.', c.entriesApplied);
-  metric(out, 'flotilla_proposals_accepted_total', 'counter', 'Proposals accepted.', c.proposalsAccepted);
-  metric(
-    out,
-    'flotilla_proposals_rejected_total',
-    'counter',
-    'Proposals refused by back-pressure.',
-    c.proposalsRejected,
-  );
-  metric(
-    out,
-    'flotilla_proposals_applied_total',
-    'counter',
-    'Proposals applied on this node.',
-    c.proposalsApplied,
-  );
-  metric(out, 'flotilla_proposals_timeout_total', 'counter', 'Proposals that timed out.', c.proposalTimeouts);
-  metric(
-    out,
+/** The counters of {@link NodeCounters} exported as Prometheus counters, with their help. */
+const COUNTERS: readonly [name: string, help: string, value: (c: NodeCounters) => number][] = [
+  ['flotilla_raft_leader_changes_total', 'Leader changes seen.', (c) => c.leaderChanges],
+  ['flotilla_raft_readies_total', 'Ready batches handled.', (c) => c.readies],
+  ['flotilla_wal_saves_total', 'Durable saves (one fdatasync each).', (c) => c.saves],
+  ['flotilla_wal_save_seconds_total', 'Time spent in durable saves.', (c) => c.saveMsSum / 1000],
+  ['flotilla_wal_entries_total', 'Entries persisted.', (c) => c.entriesPersisted],
+  ['flotilla_apply_entries_total', 'Entries applied.', (c) => c.entriesApplied],
+  ['flotilla_proposals_accepted_total', 'Proposals accepted.', (c) => c.proposalsAccepted],
+  ['flotilla_proposals_rejected_total', 'Proposals refused by back-pressure.', (c) => c.proposalsRejected],
+  ['flotilla_proposals_applied_total', 'Proposals applied on this node.', (c) => c.proposalsApplied],
+  ['flotilla_proposals_timeout_total', 'Proposals that timed out.', (c) => c.proposalTimeouts],
+  [
     'flotilla_proposal_seconds_total',
-    'counter',
     'Sum of proposal latencies (accept to apply).',
-    c.proposalLatencyMsSum / 1000,
-  );
-  metric(out, 'flotilla_reads_served_total', 'counter', 'Reads served.', c.readsServed);
-  metric(out, 'flotilla_reads_timeout_total', 'counter', 'Reads that timed out.', c.readTimeouts);
-  metric(out, 'flotilla_snapshots_taken_total', 'counter', 'Snapshots taken.', c.snapshotsTaken);
-  metric(
-    out,
-    'flotilla_snapshots_installed_total',
-    'counter',
-    'Snapshots installed from the leader.',
-    c.snapshotsInstalled,
-  );
-  metric(
-    out,
-    'flotilla_peer_messages_sent_total',
-    'counter',
-    'Raft messages handed to the transport.',
-    c.messagesSent,
-  );
-  metric(
-    out,
-    'flotilla_peer_messages_received_total',
-    'counter',
-    'Raft messages received.',
-    c.messagesReceived,
-  );
-  const peers = node.transportStats().peers;
-  out.push('# HELP flotilla_peer_connected 1 if the outbound connection to the peer is up.');
-  out.push('# TYPE flotilla_peer_connected gauge');
-  for (const [id, p] of peers) out.push(`flotilla_peer_connected{peer="${id}"} ${p.connected ? 1 : 0}`);
-  out.push('# HELP flotilla_peer_messages_dropped_total Messages to the peer dropped by the transport.');
-  out.push('# TYPE flotilla_peer_messages_dropped_total counter');
-  for (const [id, p] of peers)
-    out.push(`flotilla_peer_messages_dropped_total{peer="${id}"} ${p.messagesDropped}`);
-  out.push(...http.lines());
-  return `${out.join('\n')}\n`;
+    (c) => c.proposalLatencyMsSum / 1000,
+  ],
+  ['flotilla_reads_served_total', 'Reads served.', (c) => c.readsServed],
+  ['flotilla_reads_timeout_total', 'Reads that timed out.', (c) => c.readTimeouts],
+  ['flotilla_snapshots_taken_total', 'Snapshots taken.', (c) => c.snapshotsTaken],
+  ['flotilla_snapshots_installed_total', 'Snapshots installed from the leader.', (c) => c.snapshotsInstalled],
+  ['flotilla_peer_messages_sent_total', 'Raft messages handed to the transport.', (c) => c.messagesSent],
+  ['flotilla_peer_messages_received_total', 'Raft messages received.', (c) => c.messagesReceived],
+];
+
+let processRegistry: Registry | undefined;
+
+/** The registry of this process's Node.js metrics, created (and its collectors started) once. */
+function processMetrics(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/** The metrics of one node: its registry and the HTTP request instruments. */
+export class NodeMetrics {
+  /** This node's registry (not prom-client's global one). */
+  readonly registry = new Registry();
+  private readonly requests: Counter<'method' | 'code'>;
+  private readonly latency: Histogram;
+
+  constructor(node: RaftNode) {
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, value: () => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(value());
+        },
+      });
+    };
+    gauge('flotilla_raft_term', 'Current raft term.', () => node.status().term);
+    gauge('flotilla_raft_commit_index', 'Commit index.', () => node.status().commit);
+    gauge('flotilla_raft_applied_index', 'Index applied to the KV store.', () => node.status().kvApplied);
+    gauge('flotilla_raft_last_index', 'Last log index.', () => node.status().lastIndex);
+    gauge('flotilla_raft_is_leader', '1 if this node is the leader.', () =>
+      node.status().role === 'leader' ? 1 : 0,
+    );
+    gauge('flotilla_raft_has_leader', '1 if a leader is known.', () => (node.status().leader !== 0 ? 1 : 0));
+    gauge('flotilla_kv_revision', 'Current KV revision.', () => node.status().revision);
+    for (const [name, help, value] of COUNTERS) {
+      new Counter({
+        name,
+        help,
+        registers,
+        // The runtime keeps the totals; a scrape copies them.
+        collect() {
+          this.reset();
+          this.inc(value(node.counters));
+        },
+      });
+    }
+    new Gauge({
+      name: 'flotilla_peer_connected',
+      help: '1 if the outbound connection to the peer is up.',
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [id, p] of node.transportStats().peers)
+          this.set({ peer: String(id) }, p.connected ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'flotilla_peer_messages_dropped_total',
+      help: 'Messages to the peer dropped by the transport.',
+      labelNames: ['peer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [id, p] of node.transportStats().peers) this.inc({ peer: String(id) }, p.messagesDropped);
+      },
+    });
+    this.requests = new Counter({
+      name: 'flotilla_http_requests_total',
+      help: 'HTTP requests by method and status.',
+      labelNames: ['method', 'code'],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: 'flotilla_http_request_duration_seconds',
+      help: 'HTTP request latency.',
+      buckets: [...LATENCY_BUCKETS_SECONDS],
+      registers,
+    });
+  }
+
+  /** Records one finished HTTP request. */
+  observeHttp(method: string, status: number, durationMs: number): void {
+    this.requests.inc({ method, code: String(status) });
+    this.latency.observe(durationMs / 1000);
+  }
+
+  /** The content type of {@link NodeMetrics.render}'s output. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The whole `/metrics` body: this node's metrics, then the process's. */
+  async render(): Promise<string> {
+    const own = await this.registry.metrics();
+    return `${own}${await processMetrics().metrics()}`;
+  }
 }

@@ -12,6 +12,12 @@
  *     SNAPSHOT_BEGIN  streamId u32, totalBytes u64, msgpack message tuple with empty data dialer → acceptor
  *     SNAPSHOT_CHUNK  streamId u32, offset u64, raw bytes of the snapshot data            dialer → acceptor
  *     SNAPSHOT_ACK    streamId u32: the snapshot was reassembled and delivered            acceptor → dialer
+ *     CLUSTER_QUERY   msgpack [magic, protocolVersion]  instead of HELLO                   dialer → acceptor
+ *     CLUSTER_INFO    msgpack [protocolVersion, text]: the acceptor's answer, then it closes acceptor → dialer
+ *
+ * CLUSTER_QUERY/CLUSTER_INFO is a one-shot exchange on its own connection, not a peer link: a
+ * member joining a running cluster asks any member it was told about for the cluster's id
+ * and member list (see src/node/join.ts) before it knows its own id.
  *
  * Snapshot data travels as raw chunk bodies rather than inside MessagePack so the sender can
  * write a slice of the caller's buffer without copying it, and so no single frame needs to be
@@ -36,6 +42,8 @@ export const FRAME_KIND = Object.freeze({
   SNAPSHOT_BEGIN: 5,
   SNAPSHOT_CHUNK: 6,
   SNAPSHOT_ACK: 7,
+  CLUSTER_QUERY: 8,
+  CLUSTER_INFO: 9,
 } as const);
 
 /** The version of this protocol; peers with another version are rejected at the handshake. */
@@ -207,4 +215,34 @@ export function decodeSnapshotAck(body: Buffer): number {
   if (body.length !== 4)
     throw new TransportError('MALFORMED', `malformed frame: snapshot ack of ${body.length} bytes`);
   return body.readUInt32BE(0);
+}
+
+/** The CLUSTER_QUERY frame (sent instead of a HELLO). */
+export function clusterQueryFrame(): Buffer {
+  return sealFrame(
+    packWithHeader([HELLO_MAGIC, PROTOCOL_VERSION], FRAME_HEADER_BYTES),
+    FRAME_KIND.CLUSTER_QUERY,
+  );
+}
+
+/** Decodes a CLUSTER_QUERY frame body; returns the dialer's protocol version. */
+export function decodeClusterQuery(body: Buffer): number {
+  const r = new TupleReader(unpackValue(body, 'cluster query'), 'cluster query');
+  if (r.string('magic') !== HELLO_MAGIC) throw r.error('not a flotilla peer (wrong magic)');
+  const version = r.uint('protocolVersion');
+  r.end();
+  return version;
+}
+
+/** The CLUSTER_INFO frame: the acceptor's description of its cluster (opaque text, JSON). */
+export function clusterInfoFrame(text: string): Buffer {
+  return sealFrame(packWithHeader([PROTOCOL_VERSION, text], FRAME_HEADER_BYTES), FRAME_KIND.CLUSTER_INFO);
+}
+
+/** Decodes a CLUSTER_INFO frame body. */
+export function decodeClusterInfo(body: Buffer): { protocolVersion: number; text: string } {
+  const r = new TupleReader(unpackValue(body, 'cluster info'), 'cluster info');
+  const info = { protocolVersion: r.uint('protocolVersion'), text: r.string('text') };
+  r.end();
+  return info;
 }

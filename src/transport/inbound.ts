@@ -12,6 +12,8 @@ import { type RejectReason, TransportError } from './errors.js';
 import { FrameReader } from './frame-reader.js';
 import {
   acceptFrame,
+  clusterInfoFrame,
+  decodeClusterQuery,
   decodeHello,
   decodeMessageBody,
   decodeSnapshotBegin,
@@ -37,6 +39,8 @@ export interface InboundContext {
   closed(connection: InboundConnection): void;
   deliver(message: Message): void;
   error(error: TransportError): void;
+  /** The answer to a CLUSTER_QUERY (see frames.ts); undefined: queries are not answered. */
+  clusterInfo?(): string;
 }
 
 /** A snapshot stream being reassembled. */
@@ -139,6 +143,10 @@ export class InboundConnection {
 
   private onFrame(kind: number, body: Buffer): void {
     if (this.peer === undefined) {
+      if (kind === FRAME_KIND.CLUSTER_QUERY) {
+        this.onClusterQuery(body);
+        return;
+      }
       if (kind !== FRAME_KIND.HELLO)
         throw new TransportError('PROTOCOL', `expected a handshake, got frame kind ${kind}`);
       this.onHello(decodeHello(body));
@@ -157,6 +165,19 @@ export class InboundConnection {
       default:
         throw new TransportError('PROTOCOL', `unexpected frame kind ${kind}`);
     }
+  }
+
+  /** Answers a joining node's CLUSTER_QUERY and closes the connection (it is no peer link). */
+  private onClusterQuery(body: Buffer): void {
+    clearTimeout(this.handshakeTimer);
+    const version = decodeClusterQuery(body);
+    const info = version === PROTOCOL_VERSION ? this.context.clusterInfo?.() : undefined;
+    if (info === undefined) {
+      this.socket.destroy();
+      return;
+    }
+    this.socket.end(clusterInfoFrame(info));
+    setTimeout(() => this.socket.destroy(), REJECT_LINGER_MS).unref();
   }
 
   private onHello(hello: Hello): void {

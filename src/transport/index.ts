@@ -1,4 +1,5 @@
 /** The peer transport: raft messages over TCP, and a fault-injecting wrapper for tests. */
+export { queryClusterInfo } from './cluster-query.js';
 export { decodeMessage, encodeMessage } from './codec.js';
 export { isTransportError, type RejectReason, TransportError, type TransportErrorCode } from './errors.js';
 export {

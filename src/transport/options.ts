@@ -97,6 +97,11 @@ export interface TcpTransportOptions extends Partial<TransportLimits> {
   readonly logger?: TransportLogger;
   /** Uniform random numbers in `[0, 1)` for backoff jitter; default `Math.random`. */
   readonly random?: () => number;
+  /**
+   * The answer to a joining node's cluster query (see frames.ts: CLUSTER_QUERY), read at each
+   * query; without it queries are not answered.
+   */
+  readonly clusterInfo?: () => string;
 }
 
 /** Counters of one peer. Bytes include frame headers. */

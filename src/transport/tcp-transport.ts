@@ -78,6 +78,7 @@ export class TcpTransport implements MessageSender {
       closed: (connection) => this.onInboundClosed(connection),
       deliver: (message) => this.options.onMessage(message),
       error: (error) => this.defer(() => this.options.onError?.(error)),
+      ...(options.clusterInfo === undefined ? {} : { clusterInfo: options.clusterInfo }),
     };
     this.server = createServer({ noDelay: true }, (socket) => {
       if (this.state !== 'started') {

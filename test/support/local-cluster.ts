@@ -58,7 +58,9 @@ export async function startLocalCluster(
     await rm(root, { recursive: true, force: true });
   };
   try {
-    await until('the cluster to be up', 30_000, () => (output.includes('etcd endpoints:') ? true : undefined));
+    await until('the cluster to be up', 30_000, () =>
+      output.includes('etcd endpoints:') ? true : undefined,
+    );
     if (!/cluster of \d+ nodes is up/.test(output)) throw new Error(`cluster did not come up:\n${output}`);
     info = (JSON.parse(await readFile(join(root, 'cluster.json'), 'utf8')) as { nodes: ClusterNodeInfo[] })
       .nodes;
