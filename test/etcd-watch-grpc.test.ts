@@ -6,19 +6,16 @@
  * merged catch-up responses, and compaction. What etcdctl and etcd3 cannot show.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type ClientDuplexStream, credentials, type ServiceClientConstructor } from '@grpc/grpc-js';
-import { freePort } from '../src/cli/cluster-command.js';
 import { EtcdGrpcServer, etcdService } from '../src/etcd/index.js';
-import { clusterIdFrom, parseInitialCluster, RaftNode } from '../src/node/index.js';
+import type { RaftNode } from '../src/node/index.js';
 import { until } from './support/http.js';
+import { type SoloNode, startSoloNode } from './support/solo-node.js';
 
 const PROGRESS_MS = 200;
 
-let root = '';
+let solo: SoloNode | undefined;
 let node: RaftNode;
 let server: EtcdGrpcServer;
 let address = '';
@@ -44,22 +41,8 @@ interface WatchResponse {
 }
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'flotilla-watch-grpc-'));
-  const initialCluster = `solo=127.0.0.1:${await freePort()}`;
-  const members = parseInitialCluster(initialCluster);
-  const self = members[0]!;
-  node = await RaftNode.start({
-    name: 'solo',
-    id: self.id,
-    clusterId: clusterIdFrom(members),
-    initialCluster,
-    members: new Map(members.map((m) => [m.id, { name: m.name, host: m.host, port: m.port }])),
-    dataDir: join(root, 'solo'),
-    listenPeer: { host: self.host, port: self.port },
-    tickMs: 20,
-    kvNoSync: true,
-  });
-  await until('a leader', 5000, () => (node.role === 'leader' ? true : undefined));
+  solo = await startSoloNode('flotilla-watch-grpc-');
+  node = solo.node;
   server = new EtcdGrpcServer({
     node,
     host: '127.0.0.1',
@@ -74,8 +57,7 @@ before(async () => {
 after(async () => {
   kv?.close();
   await server?.stop();
-  await node?.stop();
-  if (root !== '') await rm(root, { recursive: true, force: true });
+  await solo?.destroy();
 });
 
 function call<T>(method: string, request: object): Promise<T> {

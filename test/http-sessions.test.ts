@@ -4,49 +4,30 @@
  * pair answers the first outcome without applying again, for every kind of write.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { freePort } from '../src/cli/cluster-command.js';
-import { clusterIdFrom, parseInitialCluster, RaftNode } from '../src/node/index.js';
+import type { RaftNode } from '../src/node/index.js';
 import { HttpApi } from '../src/server/index.js';
 import type { ApiBody } from './support/http.js';
+import { type SoloNode, startSoloNode } from './support/solo-node.js';
 
 /** The response fields these tests read. */
 type Body = ApiBody & { readonly id?: number; readonly modRevision?: number };
 
-let root = '';
+let solo: SoloNode;
 let node: RaftNode;
 let http: HttpApi;
 let base = '';
 
 before(async () => {
-  root = await mkdtemp(join(tmpdir(), 'flotilla-sessions-'));
-  const initialCluster = `solo=127.0.0.1:${await freePort()}`;
-  const members = parseInitialCluster(initialCluster);
-  const self = members[0]!;
-  node = await RaftNode.start({
-    name: 'solo',
-    id: self.id,
-    clusterId: clusterIdFrom(members),
-    initialCluster,
-    members: new Map(members.map((m) => [m.id, { name: m.name, host: m.host, port: m.port }])),
-    dataDir: join(root, 'solo'),
-    listenPeer: { host: self.host, port: self.port },
-    tickMs: 20,
-    kvNoSync: true,
-  });
+  solo = await startSoloNode('flotilla-sessions-');
+  node = solo.node;
   http = new HttpApi({ node, host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(await http.start()).port}`;
-  const deadline = Date.now() + 5000;
-  while (node.role !== 'leader' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 });
 
 after(async () => {
   await http.stop();
-  await node.stop();
-  await rm(root, { recursive: true, force: true });
+  await solo.destroy();
 });
 
 async function call(

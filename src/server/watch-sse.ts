@@ -79,7 +79,21 @@ export async function serveWatch(
         kv: kvJson(e.kv, encoding),
         ...(e.prevKv === undefined ? {} : { prevKv: kvJson(e.prevKv, encoding) }),
       }));
-      res.write(`data: ${JSON.stringify({ revision: batch.revision, events })}\n\n`);
+      // Back-pressure: wait until the socket drains before taking the next batch, so a slow
+      // client leaves its backlog in the watcher, which is bounded (it falls back to catching
+      // up from history), not in this response's buffer.
+      if (!res.write(`data: ${JSON.stringify({ revision: batch.revision, events })}\n\n`)) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.on('drain', done);
+          res.on('close', done);
+        });
+        if (res.destroyed) break;
+      }
     }
   } catch (error) {
     if (!isKvError(error)) throw error;
