@@ -14,8 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type ClusterNodeInfo, freePort, initialClusterOf, serveArgs } from '../src/cli/cluster-command.js';
-import { nodeIdFromName } from '../src/node/identity.js';
+import { type ClusterNodeInfo, initialClusterOf, planNode, serveArgs } from '../src/cli/cluster-command.js';
 import { type ApiBody, requestJson, untilQuiet } from './support/http.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -32,16 +31,8 @@ after(async () => {
 const json = (url: string, init: RequestInit = {}) => requestJson(url, init, 8000);
 const until = untilQuiet;
 
-async function node(name: string): Promise<ClusterNodeInfo> {
-  return {
-    name,
-    id: nodeIdFromName(name),
-    pid: 0,
-    peerUrl: `http://127.0.0.1:${await freePort()}`,
-    clientUrl: `http://127.0.0.1:${await freePort()}`,
-    grpcEndpoint: `127.0.0.1:${await freePort()}`,
-    dataDir: join(root, name),
-  };
+function node(name: string): Promise<ClusterNodeInfo> {
+  return planNode(name, root);
 }
 
 function serve(n: ClusterNodeInfo, initialCluster: string, extra: readonly string[] = []): ChildProcess {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ClusterNodeInfo } from '../src/cli/cluster-command.js';
-import { type ApiBody, requestJson, until } from './support/http.js';
+import { requestJsonOrUnreachable, until } from './support/http.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const TICK_MS = 50;
@@ -41,17 +41,7 @@ after(async () => {
 });
 
 /** One request; status 0 when it failed outright (refused, reset, timed out). */
-async function json(
-  url: string,
-  init: RequestInit = {},
-  timeoutMs = 3000,
-): Promise<{ status: number; body: ApiBody }> {
-  try {
-    return await requestJson(url, init, timeoutMs);
-  } catch (error) {
-    return { status: 0, body: { error: { code: 'UNREACHABLE', message: (error as Error).message } } };
-  }
-}
+const json = requestJsonOrUnreachable;
 
 async function leaderName(node: ClusterNodeInfo): Promise<string | undefined> {
   const { status, body } = await json(`${node.clientUrl}/v1/cluster`);

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { type ClusterNodeInfo, initialClusterOf, serveArgs } from '../src/cli/cluster-command.js';
-import { type ApiBody, requestJson, until, untilQuiet } from './support/http.js';
+import { requestJsonOrUnreachable, until, untilQuiet } from './support/http.js';
 import { type LocalCluster, MAIN, startLocalCluster } from './support/local-cluster.js';
 
 const TICK_MS = 50;
@@ -42,17 +42,7 @@ after(async () => {
 });
 
 /** One request; status 0 when it failed outright (refused, reset, timed out). */
-async function json(
-  url: string,
-  init: RequestInit = {},
-  timeoutMs = 3000,
-): Promise<{ status: number; body: ApiBody }> {
-  try {
-    return await requestJson(url, init, timeoutMs);
-  } catch (error) {
-    return { status: 0, body: { error: { code: 'UNREACHABLE', message: (error as Error).message } } };
-  }
-}
+const json = requestJsonOrUnreachable;
 
 /** The leader every live node agrees on. */
 function agreedLeader(nodes: readonly ClusterNodeInfo[], not?: string): Promise<ClusterNodeInfo> {

@@ -87,19 +87,21 @@ async function planNodes(count: number, dataDir: string): Promise<ClusterNodeInf
     return saved.nodes;
   }
   const nodes: ClusterNodeInfo[] = [];
-  for (let i = 1; i <= count; i++) {
-    const name = `n${i}`;
-    nodes.push({
-      name,
-      id: nodeIdFromName(name),
-      pid: 0,
-      peerUrl: `http://127.0.0.1:${await freePort()}`,
-      clientUrl: `http://127.0.0.1:${await freePort()}`,
-      grpcEndpoint: `127.0.0.1:${await freePort()}`,
-      dataDir: join(dataDir, name),
-    });
-  }
+  for (let i = 1; i <= count; i++) nodes.push(await planNode(`n${i}`, dataDir));
   return nodes;
+}
+
+/** A not yet started node `name` on free loopback ports, its data in `parentDir/name`. */
+export async function planNode(name: string, parentDir: string): Promise<ClusterNodeInfo> {
+  return {
+    name,
+    id: nodeIdFromName(name),
+    pid: 0,
+    peerUrl: `http://127.0.0.1:${await freePort()}`,
+    clientUrl: `http://127.0.0.1:${await freePort()}`,
+    grpcEndpoint: `127.0.0.1:${await freePort()}`,
+    dataDir: join(parentDir, name),
+  };
 }
 
 async function writeClusterFile(dataDir: string, nodes: readonly ClusterNodeInfo[]): Promise<void> {

@@ -18,8 +18,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { nodeIdFromName } from '../node/index.js';
-import { type ClusterNodeInfo, freePort, initialClusterOf, serveArgs } from './cluster-command.js';
+import { type ClusterNodeInfo, initialClusterOf, planNode, serveArgs } from './cluster-command.js';
 
 /** Nodes in the demo cluster. */
 export const DEMO_NODES = 5;
@@ -143,17 +142,8 @@ class Demo {
 
   async plan(): Promise<void> {
     for (let i = 1; i <= DEMO_NODES; i++) {
-      const name = `n${i}`;
       this.nodes.push({
-        info: {
-          name,
-          id: nodeIdFromName(name),
-          pid: 0,
-          peerUrl: `http://127.0.0.1:${await freePort()}`,
-          clientUrl: `http://127.0.0.1:${await freePort()}`,
-          grpcEndpoint: `127.0.0.1:${await freePort()}`,
-          dataDir: join(this.dataDir, name),
-        },
+        info: await planNode(`n${i}`, this.dataDir),
         child: undefined,
         state: 'killed',
       });

@@ -32,7 +32,7 @@ import {
 import type { RangeRequest } from '../kv/index.js';
 import type { MemberAddress, RaftNode } from '../node/index.js';
 import { isRaftError } from '../raft/index.js';
-import type { EtcdContext, ResponseHeader } from './context.js';
+import type { EtcdContext, WireHeader } from './context.js';
 import { EtcdGrpcError, etcdError } from './errors.js';
 import { etcdService } from './proto.js';
 import { unary } from './server.js';
@@ -66,7 +66,7 @@ interface MemberListRequestWire {
 }
 
 interface MembersResponseWire {
-  header: ResponseHeader;
+  header: WireHeader;
   members: MemberWire[];
   member?: MemberWire;
 }

@@ -1,17 +1,9 @@
 /** What every etcd service implementation of one node shares: the node and etcd's response header. */
 import type { NodeLogger, RaftNode } from '../node/index.js';
 
-/** etcd `ResponseHeader`; 64-bit fields as decimal strings (see proto.ts). */
-export interface ResponseHeader {
-  readonly cluster_id: string;
-  readonly member_id: string;
-  readonly revision: string;
-  readonly raft_term: string;
-}
-
 /**
- * etcd `ResponseHeader` with numbers: what the KV, Watch and Lease services send (the proto
- * encoder takes numbers for 64-bit fields, and they cost less to build and encode).
+ * etcd `WireHeader` with numbers (the proto encoders take numbers for 64-bit fields, and
+ * they cost less to build and encode than decimal strings).
  */
 export interface WireHeader {
   readonly cluster_id: number;
@@ -62,18 +54,7 @@ export class EtcdContext {
    * The header of a response: this cluster and member, the given revision (default: this
    * node's current applied revision) and this node's current raft term.
    */
-  header(revision?: number): ResponseHeader {
-    const status = this.node.status();
-    return {
-      cluster_id: String(status.clusterId),
-      member_id: String(status.id),
-      revision: String(revision ?? status.revision),
-      raft_term: String(status.term),
-    };
-  }
-
-  /** {@link EtcdContext.header} with numbers, without the cost of a full node status. */
-  wireHeader(revision: number): WireHeader {
+  header(revision: number = this.node.backend.revision): WireHeader {
     return {
       cluster_id: this.clusterId,
       member_id: this.memberId,

@@ -3,13 +3,11 @@ export {
   DEFAULT_ETCD_SERVICE_OPTIONS,
   EtcdContext,
   type EtcdServiceOptions,
-  type ResponseHeader,
   type WireHeader,
 } from './context.js';
 export { ETCD_ERRORS, EtcdGrpcError, etcdError, toGrpcError } from './errors.js';
 export { type EtcdServiceName, etcdService, etcdserverpb, PROTO_DIR, PROTO_LOADER_OPTIONS } from './proto.js';
 export {
-  drained,
   EtcdGrpcServer,
   type EtcdGrpcServerOptions,
   GRPC_RECEIVE_BYTES_MAX,

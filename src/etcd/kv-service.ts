@@ -123,26 +123,26 @@ export function kvService(ctx: EtcdContext): UntypedServiceImplementation {
         range,
         request.serializable === true ? 'serializable' : 'linearizable',
       );
-      return { header: ctx.wireHeader(response.revision), body: response };
+      return { header: ctx.header(response.revision), body: response };
     }),
     Put: unary(async (request: PutRequestWire): Promise<KvReply<PutResponse>> => {
       const response = expect(await node.propose(putCommand(request)), 'put');
-      return { header: ctx.wireHeader(response.revision), body: response };
+      return { header: ctx.header(response.revision), body: response };
     }),
     DeleteRange: unary(async (request: DeleteRangeRequestWire): Promise<KvReply<DeleteRangeResponse>> => {
       const response = expect(await node.propose(deleteCommand(request)), 'deleteRange');
-      return { header: ctx.wireHeader(response.revision), body: response };
+      return { header: ctx.header(response.revision), body: response };
     }),
     Txn: unary(async (request: TxnRequestWire): Promise<KvReply<TxnResponse>> => {
       const txn = txnRequest(request, ctx.node.backend.options.txnOpsMax);
       const response = expect(await node.propose({ type: 'txn', ...txn }), 'txn');
-      return { header: ctx.wireHeader(response.revision), body: response };
+      return { header: ctx.header(response.revision), body: response };
     }),
     Compact: unary(async (request: CompactionRequestWire): Promise<{ header: WireHeader }> => {
       // Compaction is applied synchronously, so `physical` (wait until it is done) always holds.
       const revision = Math.max(0, int64(request.revision));
       const response = expect(await node.propose({ type: 'compact', revision }), 'compact');
-      return { header: ctx.wireHeader(response.revision) };
+      return { header: ctx.header(response.revision) };
     }),
   };
 }

@@ -12,10 +12,11 @@
 import { randomInt } from 'node:crypto';
 import type { ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { isKvError, type RangeRequest } from '../kv/index.js';
+import { drained } from '../server/drained.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { etcdError, toGrpcError } from './errors.js';
 import { expect } from './kv-service.js';
-import { drained, unary } from './server.js';
+import { unary } from './server.js';
 import { type Int64, id64, int64 } from './wire.js';
 
 /** Lease ids the server picks are below this (the HTTP API picks the same way). */
@@ -61,7 +62,7 @@ export function leaseService(ctx: EtcdContext): UntypedServiceImplementation {
         if (!result.ok && asked === 0 && isKvError(result.error, 'LEASE_EXISTS') && attempt < 5) continue;
         const response = expect(result, 'leaseGrant');
         return {
-          header: ctx.wireHeader(response.revision),
+          header: ctx.header(response.revision),
           ID: response.id,
           TTL: response.ttlSeconds,
           error: '',
@@ -73,7 +74,7 @@ export function leaseService(ctx: EtcdContext): UntypedServiceImplementation {
       const id = id64(request.ID);
       if (id <= 0) throw etcdError('leaseNotFound');
       const response = expect(await node.propose({ type: 'leaseRevoke', id }), 'leaseRevoke');
-      return { header: ctx.wireHeader(response.revision) };
+      return { header: ctx.header(response.revision) };
     }),
 
     LeaseKeepAlive: (call: ServerDuplexStream<LeaseIdRequestWire, LeaseKeepAliveResponseWire>) => {
@@ -83,7 +84,7 @@ export function leaseService(ctx: EtcdContext): UntypedServiceImplementation {
     LeaseTimeToLive: unary(async (request: LeaseTimeToLiveRequestWire) => {
       await node.read(BARRIER);
       const id = id64(request.ID);
-      const header = ctx.wireHeader(node.backend.revision);
+      const header = ctx.header(node.backend.revision);
       const requestId = request.ID ?? 0;
       if (id <= 0) return { header, ID: requestId, TTL: -1, grantedTTL: 0, keys: [] };
       const info = node.backend.leaseTimeToLive(id, Date.now(), request.keys === true);
@@ -99,7 +100,7 @@ export function leaseService(ctx: EtcdContext): UntypedServiceImplementation {
     LeaseLeases: unary(async () => {
       await node.read(BARRIER);
       const leases = node.backend.leaseList().map((lease) => ({ ID: lease.id }));
-      return { header: ctx.wireHeader(node.backend.revision), leases };
+      return { header: ctx.header(node.backend.revision), leases };
     }),
   };
 }
@@ -118,7 +119,7 @@ async function keepAlive(
     // Not destroyed when the loop ends: the status still has to be sent.
     const requests = call.iterator({ destroyOnReturn: false }) as AsyncIterable<LeaseIdRequestWire>;
     for await (const request of requests) {
-      const header = ctx.wireHeader(ctx.node.backend.revision);
+      const header = ctx.header(ctx.node.backend.revision);
       const ttl = await renew(ctx, id64(request.ID));
       if (call.cancelled || call.destroyed) return;
       if (!call.write({ header, ID: request.ID ?? 0, TTL: ttl })) await drained(call);

@@ -16,9 +16,10 @@
  */
 import { type ServerWritableStream, status, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { encodeEtcdBackup } from '../node/backup.js';
-import type { EtcdContext, ResponseHeader } from './context.js';
+import { drained } from '../server/drained.js';
+import type { EtcdContext, WireHeader } from './context.js';
 import { EtcdGrpcError, etcdError, toGrpcError } from './errors.js';
-import { drained, unary } from './server.js';
+import { unary } from './server.js';
 import { type Int64, id64, int64 } from './wire.js';
 
 /**
@@ -49,7 +50,7 @@ interface AlarmRequestWire {
 }
 
 interface SnapshotResponseWire {
-  readonly header: ResponseHeader;
+  readonly header: WireHeader;
   readonly remaining_bytes: number;
   readonly blob: Uint8Array;
 }

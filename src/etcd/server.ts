@@ -4,7 +4,6 @@
  * etcd client libraries work unchanged. Each service lives in its own file; this one binds
  * them to a `@grpc/grpc-js` server.
  */
-import type { Writable } from 'node:stream';
 import {
   type MethodDefinition,
   Server,
@@ -118,18 +117,4 @@ export function unary<Req, Res>(
       (error: unknown) => callback(toGrpcError(error)),
     );
   };
-}
-
-/** Resolves once `stream` can take more writes ('drain'), or once it closed. */
-export function drained(stream: Writable): Promise<void> {
-  if (stream.destroyed || stream.writableEnded) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
 }

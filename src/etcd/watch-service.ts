@@ -26,6 +26,7 @@
 import { Buffer } from 'node:buffer';
 import type { ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { isKvError, type WatchBatch, type WatchEvent, type Watcher } from '../kv/index.js';
+import { drained } from '../server/drained.js';
 import { type WatchReply, watchEventBytes } from './codec.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { ETCD_ERRORS, etcdError, toGrpcError } from './errors.js';
@@ -318,7 +319,7 @@ class WatchStream {
   }
 
   private header(revision: number): WireHeader {
-    return this.ctx.wireHeader(revision);
+    return this.ctx.header(revision);
   }
 
   /** Writes a response; false when the stream wants a drain before more. */
@@ -329,15 +330,8 @@ class WatchStream {
 
   /** One promise for every pump waiting on the same drain. */
   private drained(): Promise<void> {
-    this.drain ??= new Promise<void>((resolve) => {
-      const done = (): void => {
-        this.call.off('drain', done);
-        this.call.off('close', done);
-        this.drain = undefined;
-        resolve();
-      };
-      this.call.on('drain', done);
-      this.call.on('close', done);
+    this.drain ??= drained(this.call).finally(() => {
+      this.drain = undefined;
     });
     return this.drain;
   }

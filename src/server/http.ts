@@ -35,6 +35,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { ClientSession, KvCommand, KvResult, KvSnapshot, RangeRequest } from '../kv/index.js';
 import type { RaftNode } from '../node/index.js';
+import { drained } from './drained.js';
 import { HttpError, toHttpError } from './errors.js';
 import {
   asObject,
@@ -442,12 +443,7 @@ async function sendSnapshot(res: ServerResponse, snapshot: KvSnapshot): Promise<
       const header = Buffer.alloc(4);
       header.writeUInt32BE(chunk.length);
       res.write(header);
-      if (!res.write(chunk)) {
-        await new Promise((resolve) => {
-          res.once('drain', resolve);
-          res.once('close', resolve);
-        });
-      }
+      if (!res.write(chunk)) await drained(res);
       if (res.destroyed) break;
     }
   } finally {

@@ -10,6 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KvBackend, WatchRequest } from '../kv/index.js';
 import { isKvError } from '../kv/index.js';
+import { drained } from './drained.js';
 import { badRequest, type Encoding, kvJson, prefixEnd, utf8 } from './json.js';
 
 /** Interval of SSE comment lines that keep idle connections (and proxies) open, in ms. */
@@ -83,15 +84,7 @@ export async function serveWatch(
       // client leaves its backlog in the watcher, which is bounded (it falls back to catching
       // up from history), not in this response's buffer.
       if (!res.write(`data: ${JSON.stringify({ revision: batch.revision, events })}\n\n`)) {
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            res.off('drain', done);
-            res.off('close', done);
-            resolve();
-          };
-          res.on('drain', done);
-          res.on('close', done);
-        });
+        await drained(res);
         if (res.destroyed) break;
       }
     }

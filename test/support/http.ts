@@ -60,3 +60,16 @@ export async function requestJson(
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
   return { status: res.status, body: (await res.json()) as ApiBody };
 }
+
+/** Like {@link requestJson}, but a request that failed outright (refused, reset, timed out) answers status 0. */
+export async function requestJsonOrUnreachable(
+  url: string,
+  init: RequestInit = {},
+  timeoutMs = 3000,
+): Promise<{ status: number; body: ApiBody }> {
+  try {
+    return await requestJson(url, init, timeoutMs);
+  } catch (error) {
+    return { status: 0, body: { error: { code: 'UNREACHABLE', message: (error as Error).message } } };
+  }
+}
