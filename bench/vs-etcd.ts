@@ -356,9 +356,13 @@ async function startEtcd(directory: string): Promise<string[]> {
 /** Starts `flotilla cluster start --nodes 3`; resolves with its etcd endpoints. */
 async function startFlotilla(directory: string): Promise<string[]> {
   const child = track(
-    spawn(process.execPath, [MAIN, 'cluster', 'start', '--nodes', '3', '--data-dir', directory], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
+    spawn(
+      process.execPath,
+      [MAIN, 'cluster', 'start', '--nodes', '3', '--data-dir', directory, '--base-port', '0'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    ),
   );
   let output = '';
   child.stdout?.on('data', (d: Buffer) => {

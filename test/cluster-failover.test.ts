@@ -51,7 +51,19 @@ test('3 processes: failover after SIGKILL of the leader, no acknowledged write l
   root = await mkdtemp(join(tmpdir(), 'flotilla-cluster-'));
   const cluster = spawn(
     process.execPath,
-    [MAIN, 'cluster', 'start', '--nodes', '3', '--data-dir', root, '--tick-ms', String(TICK_MS)],
+    [
+      MAIN,
+      'cluster',
+      'start',
+      '--nodes',
+      '3',
+      '--data-dir',
+      root,
+      '--base-port',
+      '0',
+      '--tick-ms',
+      String(TICK_MS),
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },

@@ -68,7 +68,19 @@ test('3 processes: SIGSTOP the leader past the election timeout, SIGCONT: no sta
   root = await mkdtemp(join(tmpdir(), 'flotilla-pause-'));
   cluster = spawn(
     process.execPath,
-    [MAIN, 'cluster', 'start', '--nodes', '3', '--data-dir', root, '--tick-ms', String(TICK_MS)],
+    [
+      MAIN,
+      'cluster',
+      'start',
+      '--nodes',
+      '3',
+      '--data-dir',
+      root,
+      '--base-port',
+      '0',
+      '--tick-ms',
+      String(TICK_MS),
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';

@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -102,6 +104,35 @@ test('cluster start: bad --nodes or --log-level exits 2', async () => {
   ]);
   assert.equal(logLevel.code, 2);
   assert.match(logLevel.stderr, /--log-level must be one of debug, info, warn, error, got 'loud'/);
+});
+
+test('cluster start: a bad --base-port, or a port in use, exits 2 and starts nothing', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-flags-'));
+  dirs.push(dir);
+  for (const basePort of ['-1', 'x', '80', '65500']) {
+    const result = await run(['cluster', 'start', '--base-port', basePort, '--data-dir', join(dir, 'bad')]);
+    assert.equal(result.code, 2, `--base-port ${basePort}`);
+    assert.match(result.stderr, /--base-port must be 0 or a port from 1024/);
+  }
+  // Hold node 2's etcd port (base + 200 + 79); the refusal names it and no node starts.
+  const holder = createServer();
+  const base = 20_000 + Math.floor(Math.random() * 20_000);
+  await new Promise<void>((resolve) => holder.listen(base + 279, '127.0.0.1', resolve));
+  try {
+    const result = await run([
+      'cluster',
+      'start',
+      '--base-port',
+      String(base),
+      '--data-dir',
+      join(dir, 'busy'),
+    ]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, new RegExp(`n2's port ${base + 279} is in use`));
+    assert.equal(existsSync(join(dir, 'busy', 'cluster.json')), false);
+  } finally {
+    holder.close();
+  }
 });
 
 test('serve: a data directory of another cluster is refused with exit 2', async () => {

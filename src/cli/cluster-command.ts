@@ -1,8 +1,10 @@
 /**
  * `flotilla cluster start`: runs a local cluster of `serve` child processes on loopback, for
- * trying Flotilla out and for tests. It picks free ports, waits for a leader, prints the
- * endpoints, writes `cluster.json` and stays in the foreground; Ctrl-C stops every node.
- * Run again with the same `--data-dir` and it restarts the same members on the same ports.
+ * trying Flotilla out and for tests. Node k listens on fixed loopback ports derived from
+ * `--base-port` (see {@link portsOf}; `--base-port 0` picks free ports instead), so the
+ * commands in the README work as written. It waits for a leader, prints the endpoints, writes
+ * `cluster.json` and stays in the foreground; Ctrl-C stops every node. Run again with the
+ * same `--data-dir` and it restarts the same members on the same ports.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
@@ -30,11 +32,17 @@ export interface ClusterNodeInfo {
 export const CLUSTER_NODES_MAX = 9;
 /** How long `cluster start` waits for a leader that every node agrees on. */
 export const LEADER_WAIT_MS = 20_000;
+/**
+ * `cluster start`'s default `--base-port`: node k serves HTTP on 4k00, the etcd API on 4k79
+ * and its peers on 4k80 (etcd's 2379/2380 pattern, moved clear of a real etcd on the machine).
+ */
+export const BASE_PORT_DEFAULT = 4000;
 
 interface ClusterFlags {
   nodes: string;
   dataDir: string;
   tickMs?: string;
+  basePort: string;
   kvNoSync?: boolean;
   logLevel?: string;
 }
@@ -77,7 +85,22 @@ export function initialClusterOf(nodes: readonly ClusterNodeInfo[]): string {
   return nodes.map((n) => `${n.name}=${n.peerUrl.replace('http://', '')}`).join(',');
 }
 
-async function planNodes(count: number, dataDir: string): Promise<ClusterNodeInfo[]> {
+/** The HTTP, etcd gRPC and peer ports of node `k` (1-based) for a `--base-port` above 0. */
+export function portsOf(basePort: number, k: number): { http: number; grpc: number; peer: number } {
+  const http = basePort + 100 * k;
+  return { http, grpc: http + 79, peer: http + 80 };
+}
+
+/** Whether `port` on 127.0.0.1 can be bound now. */
+async function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolveFree) => {
+    const server = createServer();
+    server.once('error', () => resolveFree(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolveFree(true)));
+  });
+}
+
+async function planNodes(count: number, dataDir: string, basePort: number): Promise<ClusterNodeInfo[]> {
   const file = join(dataDir, 'cluster.json');
   if (existsSync(file)) {
     const saved = JSON.parse(await readFile(file, 'utf8')) as { nodes: ClusterNodeInfo[] };
@@ -87,21 +110,41 @@ async function planNodes(count: number, dataDir: string): Promise<ClusterNodeInf
     return saved.nodes;
   }
   const nodes: ClusterNodeInfo[] = [];
-  for (let i = 1; i <= count; i++) nodes.push(await planNode(`n${i}`, dataDir));
+  for (let i = 1; i <= count; i++) {
+    nodes.push(await planNode(`n${i}`, dataDir, basePort === 0 ? undefined : portsOf(basePort, i)));
+  }
   return nodes;
 }
 
-/** A not yet started node `name` on free loopback ports, its data in `parentDir/name`. */
-export async function planNode(name: string, parentDir: string): Promise<ClusterNodeInfo> {
+/**
+ * A not yet started node `name` with its data in `parentDir/name`, on the given loopback
+ * ports, or on free ones.
+ */
+export async function planNode(
+  name: string,
+  parentDir: string,
+  ports?: { readonly http: number; readonly grpc: number; readonly peer: number },
+): Promise<ClusterNodeInfo> {
   return {
     name,
     id: nodeIdFromName(name),
     pid: 0,
-    peerUrl: `http://127.0.0.1:${await freePort()}`,
-    clientUrl: `http://127.0.0.1:${await freePort()}`,
-    grpcEndpoint: `127.0.0.1:${await freePort()}`,
+    peerUrl: `http://127.0.0.1:${ports?.peer ?? (await freePort())}`,
+    clientUrl: `http://127.0.0.1:${ports?.http ?? (await freePort())}`,
+    grpcEndpoint: `127.0.0.1:${ports?.grpc ?? (await freePort())}`,
     dataDir: join(parentDir, name),
   };
+}
+
+/** The first port of `nodes` that something else holds, if any. */
+async function busyPort(nodes: readonly ClusterNodeInfo[]): Promise<string | undefined> {
+  for (const node of nodes) {
+    for (const url of [node.clientUrl, node.grpcEndpoint, node.peerUrl]) {
+      const port = Number(url.slice(url.lastIndexOf(':') + 1));
+      if (!(await portIsFree(port))) return `${node.name}'s port ${port}`;
+    }
+  }
+  return undefined;
 }
 
 async function writeClusterFile(dataDir: string, nodes: readonly ClusterNodeInfo[]): Promise<void> {
@@ -200,6 +243,11 @@ export function registerClusterCommand(program: Command): void {
     .option('--nodes <n>', 'number of nodes', '3')
     .option('--data-dir <dir>', 'parent directory of the nodes’ data directories and cluster.json', './data')
     .option('--tick-ms <ms>', 'milliseconds per raft tick', '100')
+    .option(
+      '--base-port <port>',
+      'node k serves HTTP on base+100k, the etcd API on base+100k+79, peers on base+100k+80; 0 picks free ports',
+      String(BASE_PORT_DEFAULT),
+    )
     .option('--kv-no-sync', 'never fsync the KV stores (tests and benchmarks only)')
     .option('--log-level <level>', `least severe level the nodes log: ${LOG_LEVELS.join(', ')}`)
     .action(async (flags: ClusterFlags) => {
@@ -212,11 +260,21 @@ export function registerClusterCommand(program: Command): void {
         console.error(`error: --tick-ms must be a positive integer, got '${flags.tickMs}'`);
         process.exit(2);
       }
+      const basePort = Number(flags.basePort);
+      if (
+        !/^\d+$/.test(flags.basePort) ||
+        (basePort !== 0 && (basePort < 1024 || basePort + 100 * count + 80 > 65535))
+      ) {
+        console.error(
+          `error: --base-port must be 0 or a port from 1024 leaving room for ${count} nodes, got '${flags.basePort}'`,
+        );
+        process.exit(2);
+      }
       if (flags.logLevel !== undefined && !isLogLevel(flags.logLevel)) {
         console.error(`error: --log-level must be one of ${LOG_LEVELS.join(', ')}, got '${flags.logLevel}'`);
         process.exit(2);
       }
-      await runCluster(count, resolve(flags.dataDir), [
+      await runCluster(count, resolve(flags.dataDir), basePort, [
         ...(flags.tickMs === undefined ? [] : ['--tick-ms', flags.tickMs]),
         ...(flags.kvNoSync === true ? ['--kv-no-sync'] : []),
         ...(flags.logLevel === undefined ? [] : ['--log-level', flags.logLevel]),
@@ -224,9 +282,21 @@ export function registerClusterCommand(program: Command): void {
     });
 }
 
-async function runCluster(count: number, dataDir: string, extra: readonly string[]): Promise<void> {
+async function runCluster(
+  count: number,
+  dataDir: string,
+  basePort: number,
+  extra: readonly string[],
+): Promise<void> {
   await mkdir(dataDir, { recursive: true });
-  const nodes = await planNodes(count, dataDir);
+  const nodes = await planNodes(count, dataDir, basePort);
+  const busy = await busyPort(nodes);
+  if (busy !== undefined) {
+    console.error(
+      `error: ${busy} is in use (a cluster already running?); stop it, or pass --base-port (0 picks free ports)`,
+    );
+    process.exit(2);
+  }
   const initialCluster = initialClusterOf(nodes);
   const children = new Map<string, ChildProcess>();
   let stopping = false;

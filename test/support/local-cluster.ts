@@ -35,7 +35,7 @@ export async function startLocalCluster(
   const root = await mkdtemp(join(tmpdir(), 'flotilla-local-'));
   const child = spawn(
     process.execPath,
-    [MAIN, 'cluster', 'start', '--nodes', String(nodes), '--data-dir', root, ...extra],
+    [MAIN, 'cluster', 'start', '--nodes', String(nodes), '--data-dir', root, '--base-port', '0', ...extra],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';

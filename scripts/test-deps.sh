@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# What `npm test` needs beyond npm packages: the real `etcdctl` (the etcd v3 API tests drive
+# it) and `etcd` (the benchmark's anchor, and the bench tool's test against a real etcd), from
+# Debian's etcd-client and etcd-server. Installs them when missing and this user may
+# (root, or sudo without a password); otherwise says exactly what to run.
+set -euo pipefail
+missing=()
+command -v etcdctl >/dev/null || missing+=(etcd-client)
+command -v etcd >/dev/null || missing+=(etcd-server)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if ! command -v apt-get >/dev/null; then
+  echo "npm test needs etcdctl and etcd 3.4 (${missing[*]}) on PATH; install them, then run npm test again" >&2
+  exit 1
+fi
+if [ "$(id -u)" -eq 0 ]; then
+  sudo=()
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+  sudo=(sudo -n)
+else
+  echo "npm test needs Debian's ${missing[*]}: run" >&2
+  echo "  sudo apt-get install -y ${missing[*]}" >&2
+  echo "then npm test again" >&2
+  exit 1
+fi
+echo "installing ${missing[*]} (Debian) for the tests" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
