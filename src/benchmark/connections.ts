@@ -10,6 +10,7 @@
 import type { MethodDefinition } from '@grpc/grpc-js';
 import { type EtcdServiceName, etcdService } from '../etcd/proto.js';
 import { Connection } from './grpc-connection.js';
+import type { ConnectionOptions } from './options.js';
 
 export { type BidiStream, Connection, GrpcCallError, statusName } from './grpc-connection.js';
 
@@ -57,6 +58,20 @@ export async function openConnections(
 /** Closes every connection. */
 export function closeConnections(connections: readonly Connection[]): void {
   for (const c of connections) c.close();
+}
+
+/** Runs `body` with `count` connections opened as {@link openConnections} does; closes them after. */
+export async function withConnections<T>(
+  options: ConnectionOptions,
+  count: number,
+  body: (connections: Connection[]) => Promise<T>,
+): Promise<T> {
+  const connections = await openConnections(options.endpoints, count, options.dialTimeoutMs);
+  try {
+    return await body(connections);
+  } finally {
+    closeConnections(connections);
+  }
 }
 
 /** A short, stable description of a failed request, for the error distribution. */

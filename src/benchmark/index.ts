@@ -4,4 +4,5 @@ export * from './hpack.js';
 export * from './options.js';
 export * from './pacing.js';
 export * from './report.js';
+export * from './watch-latency.js';
 export * from './workloads.js';
