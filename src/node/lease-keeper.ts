@@ -8,6 +8,9 @@
  * between the old and the new leader can only make a lease live longer, never expire early.
  * A keep-alive is replicated as a `leaseCheckpoint` with the full TTL at the proposer's
  * clock, which moves the anchor.
+ *
+ * {@link LeaseKeeper} is the scan: the runtime calls it on every tick-timer firing and it
+ * looks at the table at most every {@link LEASE_SCAN_INTERVAL_MS}.
  */
 import type { LeaseInfo } from '../kv/index.js';
 
@@ -22,4 +25,46 @@ export function expiredLeases(leases: readonly LeaseInfo[], leaderSinceMs: numbe
     if (base + lease.remainingTtlSeconds * 1000 <= nowMs) expired.push(lease.id);
   }
   return expired;
+}
+
+/** What {@link LeaseKeeper} needs from the runtime. */
+export interface LeaseKeeperDeps {
+  /** Wall-clock time this node became leader; 0 when it is not leader (see leadership.ts). */
+  readonly leaderSinceMs: () => number;
+  /** The replicated lease table. */
+  readonly leases: () => readonly LeaseInfo[];
+  /** Whether another proposal may be made now (the pending-proposal limit is not reached). */
+  readonly canPropose: () => boolean;
+  /** Proposes the revoke of lease `id`; settles once it is applied here or fails. */
+  readonly revoke: (id: number) => Promise<unknown>;
+  readonly logger: { info(message: string): void };
+}
+
+/** The leader's lease-expiry scan: at most one pending revoke per lease. */
+export class LeaseKeeper {
+  private lastScanMs = 0;
+  /** Leases whose revoke this leader has proposed and not yet seen applied. */
+  private readonly revoking = new Set<number>();
+
+  constructor(private readonly deps: LeaseKeeperDeps) {}
+
+  /** On the leader: proposes a revoke for every lease whose time is up. */
+  scan(): void {
+    const now = Date.now();
+    const leaderSinceMs = this.deps.leaderSinceMs();
+    if (leaderSinceMs === 0 || now - this.lastScanMs < LEASE_SCAN_INTERVAL_MS) return;
+    this.lastScanMs = now;
+    const leases = this.deps.leases();
+    const live = new Set(leases.map((l) => l.id));
+    for (const id of this.revoking) if (!live.has(id)) this.revoking.delete(id);
+    for (const id of expiredLeases(leases, leaderSinceMs, now)) {
+      if (this.revoking.has(id) || !this.deps.canPropose()) continue;
+      this.revoking.add(id);
+      this.deps.revoke(id).then(
+        () => this.revoking.delete(id),
+        () => this.revoking.delete(id),
+      );
+      this.deps.logger.info(`lease ${id} expired: revoking`);
+    }
+  }
 }

@@ -27,6 +27,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { decodeConfChange, type Entry } from '../raft/index.js';
 import type { PeerAddress } from '../transport/index.js';
 import type { RequestId } from './envelope.js';
 import { unframeChunks } from './envelope.js';
@@ -158,6 +159,43 @@ export function recordContextMember(
   else if (current.name === '' && member.name !== '') table.set(id, { ...current, name: member.name });
 }
 
+/** The JSON context of a conf change proposed by the runtime. */
+export interface MemberChangeContext {
+  /** Identifies the proposal, so the proposing node can tell its waiter it was applied. */
+  readonly token: string;
+  readonly id: number;
+  readonly name?: string;
+  readonly host?: string;
+  readonly port?: number;
+}
+
+/** Parses a conf change's context; undefined when there is none or it is not the runtime's. */
+export function parseMemberContext(context: Uint8Array | undefined): MemberChangeContext | undefined {
+  if (context === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(Buffer.from(context).toString('utf8'));
+    if (typeof value !== 'object' || value === null) return undefined;
+    const v = value as { token?: unknown; id?: unknown; name?: unknown; host?: unknown; port?: unknown };
+    if (typeof v.token !== 'string' || typeof v.id !== 'number') return undefined;
+    return {
+      token: v.token,
+      id: v.id,
+      ...(typeof v.name === 'string' && typeof v.host === 'string' && typeof v.port === 'number'
+        ? { name: v.name, host: v.host, port: v.port }
+        : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** {@link recordContextMember} for a conf change's context, when it names a member and its address. */
+export function recordMemberContext(table: Map<number, MemberAddress>, context: MemberChangeContext): void {
+  if (context.name !== undefined && context.host !== undefined && context.port !== undefined) {
+    recordContextMember(table, context.id, { name: context.name, host: context.host, port: context.port });
+  }
+}
+
 /** The JSON form of a table (members.json, snapshots, cluster queries). */
 export interface MemberJson {
   readonly id: number;
@@ -269,4 +307,35 @@ export function* snapshotChunks(
 ): Generator<Uint8Array> {
   yield snapshotMembersChunk(table);
   yield* kvChunks;
+}
+
+/**
+ * The member table on start: `members.json` (the initial cluster from the flags when there is
+ * none yet), then the table in the raft snapshot (authoritative at its index; `members.json`
+ * may be older after a crash), then the conf change contexts and member updates in the log
+ * after the snapshot up to the applied index (a crash may have come between applying one and
+ * writing the file). The same rules as when they were first applied.
+ *
+ * `dir` is the data directory, `initial` the initial cluster from the flags, `snapshotData` the
+ * raft snapshot's data and `entries` the log after it up to the applied index.
+ */
+export async function loadMemberTable(
+  dir: string,
+  initial: ReadonlyMap<number, MemberAddress>,
+  snapshotData: Uint8Array,
+  entries: readonly Entry[],
+): Promise<Map<number, MemberAddress>> {
+  const table = (await readMembersFile(dir)) ?? new Map<number, MemberAddress>(initial);
+  const fromSnapshot = splitSnapshotData(snapshotData).members;
+  if (fromSnapshot !== undefined) for (const [id, m] of fromSnapshot) table.set(id, m);
+  for (const entry of entries) {
+    if (entry.type === 'conf-change') {
+      const c = parseMemberContext(decodeConfChange(entry.data).context);
+      if (c !== undefined) recordMemberContext(table, c);
+      continue;
+    }
+    const update = unwrapMemberUpdate(entry.data);
+    if (update !== undefined) applyMemberUpdate(table, update.update);
+  }
+  return table;
 }

@@ -1,0 +1,97 @@
+/**
+ * The options of the node runtime ({@link RaftNode} in raft-node.ts): what a caller gives,
+ * the defaults of the rest, and the logger the runtime writes to.
+ */
+import type { SnapshotPolicyOptions } from '../storage/index.js';
+import type { PeerAddress } from '../transport/index.js';
+import type { MemberAddress, MemberClientUrls } from './member-table.js';
+
+/** Where a runtime writes its diagnostics. */
+export interface NodeLogger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** Options of {@link RaftNode}. Defaults in {@link DEFAULT_RAFT_NODE_OPTIONS}. */
+export interface RaftNodeOptions {
+  /** This member's name. */
+  readonly name: string;
+  /**
+   * Its id: derived from the name for founders (see identity.ts). A data directory's
+   * `member.json` overrides it, and a member joining with `existing` learns it from the
+   * cluster (see join.ts): after {@link RaftNode.start}, `node.options.id` is the real one.
+   */
+  readonly id: number;
+  /** The cluster id (overridden like {@link RaftNodeOptions.id}). */
+  readonly clusterId: number;
+  /** The initial cluster as given (recorded in the data directory on bootstrap). */
+  readonly initialCluster: string;
+  /** Node id → name and peer address of every initial member, this one included. */
+  readonly members: ReadonlyMap<number, MemberAddress>;
+  /**
+   * `new` bootstraps an empty data directory with the initial membership; `existing` joins a
+   * running cluster: a fresh data directory asks the members in `members` for the cluster's
+   * id, this member's id and the member table (see join.ts), then waits to be sent a snapshot.
+   */
+  readonly initialClusterState: 'new' | 'existing';
+  /** How long a joining member keeps asking the cluster about itself before giving up. */
+  readonly joinTimeoutMs: number;
+  /**
+   * Where this member serves clients: published to the cluster (replicated) after each start,
+   * so every member lists them (etcd `MemberList` clientURLs, `/v1/members`).
+   */
+  readonly clientUrls?: MemberClientUrls;
+  readonly dataDir: string;
+  /** Where to listen for peers. */
+  readonly listenPeer: PeerAddress;
+  /** Milliseconds per raft tick. */
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  /** Proposals accepted and not yet applied; beyond it new ones fail with `TOO_MANY_REQUESTS`. */
+  readonly pendingProposalsMax: number;
+  /** Linearizable reads waiting; beyond it new ones fail with `TOO_MANY_REQUESTS`. */
+  readonly pendingReadsMax: number;
+  /** Committed-but-unapplied entries beyond which new proposals fail with `TOO_MANY_REQUESTS`. */
+  readonly applyLagEntriesMax: number;
+  /** Encoded proposal bytes handed to the core in one batch. */
+  readonly proposalBatchBytesMax: number;
+  /** How long a proposal or a read may take, including waiting for a leader. */
+  readonly requestTimeoutMs: number;
+  /** When to snapshot the state machine. */
+  readonly snapshotPolicy: Partial<SnapshotPolicyOptions>;
+  /** Entries kept in the log behind a snapshot, so a slightly lagging follower needs no snapshot. */
+  readonly snapshotKeepEntries: number;
+  /** Skip LMDB fsyncs (tests and benchmarks only; see docs/kv.md). */
+  readonly kvNoSync: boolean;
+  readonly logger: NodeLogger;
+  /** Called once when the node stops because of a fatal error. */
+  readonly onFatal: (error: unknown) => void;
+}
+
+/** The defaults of {@link RaftNodeOptions} that have one. */
+export const DEFAULT_RAFT_NODE_OPTIONS = Object.freeze({
+  initialClusterState: 'new' as const,
+  joinTimeoutMs: 30_000,
+  tickMs: 100,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  pendingProposalsMax: 8192,
+  pendingReadsMax: 8192,
+  applyLagEntriesMax: 10_000,
+  proposalBatchBytesMax: 4 * 1024 * 1024,
+  requestTimeoutMs: 5000,
+  snapshotPolicy: {},
+  snapshotKeepEntries: 5000,
+  kvNoSync: false,
+  logger: Object.freeze({ info: () => {}, warn: () => {}, error: () => {} }),
+  onFatal: () => {},
+});
+
+/** Options a caller must give; every other one has a default. */
+export type RaftNodeInit = Partial<RaftNodeOptions> &
+  Pick<
+    RaftNodeOptions,
+    'name' | 'id' | 'clusterId' | 'initialCluster' | 'members' | 'dataDir' | 'listenPeer'
+  >;

@@ -1,0 +1,208 @@
+/**
+ * Proposal tracking: the proposals this node accepted and has not yet seen applied, the queue
+ * of those not yet handed to the core, back-pressure, batching into the core, and settling
+ * each one when its entry is applied here, it expires, or the node stops.
+ *
+ * Client proposals that arrive while a Ready is in flight are queued and go into the core
+ * together before the next Ready, so one fsync covers all of them. Every entry carries a
+ * request id (this process incarnation's origin and a sequence number, see envelope.ts) by
+ * which the applier recognises this node's own proposals.
+ */
+import { performance } from 'node:perf_hooks';
+import type { KvResult } from '../kv/index.js';
+import { isRaftError, type RawNode } from '../raft/index.js';
+import type { NodeCounters } from './counters.js';
+import { newOrigin, type RequestId } from './envelope.js';
+import { NodeError } from './errors.js';
+import type { RaftNodeOptions } from './options.js';
+
+/** What a proposal resolves with: the KV result, or undefined for a member update. */
+export type ProposalOutcome = KvResult | undefined;
+
+interface PendingProposal {
+  readonly seq: number;
+  readonly data: Uint8Array;
+  readonly startedMs: number;
+  /** With the KV result; with undefined for a member update. */
+  readonly resolve: (result: ProposalOutcome) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
+  /** Handed to the core (else still queued, e.g. while no leader is known). */
+  proposed: boolean;
+}
+
+/** What {@link ProposalTracker} needs from the runtime. */
+export interface ProposalDeps {
+  /** The group's core: its leader and commit index, and where proposals go. */
+  readonly raw: Pick<RawNode, 'status' | 'proposeBatch'>;
+  /** The state machine's applied index (for the apply-lag back-pressure). */
+  readonly appliedIndex: () => number;
+  readonly options: Pick<
+    RaftNodeOptions,
+    'pendingProposalsMax' | 'applyLagEntriesMax' | 'proposalBatchBytesMax' | 'requestTimeoutMs'
+  >;
+  readonly counters: NodeCounters;
+  /** Schedules the Ready loop (a queued proposal goes into the core on its next pass). */
+  readonly wake: () => void;
+}
+
+/** The proposals of one raft group that this node accepted and has not yet seen applied. */
+export class ProposalTracker {
+  private readonly origin = newOrigin();
+  /** This process incarnation's origin, as request ids in entries carry it. */
+  readonly originHex = Buffer.from(this.origin).toString('hex');
+  private seq = 0;
+  private readonly pending = new Map<number, PendingProposal>();
+  private queued: PendingProposal[] = [];
+
+  constructor(private readonly deps: ProposalDeps) {}
+
+  /** How many proposals are accepted and not yet settled. */
+  get size(): number {
+    return this.pending.size;
+  }
+
+  /** A token unique to this process incarnation (for requests tracked outside the log's ids). */
+  nextToken(): string {
+    return `${this.originHex}-${++this.seq}`;
+  }
+
+  /** This node's sequence number of the proposal `id` names; undefined when another made it. */
+  ownSeq(id: RequestId): number | undefined {
+    return id.origin === this.originHex ? id.seq : undefined;
+  }
+
+  /**
+   * Throws `TOO_MANY_REQUESTS` when too many proposals are pending or apply lags commit by
+   * too much (counted as rejected).
+   */
+  checkBackPressure(): void {
+    const o = this.deps.options;
+    if (this.pending.size >= o.pendingProposalsMax) {
+      this.deps.counters.proposalsRejected++;
+      throw new NodeError('TOO_MANY_REQUESTS', `too many pending proposals (${o.pendingProposalsMax})`);
+    }
+    const lag = this.deps.raw.status().commit - this.deps.appliedIndex();
+    if (lag > o.applyLagEntriesMax) {
+      this.deps.counters.proposalsRejected++;
+      throw new NodeError(
+        'TOO_MANY_REQUESTS',
+        `apply lags commit by ${lag} entries (max ${o.applyLagEntriesMax})`,
+      );
+    }
+  }
+
+  /**
+   * Queues the entry `encode` builds for the next proposal number; resolves with its outcome
+   * once applied here (a KV result, or undefined for a member update), or rejects when it
+   * expires or the node stops.
+   */
+  enqueue(encode: (origin: Uint8Array, seq: number) => Uint8Array): Promise<ProposalOutcome> {
+    const seq = ++this.seq;
+    const data = encode(this.origin, seq);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.expire(seq), this.deps.options.requestTimeoutMs);
+      const pending: PendingProposal = {
+        seq,
+        data,
+        startedMs: performance.now(),
+        resolve,
+        reject,
+        timer,
+        proposed: false,
+      };
+      this.pending.set(seq, pending);
+      this.queued.push(pending);
+      this.deps.counters.proposalsAccepted++;
+      this.deps.wake();
+    });
+  }
+
+  /** Hands queued proposals to the core in batches; keeps them queued while no leader is known. */
+  flush(): void {
+    if (this.queued.length === 0 || this.deps.raw.status().leader === 0) return;
+    const queue = this.queued.filter((p) => this.pending.has(p.seq));
+    this.queued = [];
+    let start = 0;
+    while (start < queue.length) {
+      const end = this.batchEnd(queue, start);
+      const slice = queue.slice(start, end);
+      try {
+        this.deps.raw.proposeBatch(slice.map((p) => p.data));
+        for (const p of slice) p.proposed = true;
+      } catch (error) {
+        if (isRaftError(error, 'NOT_LEADER')) {
+          this.queued = queue.slice(start);
+          return;
+        }
+        const refused = new NodeError('PROPOSAL_DROPPED', `proposal refused: ${(error as Error).message}`, {
+          cause: error,
+        });
+        for (const p of slice) this.settle(p.seq, (q) => q.reject(refused));
+        if (!isRaftError(error)) throw error;
+      }
+      start = end;
+    }
+  }
+
+  /** Where the batch starting at `start` ends: at least one proposal, then up to the byte budget. */
+  private batchEnd(queue: readonly PendingProposal[], start: number): number {
+    let end = start;
+    let bytes = 0;
+    while (
+      end < queue.length &&
+      (end === start || bytes + queue[end]!.data.length <= this.deps.options.proposalBatchBytesMax)
+    ) {
+      bytes += queue[end]!.data.length;
+      end++;
+    }
+    return end;
+  }
+
+  /** Resolves this node's KV proposal `seq`, applied here with `result` (counted with its latency). */
+  applied(seq: number, result: KvResult): void {
+    this.settle(seq, (p) => {
+      const counters = this.deps.counters;
+      counters.proposalsApplied++;
+      counters.proposalLatencyMsSum += performance.now() - p.startedMs;
+      counters.proposalLatencyCount++;
+      p.resolve(result);
+    });
+  }
+
+  /** Resolves this node's member-update proposal `seq`, applied here. */
+  appliedMemberUpdate(seq: number): void {
+    this.settle(seq, (p) => p.resolve(undefined));
+  }
+
+  /** Rejects this node's proposal `seq` with `error`. */
+  failed(seq: number, error: Error): void {
+    this.settle(seq, (p) => p.reject(error));
+  }
+
+  /** Rejects every pending proposal with `error` and empties the queue. */
+  failAll(error: NodeError): void {
+    for (const seq of [...this.pending.keys()]) this.failed(seq, error);
+    this.queued = [];
+  }
+
+  private expire(seq: number): void {
+    const timeoutMs = this.deps.options.requestTimeoutMs;
+    this.settle(seq, (p) => {
+      this.deps.counters.proposalTimeouts++;
+      p.reject(
+        p.proposed
+          ? new NodeError('TIMEOUT', `proposal not applied within ${timeoutMs} ms; outcome unknown`)
+          : new NodeError('NO_LEADER', `no leader within ${timeoutMs} ms; nothing was written`),
+      );
+    });
+  }
+
+  private settle(seq: number, settle: (p: PendingProposal) => void): void {
+    const pending = this.pending.get(seq);
+    if (pending === undefined) return;
+    this.pending.delete(seq);
+    clearTimeout(pending.timer);
+    settle(pending);
+  }
+}

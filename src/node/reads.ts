@@ -1,0 +1,180 @@
+/**
+ * Linearizable read serving (ReadIndex, thesis §6.4): reads are queued, every read queued
+ * since the last barrier shares one `readIndex` barrier, and a batch is served once the
+ * leader has released its index (a `readState` in a Ready) and this node has applied up to
+ * it. Followers ask the leader. A barrier that gets no answer within an election timeout, or
+ * that went to a leader that has since changed, is issued again: a fresh barrier is as good
+ * as the old one.
+ */
+import type { KvBackend, RangeRequest, RangeResponse } from '../kv/index.js';
+import { isRaftError, type RawNode, type ReadState } from '../raft/index.js';
+import type { NodeCounters } from './counters.js';
+import { NodeError } from './errors.js';
+import type { RaftNodeOptions } from './options.js';
+
+interface PendingRead {
+  readonly request: RangeRequest;
+  readonly resolve: (response: RangeResponse) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
+  done: boolean;
+}
+
+interface ReadBatch {
+  readonly reads: PendingRead[];
+  readonly issuedTick: number;
+  /** The read index released by the leader, once known. */
+  index: number;
+}
+
+/** What {@link ReadTracker} needs from the runtime. */
+export interface ReadDeps {
+  /** The group's core: whether a leader is known, and where barriers go. */
+  readonly raw: Pick<RawNode, 'status' | 'readIndex'>;
+  /** The state machine reads are served from. */
+  readonly kv: Pick<KvBackend, 'range' | 'appliedIndex'>;
+  readonly options: Pick<RaftNodeOptions, 'pendingReadsMax' | 'requestTimeoutMs' | 'electionTicks'>;
+  readonly counters: NodeCounters;
+  /** The group's tick count (see ticker.ts), which barriers are aged by. */
+  readonly ticks: () => number;
+  /** Schedules the Ready loop (a queued read gets its barrier on its next pass). */
+  readonly wake: () => void;
+}
+
+/** The linearizable reads of one raft group waiting for a barrier or for apply to reach it. */
+export class ReadTracker {
+  private queued: PendingRead[] = [];
+  private readonly batches = new Map<string, ReadBatch>();
+  private batchSeq = 0;
+  private pendingCount = 0;
+
+  constructor(private readonly deps: ReadDeps) {}
+
+  /**
+   * Queues a (validated) linearizable read; resolves once it is served. Throws
+   * `TOO_MANY_REQUESTS` when too many reads wait.
+   */
+  enqueue(request: RangeRequest): Promise<RangeResponse> {
+    const { pendingReadsMax, requestTimeoutMs } = this.deps.options;
+    if (this.pendingCount >= pendingReadsMax) {
+      throw new NodeError('TOO_MANY_REQUESTS', `too many pending reads (${pendingReadsMax})`);
+    }
+    return new Promise<RangeResponse>((resolve, reject) => {
+      const read: PendingRead = {
+        request,
+        resolve,
+        reject,
+        done: false,
+        timer: setTimeout(() => this.expire(read), requestTimeoutMs),
+      };
+      this.pendingCount++;
+      this.queued.push(read);
+      this.deps.wake();
+    });
+  }
+
+  /** Starts one ReadIndex barrier for every read queued since the last. */
+  flush(): void {
+    const reads = this.queued.filter((r) => !r.done);
+    this.queued = [];
+    if (reads.length === 0) return;
+    if (this.deps.raw.status().leader === 0) {
+      this.queued = reads;
+      return;
+    }
+    const context = new Uint8Array(8);
+    new DataView(context.buffer).setBigUint64(0, BigInt(++this.batchSeq));
+    try {
+      this.deps.raw.readIndex(context);
+    } catch (error) {
+      if (!isRaftError(error)) throw error;
+      this.queued = reads;
+      return;
+    }
+    this.batches.set(Buffer.from(context).toString('hex'), {
+      reads,
+      issuedTick: this.deps.ticks(),
+      index: 0,
+    });
+  }
+
+  /** Records the read indexes the leader released (a Ready's `readStates`). */
+  released(readStates: readonly ReadState[]): void {
+    for (const rs of readStates) {
+      const batch = this.batches.get(Buffer.from(rs.context).toString('hex'));
+      if (batch !== undefined) batch.index = rs.index;
+    }
+  }
+
+  /** Serves released reads whose index this node has applied. */
+  serve(): void {
+    const kv = this.deps.kv;
+    const applied = kv.appliedIndex;
+    for (const [key, batch] of this.batches) {
+      if (batch.index === 0 || batch.index > applied) continue;
+      this.batches.delete(key);
+      for (const read of batch.reads) this.finish(read, () => read.resolve(kv.range(read.request)));
+    }
+  }
+
+  /**
+   * Re-issues read barriers that got no answer within an election timeout (the request or
+   * its answer was lost, or the leader changed): a fresh barrier is as good as the old one.
+   */
+  reissueStale(): void {
+    const now = this.deps.ticks();
+    for (const [key, batch] of this.batches) {
+      if (batch.index !== 0 || now - batch.issuedTick < this.deps.options.electionTicks) continue;
+      this.batches.delete(key);
+      this.queued.push(...batch.reads.filter((r) => !r.done));
+    }
+  }
+
+  /** After a leader change: barriers sent to the old leader will not be answered, so ask the new one. */
+  reissueUnreleased(): void {
+    for (const [key, batch] of this.batches) {
+      if (batch.index !== 0) continue;
+      this.batches.delete(key);
+      this.queued.push(...batch.reads);
+    }
+  }
+
+  /** Fails every waiting read with `error`. */
+  failAll(error: NodeError): void {
+    const reads = [...this.queued];
+    for (const batch of this.batches.values()) reads.push(...batch.reads);
+    this.queued = [];
+    this.batches.clear();
+    for (const read of reads) {
+      this.finish(read, () => {
+        throw error;
+      });
+    }
+  }
+
+  private finish(read: PendingRead, serve: () => void): void {
+    if (read.done) return;
+    read.done = true;
+    this.pendingCount--;
+    clearTimeout(read.timer);
+    try {
+      serve();
+      this.deps.counters.readsServed++;
+    } catch (error) {
+      read.reject(error as Error);
+    }
+  }
+
+  private expire(read: PendingRead): void {
+    if (read.done) return;
+    this.deps.counters.readTimeouts++;
+    const timeoutMs = this.deps.options.requestTimeoutMs;
+    const error =
+      this.deps.raw.status().leader === 0
+        ? new NodeError('NO_LEADER', `no leader within ${timeoutMs} ms`)
+        : new NodeError('TIMEOUT', `read not confirmed within ${timeoutMs} ms`);
+    this.finish(read, () => {
+      throw error;
+    });
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * The Ready loop: one sequential loop handles each Ready of a raft group in the order the
+ * core's contract requires:
+ *
+ * 1. a leader sends its `append` and `heartbeat` messages at once (thesis §10.2.1);
+ * 2. `hardState`, `entries` and a received `snapshot` are made durable with one
+ *    `FileStorage.save` (one fdatasync: group commit per Ready);
+ * 3. every other message (votes, acknowledgements) is sent;
+ * 4. a received snapshot is restored into the KV store, then committed entries are applied
+ *    in order (`applyBatch`; conf changes through the core and `saveConfState`);
+ * 5. read barriers (`readStates`) are recorded and reads served once applied reaches them;
+ * 6. `advance`.
+ *
+ * This module owns the I/O steps (1-3: persist and send), `advance` and the scheduling: wakes
+ * in one event-loop turn share one pass, so one fsync covers everything queued meanwhile. What
+ * a Ready means for the group's state machine (4-5) is its {@link ReadyHandler}'s: `apply`
+ * before `advance`, then `advanced` (serving reads, a snapshot when due).
+ *
+ * A storage failure is fatal: the loop stops before sending or applying anything that
+ * depended on the failed write.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Message, RawNode, Ready } from '../raft/index.js';
+import type { FileStorage } from '../storage/index.js';
+import type { TcpTransport } from '../transport/index.js';
+import type { NodeCounters } from './counters.js';
+
+/** The group-specific steps around each Ready. */
+export interface ReadyHandler {
+  /**
+   * Feeds what is queued into the core before it is asked for a Ready (due ticks, proposals,
+   * read barriers) and notices a leader change.
+   */
+  prepare(): void;
+  /** Resolves when the state machine may be replaced by a received snapshot (none is being taken). */
+  snapshotSettled(): Promise<void> | undefined;
+  /** Applies a durable Ready: its snapshot, its committed entries, its read states. */
+  apply(rd: Ready): Promise<void>;
+  /** Runs after `advance`: serves reads that became ready, takes a snapshot when due. */
+  advanced(): void;
+}
+
+/** What {@link ReadyLoop} needs from the runtime. */
+export interface ReadyLoopDeps {
+  readonly raw: Pick<RawNode, 'hasReady' | 'ready' | 'advance'>;
+  /** The group's log storage. */
+  readonly storage: Pick<FileStorage, 'save'>;
+  readonly transport: Pick<TcpTransport, 'send'>;
+  readonly counters: NodeCounters;
+  readonly handler: ReadyHandler;
+  /** Whether the node has stopped (the loop does no more). */
+  readonly stopped: () => boolean;
+  /** Stops the node after a fatal error. */
+  readonly fail: (error: unknown) => void;
+}
+
+/** Drives one raft group's Readies. */
+export class ReadyLoop {
+  private driving = false;
+  private driveScheduled = false;
+  private drivePromise: Promise<void> = Promise.resolve();
+
+  constructor(private readonly deps: ReadyLoopDeps) {}
+
+  /** The pass in progress (resolved when none is); it rejects only if the fatal path throws. */
+  get current(): Promise<void> {
+    return this.drivePromise;
+  }
+
+  /** Schedules the loop; calls in one event-loop turn share one pass (one Ready, one fsync). */
+  wake(): void {
+    if (this.deps.stopped() || this.driving || this.driveScheduled) return;
+    this.driveScheduled = true;
+    setImmediate(() => {
+      this.driveScheduled = false;
+      if (this.deps.stopped() || this.driving) return;
+      this.driving = true;
+      this.drivePromise = this.drive().finally(() => {
+        this.driving = false;
+      });
+    });
+  }
+
+  /** Sends `messages` through the transport (counted). */
+  private send(messages: readonly Message[]): void {
+    if (messages.length === 0) return;
+    this.deps.counters.messagesSent += messages.length;
+    this.deps.transport.send(messages);
+  }
+
+  private async drive(): Promise<void> {
+    const { raw, handler } = this.deps;
+    try {
+      while (!this.deps.stopped()) {
+        handler.prepare();
+        if (!raw.hasReady()) break;
+        await this.handleReady(raw.ready());
+      }
+    } catch (error) {
+      this.deps.fail(error);
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    this.deps.counters.readies++;
+    const held: Message[] = [];
+    const early: Message[] = [];
+    for (const m of rd.messages) (m.type === 'append' || m.type === 'heartbeat' ? early : held).push(m);
+    this.send(early);
+    if (rd.snapshot !== undefined) await this.deps.handler.snapshotSettled();
+    await this.persist(rd);
+    if (this.deps.stopped()) return;
+    this.send(held);
+    await this.deps.handler.apply(rd);
+    this.deps.raw.advance(rd);
+    this.deps.handler.advanced();
+  }
+
+  /** Makes the Ready's hard state, entries and snapshot durable with one save. */
+  private async persist(rd: Ready): Promise<void> {
+    if (rd.hardState === undefined && rd.entries.length === 0 && rd.snapshot === undefined) return;
+    const counters = this.deps.counters;
+    const started = performance.now();
+    await this.deps.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+    counters.saves++;
+    counters.saveMsSum += performance.now() - started;
+    counters.entriesPersisted += rd.entries.length;
+  }
+}

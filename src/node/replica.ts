@@ -1,0 +1,220 @@
+/**
+ * One raft group's replica: its core, its state machine and the concerns around them —
+ * proposals, reads, applying committed entries, snapshot policy, membership, leader tracking
+ * and lease expiry — wired together. It is the group's side of each Ready (a
+ * {@link ReadyHandler}); the process-wide I/O (the Ready loop's persist and send, the
+ * transport, the tick timer, the lifecycle) belongs to the runtime (raft-node.ts) and is
+ * reached through {@link ReplicaDeps}.
+ */
+import {
+  encodeCommand,
+  type KvBackend,
+  type KvCommand,
+  type KvResult,
+  type RangeRequest,
+  type RangeResponse,
+  validateCommand,
+} from '../kv/index.js';
+import type { RawNode, Ready } from '../raft/index.js';
+import type { FileStorage } from '../storage/index.js';
+import { Applier } from './apply.js';
+import type { NodeCounters } from './counters.js';
+import { wrapCommand } from './envelope.js';
+import type { NodeError } from './errors.js';
+import { LeaderWatch } from './leadership.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import type { Lifecycle } from './lifecycle.js';
+import {
+  type MemberAddress,
+  type MemberClientUrls,
+  type MemberUpdate,
+  wrapMemberUpdate,
+} from './member-table.js';
+import { type MemberChange, Membership, type PeerDirectory, publishUntilApplied } from './membership.js';
+import type { RaftNodeOptions } from './options.js';
+import { ProposalTracker } from './proposals.js';
+import { ReadTracker } from './reads.js';
+import type { ReadyHandler } from './ready-loop.js';
+import { SnapshotScheduler } from './snapshots.js';
+import { TickClock } from './ticker.js';
+
+/** What a {@link Replica} needs from the runtime that hosts it. */
+export interface ReplicaDeps {
+  readonly options: RaftNodeOptions;
+  readonly counters: NodeCounters;
+  /** The group's core. */
+  readonly raw: RawNode;
+  /** The group's log storage (applied configurations, snapshot files, compaction). */
+  readonly storage: FileStorage;
+  /** The group's state machine. */
+  readonly kv: KvBackend;
+  /** The transport's peers, which membership changes edit. */
+  readonly peers: PeerDirectory;
+  /** The member table recovered on start. */
+  readonly members: ReadonlyMap<number, MemberAddress>;
+  /** Whether the runtime runs; a fatal error stops it. */
+  readonly lifecycle: Pick<Lifecycle, 'stopped' | 'ensureRunning' | 'fail'>;
+  /** Schedules the Ready loop. */
+  readonly wake: () => void;
+}
+
+/** One raft group's replica concerns, wired together. */
+export class Replica implements ReadyHandler {
+  /** Proposals accepted here and not yet applied. */
+  readonly proposals: ProposalTracker;
+  /** Linearizable reads waiting for a barrier or for apply. */
+  readonly reads: ReadTracker;
+  /** The member table and conf changes. */
+  readonly membership: Membership;
+  /** The group's leader, and waiting for one. */
+  readonly leadership: LeaderWatch;
+  /** Snapshot policy, taking and installing snapshots. */
+  readonly snapshots: SnapshotScheduler;
+  private readonly clock: TickClock;
+  private readonly leases: LeaseKeeper;
+  private readonly applier: Applier;
+
+  constructor(private readonly deps: ReplicaDeps) {
+    const { options, counters, raw, storage, kv, wake } = deps;
+    const { id: selfId, dataDir, requestTimeoutMs, logger } = options;
+    this.clock = new TickClock(options.tickMs, () => raw.tick());
+    const ticks = (): number => this.clock.delivered;
+    const proposals = new ProposalTracker({
+      raw,
+      appliedIndex: () => kv.appliedIndex,
+      options,
+      counters,
+      wake,
+    });
+    this.proposals = proposals;
+    this.reads = new ReadTracker({ raw, kv, options, counters, ticks, wake });
+    const peers = deps.peers;
+    const membership = new Membership(
+      { selfId, dataDir, raw, peers, requestTimeoutMs, logger },
+      deps.members,
+    );
+    this.membership = membership;
+    const onLeaderChange = (leader: number, term: number): void => this.onLeaderChange(leader, term);
+    this.leadership = new LeaderWatch({ selfId, raw, onLeaderChange });
+    this.leases = new LeaseKeeper({
+      leaderSinceMs: () => this.leadership.leaderSinceMs,
+      leases: () => kv.leaseList(),
+      canPropose: () => proposals.size < options.pendingProposalsMax,
+      revoke: (id) => this.propose({ type: 'leaseRevoke', id }),
+      logger,
+    });
+    const fail = (error: unknown): void => deps.lifecycle.fail(error);
+    this.snapshots = new SnapshotScheduler({ options, raw, storage, kv, membership, counters, fail });
+    this.applier = new Applier({ raw, storage, kv, proposals, membership, counters, logger });
+  }
+
+  /** Delivers every tick the monotonic clock says is due, before any other input. */
+  catchUpTicks(): void {
+    this.deps.counters.ticks += this.clock.catchUp();
+  }
+
+  /** The tick timer's work: catch up on ticks, re-issue stale read barriers, expire leases. */
+  onTimer(): void {
+    this.catchUpTicks();
+    this.reads.reissueStale();
+    this.leases.scan();
+  }
+
+  /** Proposes a KV command; see `RaftNode.propose`. */
+  async propose(command: KvCommand): Promise<KvResult> {
+    this.deps.lifecycle.ensureRunning();
+    validateCommand(command, this.deps.kv.options);
+    this.proposals.checkBackPressure();
+    const result = await this.proposals.enqueue((origin, seq) =>
+      wrapCommand(origin, seq, encodeCommand(command)),
+    );
+    return result as KvResult;
+  }
+
+  /** Reads a range; see `RaftNode.read`. */
+  async read(request: RangeRequest, consistency: 'linearizable' | 'serializable'): Promise<RangeResponse> {
+    this.deps.lifecycle.ensureRunning();
+    if (consistency === 'serializable') {
+      this.deps.counters.readsServed++;
+      return this.deps.kv.range(request);
+    }
+    validateCommand({ type: 'range', ...request }, this.deps.kv.options);
+    return this.reads.enqueue(request);
+  }
+
+  /** Proposes a replicated change of a member's attributes; see `RaftNode.proposeMemberUpdate`. */
+  async proposeMemberUpdate(update: MemberUpdate): Promise<void> {
+    this.deps.lifecycle.ensureRunning();
+    this.proposals.checkBackPressure();
+    await this.proposals.enqueue((origin, seq) => wrapMemberUpdate(origin, seq, update));
+  }
+
+  /** Proposes a membership change; see `RaftNode.proposeMemberChange`. */
+  async proposeMemberChange(change: MemberChange): Promise<void> {
+    this.deps.lifecycle.ensureRunning();
+    this.catchUpTicks();
+    const done = this.membership.propose(change, this.proposals.nextToken());
+    this.deps.wake();
+    return done;
+  }
+
+  /** Publishes this member's name and client URLs after a start (see {@link publishUntilApplied}). */
+  publish(clientUrls: MemberClientUrls): void {
+    const { id, name, logger } = this.deps.options;
+    void publishUntilApplied(
+      { op: 'publish', id, name, clientUrls },
+      {
+        stopped: () => this.deps.lifecycle.stopped,
+        canPublish: () => this.membership.isMember(id) && this.leadership.hasLeader(),
+        propose: (update) => this.proposeMemberUpdate(update),
+        logger,
+      },
+    );
+  }
+
+  /** Fails every waiting request: proposals, reads, leader waiters, conf change waiters. */
+  failAll(error: NodeError): void {
+    this.proposals.failAll(error);
+    this.reads.failAll(error);
+    this.leadership.wakeWaiters();
+    this.membership.failAll(error);
+  }
+
+  /** Feeds due ticks, queued proposals and reads into the core; notices a leader change. */
+  prepare(): void {
+    this.catchUpTicks();
+    this.proposals.flush();
+    this.reads.flush();
+    this.leadership.observe();
+  }
+
+  /** The snapshot being taken, if any (a received one must wait for it). */
+  snapshotSettled(): Promise<void> | undefined {
+    return this.snapshots.pending;
+  }
+
+  /** Restores a received snapshot, applies committed entries, records released read indexes. */
+  async apply(rd: Ready): Promise<void> {
+    if (rd.snapshot !== undefined) await this.snapshots.install(rd.snapshot.meta.index, rd.snapshot.data);
+    await this.applier.apply(rd.committedEntries);
+    this.snapshots.applied(rd.committedEntries);
+    this.reads.released(rd.readStates);
+  }
+
+  /** After `advance`: serves reads whose index is applied, takes a snapshot when due. */
+  advanced(): void {
+    this.reads.serve();
+    this.snapshots.maybeTake();
+  }
+
+  /** Counts and logs a leader change, and re-asks read barriers the old leader will not answer. */
+  private onLeaderChange(leader: number, term: number): void {
+    this.deps.counters.leaderChanges++;
+    const name = this.membership.nameOf(leader);
+    this.deps.options.logger.info(
+      leader === 0 ? `term ${term}: no leader` : `term ${term}: leader is ${name}`,
+    );
+    // Barriers sent to the old leader will not be answered: ask the new one.
+    this.reads.reissueUnreleased();
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Snapshot policy of one raft group: when to snapshot the state machine (see
+ * `SnapshotPolicy`), taking a snapshot in the background and compacting the log behind it,
+ * and installing a snapshot received from the leader.
+ *
+ * A raft snapshot's data is the member table followed by the KV snapshot's chunks (see
+ * member-table.ts), so a member that catches up from a snapshot learns every member too.
+ */
+import type { KvBackend } from '../kv/index.js';
+import type { Entry, RawNode } from '../raft/index.js';
+import { type FileStorage, SnapshotPolicy } from '../storage/index.js';
+import type { NodeCounters } from './counters.js';
+import { frameChunksAsync } from './envelope.js';
+import { snapshotChunks, splitSnapshotData } from './member-table.js';
+import type { Membership } from './membership.js';
+import type { RaftNodeOptions } from './options.js';
+
+/** What {@link SnapshotScheduler} needs from the runtime. */
+export interface SnapshotDeps {
+  readonly options: Pick<RaftNodeOptions, 'snapshotPolicy' | 'snapshotKeepEntries' | 'logger'>;
+  /** The group's core, whose configuration a snapshot records. */
+  readonly raw: Pick<RawNode, 'confState'>;
+  /** The group's log storage: snapshot files and compaction. */
+  readonly storage: Pick<FileStorage, 'createSnapshot' | 'compact' | 'firstIndex'>;
+  readonly kv: Pick<KvBackend, 'appliedIndex' | 'snapshot' | 'sync' | 'restore'>;
+  readonly membership: Membership;
+  readonly counters: NodeCounters;
+  /** Stops the node after a fatal error (a snapshot that could not be written). */
+  readonly fail: (error: unknown) => void;
+}
+
+/** Decides when one raft group snapshots, takes the snapshots and installs received ones. */
+export class SnapshotScheduler {
+  private policy: SnapshotPolicy;
+  private task: Promise<void> | undefined;
+
+  constructor(private readonly deps: SnapshotDeps) {
+    this.policy = new SnapshotPolicy(deps.options.snapshotPolicy, deps.kv.appliedIndex);
+  }
+
+  /** The snapshot being taken, if any; it never rejects (a failure is fatal, see `fail`). */
+  get pending(): Promise<void> | undefined {
+    return this.task;
+  }
+
+  /** Tells the policy about applied entries. */
+  applied(entries: readonly Entry[]): void {
+    this.policy.applied(entries);
+  }
+
+  /**
+   * Takes a snapshot when the policy says so. The KV snapshot (a read transaction) and a copy
+   * of the membership are taken together, synchronously, so they describe the same applied
+   * index; encoding the store (yielding to the event loop between chunks: a large store
+   * would otherwise stall heartbeats for longer than an election timeout), writing the file
+   * and compacting the log run in the background (storage serializes them with saves).
+   */
+  maybeTake(): void {
+    if (!this.policy.due() || this.task !== undefined) return;
+    const policy = this.policy;
+    const index = policy.begin();
+    if (index !== this.deps.kv.appliedIndex) {
+      policy.abandoned();
+      return;
+    }
+    const confState = this.deps.raw.confState();
+    const chunks = snapshotChunks(this.deps.membership.snapshotTable(), this.deps.kv.snapshot());
+    this.task = (async () => {
+      const { kv, storage, options, counters } = this.deps;
+      const data = await frameChunksAsync(chunks);
+      await kv.sync();
+      await storage.createSnapshot(index, confState, data);
+      const compactTo = index - options.snapshotKeepEntries;
+      if (compactTo >= storage.firstIndex()) await storage.compact(compactTo);
+      if (this.policy === policy) policy.completed(index);
+      counters.snapshotsTaken++;
+      options.logger.info(`snapshot at index ${index} (${data.length} bytes)`);
+    })()
+      .catch((error: unknown) => this.deps.fail(error))
+      .finally(() => {
+        this.task = undefined;
+      });
+  }
+
+  /**
+   * Restores a snapshot received from the leader (already durable in the log storage): the
+   * member table, the state machine, the transport's peers; the policy starts over from it.
+   */
+  async install(index: number, data: Uint8Array): Promise<void> {
+    const { kv, membership, options } = this.deps;
+    const { members, kvChunks } = splitSnapshotData(data);
+    // The table at the snapshot's index is authoritative for the members it lists.
+    await membership.installSnapshotTable(members);
+    await kv.restore(kvChunks);
+    if (kv.appliedIndex !== index) {
+      throw new Error(`snapshot at index ${index} restored a state machine at ${kv.appliedIndex}`);
+    }
+    membership.syncPeers();
+    this.policy = new SnapshotPolicy(options.snapshotPolicy, index);
+    this.deps.counters.snapshotsInstalled++;
+    options.logger.info(`installed a snapshot at index ${index}`);
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * What a member does on start before it runs: checks that the data directory is its own,
+ * learns its identity from the cluster when joining with a fresh directory, bootstraps a
+ * fresh directory, and recovers storage, the KV store, the membership and the member table
+ * into a consistent state to build the raft core on.
+ */
+import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
+import { LmdbKvBackend } from '../kv/index.js';
+import {
+  type ConfState,
+  EMPTY_CONF_STATE,
+  type Entry,
+  Prng,
+  type RaftOptions,
+  RawNode,
+  replayConfChanges,
+} from '../raft/index.js';
+import { FileStorage } from '../storage/index.js';
+import type { PeerAddress } from '../transport/index.js';
+import { frameChunks } from './envelope.js';
+import { NodeError } from './errors.js';
+import { discoverCluster } from './join.js';
+import { type MemberFile, readMemberFile, writeMemberFile } from './member-file.js';
+import {
+  loadMemberTable,
+  type MemberAddress,
+  readMembersFile,
+  snapshotChunks,
+  splitSnapshotData,
+  writeMembersFile,
+} from './member-table.js';
+import type { NodeLogger, RaftNodeOptions } from './options.js';
+
+/** A member recovered from its data directory, ready to run. */
+export interface RecoveredMember {
+  /** The options with the member's real id and cluster id (from `member.json` or the cluster). */
+  readonly options: RaftNodeOptions;
+  readonly storage: FileStorage;
+  readonly kv: LmdbKvBackend;
+  /** The raft core, built on the recovered storage at the KV store's applied index. */
+  readonly raw: RawNode;
+  /** The member table (see {@link loadMemberTable}). */
+  readonly members: Map<number, MemberAddress>;
+}
+
+/**
+ * Opens (or bootstraps) the data directory, which the caller has locked, and recovers
+ * storage, the state machine, the membership and the member table. Throws `INVALID_CONFIG`
+ * when the data directory belongs to another member or cluster.
+ */
+export async function recoverMember(options: RaftNodeOptions): Promise<RecoveredMember> {
+  const member = await checkMemberFile(options);
+  if (member !== undefined) {
+    options = { ...options, id: member.id, clusterId: member.clusterId };
+  } else if (options.initialClusterState === 'existing') {
+    options = await joinOptions(options);
+  }
+  const storage = await FileStorage.open(join(options.dataDir, 'raft'));
+  const kv = LmdbKvBackend.open(join(options.dataDir, 'kv'), { noSync: options.kvNoSync });
+  if (member === undefined) await bootstrap(options, storage, kv);
+  await recoverKv(storage, kv, options.logger);
+  const replayed = await deriveMembership(storage, kv.appliedIndex);
+  const members = await loadMemberTable(
+    options.dataDir,
+    options.members,
+    storage.snapshot().data,
+    replayed.entries,
+  );
+  const raw = new RawNode(storage, raftOptions(options, kv.appliedIndex));
+  return { options, storage, kv, raw, members };
+}
+
+/** The peers the transport starts with: every known member but this one and removed ones. */
+export function initialPeers(
+  selfId: number,
+  members: ReadonlyMap<number, MemberAddress>,
+  confState: ConfState,
+): Map<number, PeerAddress> {
+  const removed = new Set(confState.removed ?? []);
+  const peers = new Map<number, PeerAddress>();
+  for (const [id, m] of members)
+    if (id !== selfId && !removed.has(id)) peers.set(id, { host: m.host, port: m.port });
+  return peers;
+}
+
+function raftOptions(
+  options: RaftNodeOptions,
+  applied: number,
+): Partial<RaftOptions> & Pick<RaftOptions, 'id' | 'random'> {
+  return {
+    id: options.id,
+    groupId: 1,
+    random: new Prng(randomInt(2 ** 31)),
+    electionTicks: options.electionTicks,
+    heartbeatTicks: options.heartbeatTicks,
+    applied,
+  };
+}
+
+/**
+ * Checks the data directory's member file against the flags; undefined for a fresh
+ * directory. The file's id is this member's (a member that joined through etcd's `MemberAdd`
+ * has an id the cluster chose, not its name's). With `new` the cluster id from the flags must
+ * be the file's; with `existing` the file's is taken (a member that joined later cannot
+ * derive it from its flags, see join.ts).
+ */
+async function checkMemberFile(options: RaftNodeOptions): Promise<MemberFile | undefined> {
+  const member = await readMemberFile(options.dataDir);
+  if (member === undefined) return undefined;
+  if (member.name !== options.name) {
+    throw new NodeError(
+      'INVALID_CONFIG',
+      `data directory ${options.dataDir} belongs to member ${member.name} (${member.id}), not ${options.name}`,
+    );
+  }
+  if (options.initialClusterState === 'new' && member.clusterId !== options.clusterId) {
+    throw new NodeError(
+      'INVALID_CONFIG',
+      `data directory ${options.dataDir} belongs to cluster ${hex(member.clusterId)} (--initial-cluster ` +
+        `'${member.initialCluster}'), not ${hex(options.clusterId)} (a member that joined a running ` +
+        'cluster restarts with --initial-cluster-state existing)',
+    );
+  }
+  return member;
+}
+
+/**
+ * The options of a member joining a running cluster with a fresh data directory: the
+ * cluster's id, this member's id and the member table, learned from a running member (see
+ * join.ts). The peers to ask are the other members of `options.members` (the flags).
+ */
+async function joinOptions(options: RaftNodeOptions): Promise<RaftNodeOptions> {
+  const self = [...options.members.values()].find((m) => m.name === options.name) ?? options.listenPeer;
+  const peers = [...options.members.values()]
+    .filter((m) => m.name !== options.name && !(m.host === self.host && m.port === self.port))
+    .map((m) => ({ host: m.host, port: m.port }));
+  const joined = await discoverCluster({
+    name: options.name,
+    self: { host: self.host, port: self.port },
+    peers,
+    timeoutMs: options.joinTimeoutMs,
+    logger: options.logger,
+  });
+  options.logger.info(
+    `joining cluster ${hex(joined.clusterId)} as member ${joined.id} (learned from ${joined.from})`,
+  );
+  return { ...options, id: joined.id, clusterId: joined.clusterId, members: joined.members };
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}
+
+/**
+ * Bootstraps a fresh data directory. With `new`, the initial membership becomes a snapshot
+ * at index 1 (term 1) whose data is the KV store after applying an empty entry 1, exactly
+ * as the simulator does: a node added later with an empty log then starts from a snapshot
+ * that carries the membership. Every step is idempotent, so a crash midway is redone.
+ */
+async function bootstrap(options: RaftNodeOptions, storage: FileStorage, kv: LmdbKvBackend): Promise<void> {
+  const empty = storage.lastIndex() === 0 && storage.snapshot().meta.index === 0;
+  if (options.initialClusterState === 'new' && empty) {
+    if (kv.appliedIndex === 0) kv.applyBatch([{ index: 1, command: null }]);
+    if (kv.appliedIndex !== 1) {
+      throw new NodeError('INVALID_CONFIG', `fresh raft log but the KV store is at index ${kv.appliedIndex}`);
+    }
+    await kv.sync();
+    const voters = [...options.members.keys()].sort((a, b) => a - b);
+    await storage.save({
+      snapshot: {
+        meta: { index: 1, term: 1, confState: { ...EMPTY_CONF_STATE, voters } },
+        data: frameChunks(snapshotChunks(options.members, kv.snapshot())),
+      },
+      hardState: { term: 1, vote: 0, commit: 1 },
+      entries: [],
+    });
+    options.logger.info(`bootstrapped cluster ${hex(options.clusterId)} with voters [${voters.join(',')}]`);
+  }
+  if ((await readMembersFile(options.dataDir)) === undefined) {
+    await writeMembersFile(options.dataDir, options.members);
+  }
+  await writeMemberFile(options.dataDir, {
+    name: options.name,
+    id: options.id,
+    clusterId: options.clusterId,
+    initialCluster: options.initialCluster,
+  });
+}
+
+/** Brings the KV store up to the raft snapshot if it is behind it (see docs/kv.md). */
+async function recoverKv(storage: FileStorage, kv: LmdbKvBackend, logger: NodeLogger): Promise<void> {
+  const snapshot = storage.snapshot();
+  if (kv.appliedIndex >= snapshot.meta.index) return;
+  logger.info(
+    `KV store at ${kv.appliedIndex} is behind the snapshot at ${snapshot.meta.index}: restoring it`,
+  );
+  await kv.restore(splitSnapshotData(snapshot.data).kvChunks);
+}
+
+/**
+ * Sets the stored membership to the one the state machine's applied index implies: the
+ * snapshot's membership plus every conf change in the log up to that index. The membership
+ * saved when a change was applied cannot be trusted alone: a crash between saving it and the
+ * KV store recording the same entry as applied would apply that change twice on restart.
+ */
+async function deriveMembership(
+  storage: FileStorage,
+  applied: number,
+): Promise<{ entries: readonly Entry[] }> {
+  const snapshot = storage.snapshot();
+  const from = snapshot.meta.index;
+  const to = Math.min(applied, storage.lastIndex());
+  const entries = to > from ? storage.entries(from + 1, to + 1, Number.MAX_SAFE_INTEGER) : [];
+  await storage.saveConfState(replayConfChanges(snapshot.meta.confState, entries));
+  return { entries };
+}

@@ -1,0 +1,57 @@
+/**
+ * Raft time: ticks come from a timer but are counted by the monotonic clock. Before any other
+ * input the runtime delivers every tick that should have happened, so a process that was
+ * paused (SIGSTOP, a long GC) learns at once that its election timeout or leader lease ran
+ * out.
+ *
+ * Two parts, because they belong to different owners once one process hosts many groups: the
+ * {@link TickClock} is per raft group (how many ticks its core has been given), the
+ * {@link TickTimer} is per process (one interval that prompts every group to catch up).
+ */
+import { performance } from 'node:perf_hooks';
+
+/** Ticks delivered at most at once after a pause: beyond it every timer has expired anyway. */
+const CATCH_UP_TICKS_MAX = 1000;
+
+/** Counts the ticks due to one raft group by the monotonic clock, and delivers them. */
+export class TickClock {
+  private readonly startMs = performance.now();
+  private deliveredTicks = 0;
+
+  /** `tick` advances the group's core by one tick (`RawNode.tick`). */
+  constructor(
+    private readonly tickMs: number,
+    private readonly tick: () => void,
+  ) {}
+
+  /** Ticks delivered so far: the group's clock, which read barriers are aged by. */
+  get delivered(): number {
+    return this.deliveredTicks;
+  }
+
+  /** Delivers every tick the monotonic clock says is due; returns how many it delivered. */
+  catchUp(): number {
+    const due = Math.floor((performance.now() - this.startMs) / this.tickMs);
+    const missed = due - this.deliveredTicks;
+    if (missed <= 0) return 0;
+    const count = Math.min(missed, CATCH_UP_TICKS_MAX);
+    for (let i = 0; i < count; i++) this.tick();
+    this.deliveredTicks = due;
+    return count;
+  }
+}
+
+/** The interval timer that prompts the runtime to catch up on ticks and run periodic checks. */
+export class TickTimer {
+  private timer: NodeJS.Timeout | undefined;
+
+  /** Calls `onTimer` every `intervalMs` until {@link TickTimer.stop}. */
+  start(intervalMs: number, onTimer: () => void): void {
+    this.timer = setInterval(onTimer, intervalMs);
+  }
+
+  /** Stops the timer (harmless when it never started or already stopped). */
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+  }
+}
