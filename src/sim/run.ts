@@ -1,6 +1,7 @@
 /** Runs many simulator seeds and summarizes them. */
 import type { MutationName } from '../raft/index.js';
-import { emptySimStats, runSimulation, type SimResult, type SimStats } from './simulator.js';
+import { emptySimStats, type SimResult, type SimStats } from './report.js';
+import { runSimulation } from './simulator.js';
 
 /** `camelCase` to `snake_case`, the style of the summary's JSON keys. */
 type Snake<S extends string> = S extends `${infer H}${infer T}`

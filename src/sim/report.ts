@@ -1,0 +1,88 @@
+/**
+ * What a run reports: the counters that prove the faults and the workload happened, and the
+ * verdict of one seed, built from a violated property or from the linearizability check.
+ */
+import { AssertionError } from '../raft/index.js';
+import { SafetyViolation } from './checkers.js';
+import type { CheckResult } from './linearizability.js';
+
+/** Counters that prove the faults and the workload really happened. */
+export interface SimStats {
+  nodes: number;
+  ops: number;
+  reads: number;
+  elections: number;
+  crashes: number;
+  pauses: number;
+  partitions: number;
+  snapshotsInstalled: number;
+  snapshotsTaken: number;
+  confChanges: number;
+  transfers: number;
+  serializableReads: number;
+  maxTerm: number;
+  messagesDelivered: number;
+  messagesDropped: number;
+  duplicatesSuppressed: number;
+}
+
+/** Every counter at zero. */
+export function emptySimStats(): SimStats {
+  return {
+    nodes: 0,
+    ops: 0,
+    reads: 0,
+    elections: 0,
+    crashes: 0,
+    pauses: 0,
+    partitions: 0,
+    snapshotsInstalled: 0,
+    snapshotsTaken: 0,
+    confChanges: 0,
+    transfers: 0,
+    serializableReads: 0,
+    maxTerm: 0,
+    messagesDelivered: 0,
+    messagesDropped: 0,
+    duplicatesSuppressed: 0,
+  };
+}
+
+/** The outcome of one seed. */
+export interface SimResult {
+  readonly seed: number;
+  readonly status: 'ok' | 'failed' | 'unknown';
+  /** The violated property and what showed it, when failed or unknown. */
+  readonly property?: string;
+  readonly detail?: string;
+  readonly stats: SimStats;
+}
+
+/**
+ * The result of a run a checker stopped: the violated property. Errors that are neither a
+ * violation nor a core invariant failing are bugs of the simulator, and are rethrown.
+ */
+export function failureResult(seed: number, error: unknown, stats: SimStats): SimResult {
+  if (error instanceof SafetyViolation) {
+    return { seed, status: 'failed', property: error.property, detail: error.message, stats };
+  }
+  if (error instanceof AssertionError) {
+    return { seed, status: 'failed', property: 'invariant', detail: error.message, stats };
+  }
+  throw error;
+}
+
+/** The result of a run every checker passed, given the linearizability verdict on its history. */
+export function historyResult(seed: number, verdict: CheckResult, stats: SimStats): SimResult {
+  if (verdict.result === 'ok') return { seed, status: 'ok', stats };
+  if (verdict.result === 'unknown') {
+    return { seed, status: 'unknown', property: 'linearizability', detail: verdict.reason, stats };
+  }
+  return {
+    seed,
+    status: 'failed',
+    property: 'linearizability',
+    detail: `key ${verdict.key}: ${verdict.detail}`,
+    stats,
+  };
+}

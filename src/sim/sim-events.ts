@@ -1,0 +1,35 @@
+/**
+ * Everything a run schedules on its event queue: node events (ticks, deliveries, disk writes,
+ * restarts), nemesis events, and the messages between clients and the nodes serving them.
+ */
+import type { Message, NodeId } from '../raft/index.js';
+import type { KvResult } from './kv-machine.js';
+
+/** A client's request as it reaches a node: a write to propose, or a read. */
+export type ClientRequest =
+  | { kind: 'write'; client: number; seq: number; attempt: number; command: Uint8Array }
+  | { kind: 'read'; client: number; seq: number; attempt: number; key: string; serializable: boolean };
+
+/** A node's answer to one attempt of a client request: a result, or the node to try instead. */
+export type ClientReply = {
+  client: number;
+  seq: number;
+  attempt: number;
+  outcome: { kind: 'ok'; result: KvResult | { value: string | null } } | { kind: 'redirect'; leader: NodeId };
+};
+
+/** One event of a run; events on a node are held while it is paused. */
+export type SimEvent =
+  | { kind: 'tick'; node: NodeId; incarnation: number }
+  | { kind: 'deliver'; message: Message }
+  | { kind: 'snapshot-report'; message: Message; ok: boolean }
+  | { kind: 'resume'; node: NodeId }
+  | { kind: 'partition'; side: NodeId[] }
+  | { kind: 'persisted'; node: NodeId; incarnation: number }
+  | { kind: 'restart'; node: NodeId }
+  | { kind: 'nemesis' }
+  | { kind: 'heal' }
+  | { kind: 'client-request'; node: NodeId; request: ClientRequest }
+  | { kind: 'client-reply'; reply: ClientReply }
+  | { kind: 'client-next'; client: number }
+  | { kind: 'client-timeout'; client: number; seq: number; attempt: number };
