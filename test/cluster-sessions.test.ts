@@ -240,6 +240,17 @@ test('/metrics on a follower: raft gauges, peers connected, HTTP and process met
   assert.equal(metrics.types.get('flotilla_apply_entries_total'), 'counter');
   assert.ok(sampleValue(metrics, 'process_cpu_user_seconds_total') > 0);
   assert.ok(sampleValue(metrics, 'process_resident_memory_bytes') > 1024 * 1024);
+  // The per-stage write latencies: the follower's own (forwarded) proposal, its appends.
+  assert.equal(metrics.types.get('flotilla_write_stage_seconds'), 'histogram');
+  const stage = (exposition: typeof metrics, name: string, suffix = 'count'): number =>
+    sampleValue(exposition, `flotilla_write_stage_seconds_${suffix}`, { stage: name });
+  for (const name of ['total', 'queue', 'append', 'commit', 'apply', 'wal_sync', 'follower_persist']) {
+    assert.ok(stage(metrics, name) >= 1, `follower stage ${name} observed`);
+  }
+  assert.ok(stage(metrics, 'total', 'sum') > 0);
+  const leader = cluster.nodes.find((n) => n.name === body.leader?.name)!;
+  const leaderMetrics = parsePrometheus(await (await fetch(`${leader.clientUrl}/metrics`)).text());
+  assert.ok(stage(leaderMetrics, 'replicate') >= 2, 'the leader timed both followers acknowledging');
 });
 
 test('snapshot save --progress reports the bytes received on stderr; stdout keeps its format', async () => {

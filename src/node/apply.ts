@@ -96,7 +96,7 @@ export class Applier {
       const seq = batch.seqs[i];
       const result = results[i];
       if (seq === undefined || result === undefined || result === null) continue;
-      this.deps.proposals.applied(seq, result);
+      this.deps.proposals.applied(seq, batch.entries[i]!.index, result);
     }
   }
 }

@@ -40,3 +40,10 @@ export {
   type RaftNodeOptions,
 } from './raft-node.js';
 export { type RestoreOptions, restoreDataDir } from './restore.js';
+export {
+  type SaveTimings,
+  WRITE_STAGES,
+  type WriteStage,
+  type WriteStageObserver,
+  WriteTrace,
+} from './write-trace.js';

@@ -15,6 +15,7 @@ import type { NodeCounters } from './counters.js';
 import { newOrigin, type RequestId } from './envelope.js';
 import { NodeError } from './errors.js';
 import type { RaftNodeOptions } from './options.js';
+import type { WriteTrace } from './write-trace.js';
 
 /** What a proposal resolves with: the KV result, or undefined for a member update. */
 export type ProposalOutcome = KvResult | undefined;
@@ -29,6 +30,8 @@ interface PendingProposal {
   readonly timer: NodeJS.Timeout;
   /** Handed to the core (else still queued, e.g. while no leader is known). */
   proposed: boolean;
+  /** When it was handed to the core (for the write trace). */
+  proposedMs: number;
 }
 
 /** What {@link ProposalTracker} needs from the runtime. */
@@ -42,6 +45,8 @@ export interface ProposalDeps {
     'pendingProposalsMax' | 'applyLagEntriesMax' | 'proposalBatchBytesMax' | 'requestTimeoutMs'
   >;
   readonly counters: NodeCounters;
+  /** Per-stage write latencies: each applied proposal reports its own. */
+  readonly trace: WriteTrace;
   /** Schedules the Ready loop (a queued proposal goes into the core on its next pass). */
   readonly wake: () => void;
 }
@@ -110,6 +115,7 @@ export class ProposalTracker {
         reject,
         timer,
         proposed: false,
+        proposedMs: 0,
       };
       this.pending.set(seq, pending);
       this.queued.push(pending);
@@ -129,7 +135,11 @@ export class ProposalTracker {
       const slice = queue.slice(start, end);
       try {
         this.deps.raw.proposeBatch(slice.map((p) => p.data));
-        for (const p of slice) p.proposed = true;
+        const now = this.deps.trace.enabled ? performance.now() : 0;
+        for (const p of slice) {
+          p.proposed = true;
+          p.proposedMs = now;
+        }
       } catch (error) {
         if (isRaftError(error, 'NOT_LEADER')) {
           this.queued = queue.slice(start);
@@ -159,13 +169,18 @@ export class ProposalTracker {
     return end;
   }
 
-  /** Resolves this node's KV proposal `seq`, applied here with `result` (counted with its latency). */
-  applied(seq: number, result: KvResult): void {
+  /**
+   * Resolves this node's KV proposal `seq`, applied here at log `index` with `result`
+   * (counted with its latency).
+   */
+  applied(seq: number, index: number, result: KvResult): void {
     this.settle(seq, (p) => {
       const counters = this.deps.counters;
+      const now = performance.now();
       counters.proposalsApplied++;
-      counters.proposalLatencyMsSum += performance.now() - p.startedMs;
+      counters.proposalLatencyMsSum += now - p.startedMs;
       counters.proposalLatencyCount++;
+      if (this.deps.trace.enabled) this.deps.trace.proposalApplied(index, p.startedMs, p.proposedMs, now);
       p.resolve(result);
     });
   }

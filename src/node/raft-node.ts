@@ -26,6 +26,7 @@
  * (leader changes), lease-keeper.ts (lease expiry) and the group's tick clock.
  */
 import { mkdir } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import type { KvCommand, KvResult, LmdbKvBackend, RangeRequest, RangeResponse } from '../kv/index.js';
 import {
   type ConfState,
@@ -47,6 +48,7 @@ import { ReadyLoop } from './ready-loop.js';
 import { Replica } from './replica.js';
 import { initialPeers, type RecoveredMember, recoverMember } from './startup.js';
 import { TickTimer } from './ticker.js';
+import { WriteTrace } from './write-trace.js';
 
 export type { NodeCounters } from './counters.js';
 export type { MemberAddress, MemberClientUrls, MemberUpdate } from './member-table.js';
@@ -72,6 +74,11 @@ export class RaftNode {
   readonly options: RaftNodeOptions;
   /** Counters for metrics. */
   readonly counters: NodeCounters = newNodeCounters();
+  /**
+   * Per-stage latencies of this node's writes: set `writeTrace.observe` to receive them
+   * (the server exports them as a histogram; see write-trace.ts).
+   */
+  readonly writeTrace = new WriteTrace();
 
   // Process-wide I/O (with many groups, a host would share these among them).
   private readonly storage: FileStorage;
@@ -106,9 +113,11 @@ export class RaftNode {
     this.lifecycle = lifecycle;
     const wake = (): void => this.wake();
     const { members } = recovered;
+    const trace = this.writeTrace;
     this.replica = new Replica({
       options,
       counters,
+      trace,
       raw,
       storage,
       kv,
@@ -122,6 +131,7 @@ export class RaftNode {
       storage,
       transport,
       counters,
+      trace,
       handler: this.replica,
       stopped: () => lifecycle.stopped,
       fail: (error) => lifecycle.fail(error),
@@ -303,6 +313,7 @@ export class RaftNode {
   private onMessage(message: Message): void {
     if (this.lifecycle.stopped) return;
     this.counters.messagesReceived++;
+    if (this.writeTrace.enabled) this.writeTrace.receivedMessage(message, performance.now());
     this.replica.catchUpTicks();
     try {
       this.raw.step(message);

@@ -24,6 +24,7 @@ import type { Message, RawNode, Ready } from '../raft/index.js';
 import type { FileStorage } from '../storage/index.js';
 import type { TcpTransport } from '../transport/index.js';
 import type { NodeCounters } from './counters.js';
+import type { WriteTrace } from './write-trace.js';
 
 /** The group-specific steps around each Ready. */
 export interface ReadyHandler {
@@ -44,9 +45,11 @@ export interface ReadyHandler {
 export interface ReadyLoopDeps {
   readonly raw: Pick<RawNode, 'hasReady' | 'ready' | 'advance'>;
   /** The group's log storage. */
-  readonly storage: Pick<FileStorage, 'save'>;
+  readonly storage: Pick<FileStorage, 'save' | 'lastSave'>;
   readonly transport: Pick<TcpTransport, 'send'>;
   readonly counters: NodeCounters;
+  /** Per-stage write latencies: told when a Ready starts, is persisted, and what is sent. */
+  readonly trace: WriteTrace;
   readonly handler: ReadyHandler;
   /** Whether the node has stopped (the loop does no more). */
   readonly stopped: () => boolean;
@@ -86,6 +89,7 @@ export class ReadyLoop {
     if (messages.length === 0) return;
     this.deps.counters.messagesSent += messages.length;
     this.deps.transport.send(messages);
+    if (this.deps.trace.enabled) this.deps.trace.sent(messages, performance.now());
   }
 
   private async drive(): Promise<void> {
@@ -103,6 +107,7 @@ export class ReadyLoop {
 
   private async handleReady(rd: Ready): Promise<void> {
     this.deps.counters.readies++;
+    if (this.deps.trace.enabled) this.deps.trace.readyStarted(rd, performance.now());
     const held: Message[] = [];
     const early: Message[] = [];
     for (const m of rd.messages) (m.type === 'append' || m.type === 'heartbeat' ? early : held).push(m);
@@ -122,8 +127,10 @@ export class ReadyLoop {
     const counters = this.deps.counters;
     const started = performance.now();
     await this.deps.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
+    const finished = performance.now();
     counters.saves++;
-    counters.saveMsSum += performance.now() - started;
+    counters.saveMsSum += finished - started;
+    if (this.deps.trace.enabled) this.deps.trace.persisted(this.deps.storage.lastSave, finished);
     counters.entriesPersisted += rd.entries.length;
   }
 }

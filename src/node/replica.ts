@@ -37,11 +37,14 @@ import { ReadTracker } from './reads.js';
 import type { ReadyHandler } from './ready-loop.js';
 import { SnapshotScheduler } from './snapshots.js';
 import { TickClock } from './ticker.js';
+import type { WriteTrace } from './write-trace.js';
 
 /** What a {@link Replica} needs from the runtime that hosts it. */
 export interface ReplicaDeps {
   readonly options: RaftNodeOptions;
   readonly counters: NodeCounters;
+  /** Per-stage write latencies (proposals report theirs when applied). */
+  readonly trace: WriteTrace;
   /** The group's core. */
   readonly raw: RawNode;
   /** The group's log storage (applied configurations, snapshot files, compaction). */
@@ -84,6 +87,7 @@ export class Replica implements ReadyHandler {
       appliedIndex: () => kv.appliedIndex,
       options,
       counters,
+      trace: deps.trace,
       wake,
     });
     this.proposals = proposals;

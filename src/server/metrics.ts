@@ -10,11 +10,19 @@
  * {@link NodeMetrics.registry}.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { NodeCounters, RaftNode } from '../node/index.js';
+import { type NodeCounters, type RaftNode, WRITE_STAGES } from '../node/index.js';
 
 /** Upper bounds of the request latency histogram, in seconds. */
 export const LATENCY_BUCKETS_SECONDS = [
   0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+] as const;
+
+/**
+ * Upper bounds of the per-stage write latency histogram, in seconds: from 20 µs (an encode, a
+ * queue hop) to seconds (a stalled fsync).
+ */
+export const STAGE_BUCKETS_SECONDS = [
+  0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ] as const;
 
 /** The counters of {@link NodeCounters} exported as Prometheus counters, with their help. */
@@ -114,6 +122,7 @@ export class NodeMetrics {
         for (const [id, p] of node.transportStats().peers) this.inc({ peer: String(id) }, p.messagesDropped);
       },
     });
+    this.observeWriteStages(node);
     this.requests = new Counter({
       name: 'flotilla_http_requests_total',
       help: 'HTTP requests by method and status.',
@@ -126,6 +135,22 @@ export class NodeMetrics {
       buckets: [...LATENCY_BUCKETS_SECONDS],
       registers,
     });
+  }
+
+  /**
+   * `flotilla_write_stage_seconds{stage}`: where this node's writes spend their time, hop by
+   * hop (the stages of src/node/write-trace.ts), fed by the runtime as writes happen.
+   */
+  private observeWriteStages(node: RaftNode): void {
+    const histogram = new Histogram({
+      name: 'flotilla_write_stage_seconds',
+      help: 'Latency of each stage of a write on this node (see src/node/write-trace.ts).',
+      labelNames: ['stage'],
+      buckets: [...STAGE_BUCKETS_SECONDS],
+      registers: [this.registry],
+    });
+    const stages = new Map(WRITE_STAGES.map((stage) => [stage, histogram.labels({ stage })]));
+    node.writeTrace.observe = (stage, seconds) => stages.get(stage)?.observe(seconds);
   }
 
   /** Records one finished HTTP request. */

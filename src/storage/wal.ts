@@ -13,6 +13,7 @@
  * double the bytes written while the metadata commit is cheap next to the data.
  */
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { assert } from '../raft/assert.js';
 import { type CarriedState, FRAME_TYPE, FrameEncoder } from './codec.js';
 import { ioError } from './errors.js';
@@ -49,6 +50,11 @@ export class Wal {
   private allocatedEnd: number;
   /** Whether the active segment holds frames written without `fdatasync` since the last one. */
   private unsynced = false;
+  /**
+   * How long the last append spent writing and in `fdatasync` (0 when not synced), in
+   * milliseconds: the runtime's per-stage latency metrics read it.
+   */
+  readonly lastAppend = { writeMs: 0, syncMs: 0 };
 
   private constructor(
     private readonly directory: string,
@@ -138,7 +144,10 @@ export class Wal {
       this.unsynced = false;
     } else {
       try {
+        const started = performance.now();
         await write();
+        this.lastAppend.writeMs = performance.now() - started;
+        this.lastAppend.syncMs = 0;
       } catch (error) {
         throw ioError('WAL append', this.segments.at(-1)!.path, error, position);
       }
@@ -191,8 +200,12 @@ export class Wal {
   /** Runs `writes` on the active segment, then `fdatasync`; errors become IO storage errors. */
   private async sync(operation: string, offset: number, writes: () => Promise<void>): Promise<void> {
     try {
+      const started = performance.now();
       await writes();
+      const written = performance.now();
       await this.file.datasync();
+      this.lastAppend.writeMs = written - started;
+      this.lastAppend.syncMs = performance.now() - written;
     } catch (error) {
       throw ioError(operation, this.segments.at(-1)!.path, error, offset);
     }
