@@ -119,7 +119,10 @@ export class WriteTrace {
     for (const m of messages) {
       if (m.type === 'append' && m.entries.length > 0) {
         let queue = this.unacked.get(m.to);
-        if (queue === undefined) this.unacked.set(m.to, (queue = []));
+        if (queue === undefined) {
+          queue = [];
+          this.unacked.set(m.to, queue);
+        }
         push(queue, { last: m.entries[m.entries.length - 1]!.index, ms: nowMs });
       } else if (m.type === 'append-response' && !m.reject && this.received.length > 0) {
         for (const ms of this.received) observe('follower_persist', (nowMs - ms) / 1000);
