@@ -73,7 +73,16 @@ function describe(options: object): Record<string, unknown> {
 
 /** Registers `bench` and its subcommands. */
 export function registerBenchCommand(program: Command): void {
-  const bench = program
+  const bench = registerBenchOptions(program);
+  registerPut(bench);
+  registerTxnPut(bench);
+  registerRange(bench);
+  registerWatchLatency(bench);
+}
+
+/** `bench` with the flags every subcommand shares (etcd's `benchmark` global flags). */
+function registerBenchOptions(program: Command): Command {
+  return program
     .command('bench')
     .description("benchmark any etcd v3 endpoint: etcd's `benchmark` tool (same flags and report)")
     .option('--endpoints <list>', `gRPC endpoints, host:port,... (default: ${DEFAULTS.endpoints})`)
@@ -94,7 +103,10 @@ export function registerBenchCommand(program: Command): void {
     .option('--progress', 'draw the progress bar on stderr even when it is not a terminal')
     .option('--precise', 'print full floating point precision')
     .exitOverride(exitOnUsageError);
+}
 
+/** `bench put`. */
+function registerPut(bench: Command): void {
   bench
     .command('put')
     .description('benchmark put')
@@ -106,7 +118,10 @@ export function registerBenchCommand(program: Command): void {
         raw,
       );
     });
+}
 
+/** `bench txn-put`. */
+function registerTxnPut(bench: Command): void {
   bench
     .command('txn-put')
     .description('benchmark txn-put')
@@ -120,7 +135,10 @@ export function registerBenchCommand(program: Command): void {
         raw,
       );
     });
+}
 
+/** `bench range <key> [end]`. */
+function registerRange(bench: Command): void {
   bench
     .command('range <key> [end]')
     .description('benchmark range')
@@ -136,7 +154,10 @@ export function registerBenchCommand(program: Command): void {
         raw,
       );
     });
+}
 
+/** `bench watch-latency`: a summary of the puts and one of the watch events. */
+function registerWatchLatency(bench: Command): void {
   bench
     .command('watch-latency')
     .description('benchmark the latency from a put to the watch events it causes')

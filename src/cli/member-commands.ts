@@ -4,7 +4,8 @@
  * retryable `NOT_LEADER`, so any `--endpoints` list that includes the leader works.
  */
 import type { Command } from 'commander';
-import { request, resolveEndpoints } from './client-commands.js';
+import { request, resolveEndpoints } from './api-client.js';
+import { finish, withCommon } from './reply-output.js';
 
 interface MemberFlags {
   endpoints?: string;
@@ -36,20 +37,6 @@ function row(m: MemberRow | undefined): string {
   return m === undefined ? '' : `${m.name}  id ${m.id}  ${m.role}  ${m.peerUrl}`;
 }
 
-function finish(reply: MemberReply, json: boolean, text: () => string): void {
-  const error = reply.body.error;
-  if (json) console.log(JSON.stringify(reply.body));
-  else if (error !== undefined) console.error(`error: ${error.code}: ${error.message}`);
-  else console.log(text());
-  if (error !== undefined) process.exitCode = 1;
-}
-
-function common(command: Command): Command {
-  return command
-    .option('--endpoints <urls>', 'comma-separated client URLs')
-    .option('--json', 'print the JSON response');
-}
-
 async function send(flags: MemberFlags, method: string, path: string, body?: unknown): Promise<MemberReply> {
   return (await request(resolveEndpoints(flags.endpoints), method, path, body)) as MemberReply;
 }
@@ -57,13 +44,13 @@ async function send(flags: MemberFlags, method: string, path: string, body?: unk
 /** Registers `member list|add|remove|promote` and `move-leader`. */
 export function registerMemberCommands(program: Command): void {
   const member = program.command('member').description('list and change the members of the cluster');
-  common(member.command('list').description('every member: name, id, role, peer URL')).action(
+  withCommon(member.command('list').description('every member: name, id, role, peer URL')).action(
     async (flags: MemberFlags) => {
       const reply = await send(flags, 'GET', '/v1/members');
       finish(reply, flags.json === true, () => (reply.body.members ?? []).map(row).join('\n'));
     },
   );
-  common(
+  withCommon(
     member.command('add <name>').description('add a member (start it with --initial-cluster-state existing)'),
   )
     .requiredOption('--peer-url <url>', "the new member's peer address, http://host:port")
@@ -83,19 +70,19 @@ export function registerMemberCommands(program: Command): void {
           `(it learns cluster ${reply.body.clusterId ?? ''} and its id from the members)`,
       );
     });
-  common(
+  withCommon(
     member.command('remove <id>').description('remove a member (not the leader: move-leader first)'),
   ).action(async (id: string, flags: MemberFlags) => {
     const reply = await send(flags, 'DELETE', `/v1/members/${encodeURIComponent(id)}`);
     finish(reply, flags.json === true, () => `removed ${row(reply.body.removed)}`);
   });
-  common(member.command('promote <id>').description('make a caught-up learner a voter')).action(
+  withCommon(member.command('promote <id>').description('make a caught-up learner a voter')).action(
     async (id: string, flags: MemberFlags) => {
       const reply = await send(flags, 'POST', `/v1/members/${encodeURIComponent(id)}/promote`);
       finish(reply, flags.json === true, () => `promoted ${row(reply.body.member)}`);
     },
   );
-  common(
+  withCommon(
     program.command('move-leader <id>').description('hand leadership to voter <id> (an id or a name)'),
   ).action(async (id: string, flags: MemberFlags) => {
     const reply = await send(flags, 'POST', '/v1/leader', { id });

@@ -12,7 +12,7 @@
 import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { EtcdContext } from './context.js';
 import { EtcdGrpcError, etcdError } from './errors.js';
-import { unary } from './server.js';
+import { unary } from './unary.js';
 
 /** The error of everything that would change users, roles or the auth switch. */
 export function authNotSupported(): EtcdGrpcError {

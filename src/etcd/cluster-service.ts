@@ -30,22 +30,14 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { RangeRequest } from '../kv/index.js';
-import type { MemberAddress, RaftNode } from '../node/index.js';
+import type { RaftNode } from '../node/index.js';
 import { isRaftError } from '../raft/index.js';
+import { type MemberWire, memberList, memberWire, parsePeerUrls, peerUrl } from './cluster-members.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { EtcdGrpcError, etcdError } from './errors.js';
 import { etcdService } from './proto.js';
-import { unary } from './server.js';
+import { unary } from './unary.js';
 import { type Int64, id64 } from './wire.js';
-
-/** etcd `Member` as sent. */
-export interface MemberWire {
-  readonly ID: string;
-  readonly name: string;
-  readonly peerURLs: string[];
-  readonly clientURLs: string[];
-  readonly isLearner: boolean;
-}
 
 interface MemberAddRequestWire {
   readonly peerURLs?: string[];
@@ -87,174 +79,153 @@ const BARRIER: RangeRequest = Object.freeze({ key: Uint8Array.of(0) });
 /** How often a conf change refused as "another one is in progress" is retried. */
 const RETRY_MS = 50;
 
-/** The configured members as etcd lists them, by ascending id. */
-export function memberList(node: RaftNode): MemberWire[] {
-  const cs = node.status().confState;
-  const voters = new Set([...cs.voters, ...cs.votersOutgoing]);
-  const ids = [...new Set([...voters, ...cs.learners, ...cs.learnersNext])].sort((a, b) => a - b);
-  const table = node.members();
-  return ids.map((id) => memberWire(id, table.get(id), !voters.has(id)));
+/** The `Cluster` service of one node. */
+export function clusterService(ctx: EtcdContext): UntypedServiceImplementation {
+  return {
+    MemberList: unary((request: MemberListRequestWire) => listMembers(ctx, request)),
+    MemberAdd: unary((request: MemberAddRequestWire, call) =>
+      onLeader(ctx, 'MemberAdd', request, call, () => addMember(ctx, request)),
+    ),
+    MemberRemove: unary((request: MemberIdRequestWire, call) => removeMember(ctx, request, call)),
+    MemberPromote: unary((request: MemberIdRequestWire, call) =>
+      onLeader(ctx, 'MemberPromote', request, call, () => promoteMember(ctx, request)),
+    ),
+    MemberUpdate: unary((request: MemberUpdateRequestWire) => updateMember(ctx, request)),
+  };
 }
 
-function memberWire(id: number, m: MemberAddress | undefined, isLearner: boolean): MemberWire {
-  return {
-    ID: String(id),
-    name: m?.name ?? '',
-    peerURLs: m === undefined ? [] : [peerUrl(m)],
-    clientURLs: m?.clientUrls?.grpc === undefined ? [] : [etcdClientUrl(m.clientUrls.grpc)],
-    isLearner,
-  };
+/** A response listing this node's members. */
+function membersResponse(ctx: EtcdContext): MembersResponseWire {
+  return { header: ctx.header(), members: memberList(ctx.node) };
+}
+
+/** The member `id` of the configuration, or etcd's `member not found`. */
+function configured(node: RaftNode, id: number): { isLearner: boolean } {
+  const found = memberList(node).find((m) => m.ID === String(id));
+  if (found === undefined) throw etcdError('memberNotFound');
+  return { isLearner: found.isLearner };
 }
 
 /**
- * A member's gRPC URL as etcd's `clientURLs` lists it: `host:port`, without `http://`.
- *
- * Why no scheme: etcdctl 3.4 uses these as endpoints (`--cluster`), and for Status, HashKV,
- * Defragment and MoveLeader's leader search it dials each endpoint directly, sending the
- * endpoint string as the HTTP/2 `:authority`. Node's HTTP/2 server (nghttp2) refuses an
- * authority holding `http://` with a stream reset (`PROTOCOL_ERROR`), where Go's accepts it;
- * `host:port` works with every etcd client (clientv3 reads a scheme-less endpoint as an
- * insecure `host:port`). The same holds for endpoints given by hand: docs/etcd-api.md.
+ * Runs `change` on the leader: here if this node leads, else forwarded to the leader's
+ * gRPC endpoint; then waits until this node has applied everything the leader had
+ * committed, so its own member list shows the change — unless the change removes this
+ * node, which may never learn of it (the leader stops replicating to a removed member):
+ * then the leader's member list is the answer.
  */
-export function etcdClientUrl(url: string): string {
-  return url.replace(/^https?:\/\//, '').replace(/\/$/, '');
-}
-
-function peerUrl(m: { host: string; port: number }): string {
-  return `http://${m.host.includes(':') ? `[${m.host}]` : m.host}:${m.port}`;
-}
-
-/** Parses etcd peer URLs: exactly one `http(s)://host:port` (Flotilla has one peer address per member). */
-export function parsePeerUrls(urls: readonly string[] | undefined): { host: string; port: number } {
-  const distinct = [...new Set(urls ?? [])];
-  if (distinct.length !== 1) throw etcdError('memberBadUrls');
-  const match = /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/.exec(distinct[0]!.trim());
-  const port = Number(match?.[2]);
-  if (match === null || port < 1 || port > 65_535) throw etcdError('memberBadUrls');
-  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
-}
-
-/** The `Cluster` service of one node. */
-export function clusterService(ctx: EtcdContext): UntypedServiceImplementation {
+async function onLeader<Req>(
+  ctx: EtcdContext,
+  method: string,
+  request: Req,
+  call: ServerUnaryCall<Req, unknown>,
+  change: () => Promise<MembersResponseWire>,
+  removesSelf = false,
+): Promise<MembersResponseWire> {
   const node = ctx.node;
   const timeoutMs = node.options.requestTimeoutMs;
+  if (!(await node.waitForLeader(timeoutMs))) throw etcdError('noLeader');
+  const leader = node.status().leader;
+  if (leader === node.options.id) return change();
+  const hops = Number(call.metadata.get(FORWARDED)[0] ?? 0) || 0;
+  if (hops >= FORWARDS_MAX) throw etcdError('notLeader');
+  const forwarded = (await forward(
+    node,
+    leader,
+    method,
+    request,
+    hops + 1,
+    timeoutMs,
+  )) as MembersResponseWire;
+  if (removesSelf) return { ...forwarded, header: ctx.header() };
+  await node.read(BARRIER);
+  return { ...forwarded, header: ctx.header(), members: memberList(node) };
+}
 
-  const members = (): MembersResponseWire => ({ header: ctx.header(), members: memberList(node) });
+/** MemberList, after a linearizable barrier when asked. */
+async function listMembers(ctx: EtcdContext, request: MemberListRequestWire): Promise<MembersResponseWire> {
+  if (request.linearizable === true) await ctx.node.read(BARRIER);
+  return membersResponse(ctx);
+}
 
-  /** The member `id` of the configuration, or etcd's `member not found`. */
-  const configured = (id: number): { isLearner: boolean } => {
-    const found = memberList(node).find((m) => m.ID === String(id));
-    if (found === undefined) throw etcdError('memberNotFound');
-    return { isLearner: found.isLearner };
+/** MemberAdd on the leader: a new voter or learner at a peer URL no member has. */
+async function addMember(ctx: EtcdContext, request: MemberAddRequestWire): Promise<MembersResponseWire> {
+  const node = ctx.node;
+  const address = parsePeerUrls(request.peerURLs);
+  const current = memberList(node);
+  const url = peerUrl(address);
+  if (current.some((m) => m.peerURLs.includes(url))) throw etcdError('peerUrlExist');
+  const isLearner = request.isLearner === true;
+  if (isLearner && current.filter((m) => m.isLearner).length >= LEARNERS_MAX) {
+    throw etcdError('tooManyLearners');
+  }
+  if (!isLearner && !quorumStarted(current, { add: true })) throw etcdError('memberNotEnoughStarted');
+  const id = newMemberId(node);
+  await confChange(node, node.options.requestTimeoutMs, {
+    type: isLearner ? 'add-learner' : 'add-voter',
+    id,
+    member: { name: '', ...address },
+  });
+  ctx.logger.info(`etcd MemberAdd: added ${isLearner ? 'learner' : 'voter'} ${id} at ${url}`);
+  return { ...membersResponse(ctx), member: memberWire(id, { name: '', ...address }, isLearner) };
+}
+
+/** MemberRemove: a leader removing itself first hands leadership off, then the new leader removes it. */
+async function removeMember(
+  ctx: EtcdContext,
+  request: MemberIdRequestWire,
+  call: ServerUnaryCall<MemberIdRequestWire, unknown>,
+): Promise<MembersResponseWire> {
+  const node = ctx.node;
+  const timeoutMs = node.options.requestTimeoutMs;
+  const id = id64(request.ID);
+  configured(node, id);
+  if (id === node.status().leader && id === node.options.id) {
+    await handOffLeadership(node, timeoutMs);
+  }
+  const change = async (): Promise<MembersResponseWire> => {
+    const { isLearner } = configured(node, id);
+    if (id === node.options.id) {
+      // Leadership came back here (or moved here) meanwhile: the client retries.
+      throw etcdError('leaderChanged');
+    }
+    if (!isLearner && !quorumStarted(memberList(node), { remove: id })) {
+      throw etcdError('memberNotEnoughStarted');
+    }
+    await confChange(node, timeoutMs, { type: 'remove', id });
+    ctx.logger.info(`etcd MemberRemove: removed ${id}`);
+    return membersResponse(ctx);
   };
+  return onLeader(ctx, 'MemberRemove', request, call, change, id === node.options.id);
+}
 
-  /**
-   * Runs `change` on the leader: here if this node leads, else forwarded to the leader's
-   * gRPC endpoint; then waits until this node has applied everything the leader had
-   * committed, so its own member list shows the change — unless the change removes this
-   * node, which may never learn of it (the leader stops replicating to a removed member):
-   * then the leader's member list is the answer.
-   */
-  const onLeader = async <Req>(
-    method: string,
-    request: Req,
-    call: ServerUnaryCall<Req, unknown>,
-    change: () => Promise<MembersResponseWire>,
-    removesSelf = false,
-  ): Promise<MembersResponseWire> => {
-    if (!(await node.waitForLeader(timeoutMs))) throw etcdError('noLeader');
-    const leader = node.status().leader;
-    if (leader === node.options.id) return change();
-    const hops = Number(call.metadata.get(FORWARDED)[0] ?? 0) || 0;
-    if (hops >= FORWARDS_MAX) throw etcdError('notLeader');
-    const forwarded = (await forward(
-      node,
-      leader,
-      method,
-      request,
-      hops + 1,
-      timeoutMs,
-    )) as MembersResponseWire;
-    if (removesSelf) return { ...forwarded, header: ctx.header() };
-    await node.read(BARRIER);
-    return { ...forwarded, header: ctx.header(), members: memberList(node) };
-  };
+/** MemberPromote on the leader: a learner becomes a voter. */
+async function promoteMember(ctx: EtcdContext, request: MemberIdRequestWire): Promise<MembersResponseWire> {
+  const node = ctx.node;
+  const id = id64(request.ID);
+  const { isLearner } = configured(node, id);
+  if (!isLearner) throw etcdError('memberNotLearner');
+  if (!quorumStarted(memberList(node), { promote: id })) throw etcdError('memberNotEnoughStarted');
+  await confChange(node, node.options.requestTimeoutMs, { type: 'add-voter', id });
+  ctx.logger.info(`etcd MemberPromote: promoted ${id}`);
+  return membersResponse(ctx);
+}
 
-  return {
-    MemberList: unary(async (request: MemberListRequestWire) => {
-      if (request.linearizable === true) await node.read(BARRIER);
-      return members();
-    }),
-
-    MemberAdd: unary(async (request: MemberAddRequestWire, call) =>
-      onLeader('MemberAdd', request, call, async () => {
-        const address = parsePeerUrls(request.peerURLs);
-        const current = memberList(node);
-        const url = peerUrl(address);
-        if (current.some((m) => m.peerURLs.includes(url))) throw etcdError('peerUrlExist');
-        const isLearner = request.isLearner === true;
-        if (isLearner && current.filter((m) => m.isLearner).length >= LEARNERS_MAX) {
-          throw etcdError('tooManyLearners');
-        }
-        if (!isLearner && !quorumStarted(current, { add: true })) throw etcdError('memberNotEnoughStarted');
-        const id = newMemberId(node);
-        await confChange(node, timeoutMs, {
-          type: isLearner ? 'add-learner' : 'add-voter',
-          id,
-          member: { name: '', ...address },
-        });
-        ctx.logger.info(`etcd MemberAdd: added ${isLearner ? 'learner' : 'voter'} ${id} at ${url}`);
-        return { ...members(), member: memberWire(id, { name: '', ...address }, isLearner) };
-      }),
-    ),
-
-    MemberRemove: unary(async (request: MemberIdRequestWire, call) => {
-      const id = id64(request.ID);
-      configured(id);
-      if (id === node.status().leader && id === node.options.id) {
-        await handOffLeadership(node, timeoutMs);
-      }
-      const change = async (): Promise<MembersResponseWire> => {
-        const { isLearner } = configured(id);
-        if (id === node.options.id) {
-          // Leadership came back here (or moved here) meanwhile: the client retries.
-          throw etcdError('leaderChanged');
-        }
-        if (!isLearner && !quorumStarted(memberList(node), { remove: id })) {
-          throw etcdError('memberNotEnoughStarted');
-        }
-        await confChange(node, timeoutMs, { type: 'remove', id });
-        ctx.logger.info(`etcd MemberRemove: removed ${id}`);
-        return members();
-      };
-      return onLeader('MemberRemove', request, call, change, id === node.options.id);
-    }),
-
-    MemberPromote: unary(async (request: MemberIdRequestWire, call) =>
-      onLeader('MemberPromote', request, call, async () => {
-        const id = id64(request.ID);
-        const { isLearner } = configured(id);
-        if (!isLearner) throw etcdError('memberNotLearner');
-        if (!quorumStarted(memberList(node), { promote: id })) throw etcdError('memberNotEnoughStarted');
-        await confChange(node, timeoutMs, { type: 'add-voter', id });
-        ctx.logger.info(`etcd MemberPromote: promoted ${id}`);
-        return members();
-      }),
-    ),
-
-    MemberUpdate: unary(async (request: MemberUpdateRequestWire) => {
-      const id = id64(request.ID);
-      configured(id);
-      const address = parsePeerUrls(request.peerURLs);
-      const url = peerUrl(address);
-      if (memberList(node).some((m) => m.ID !== String(id) && m.peerURLs.includes(url))) {
-        throw etcdError('peerUrlExist');
-      }
-      await node.proposeMemberUpdate({ op: 'peer', id, host: address.host, port: address.port });
-      ctx.logger.info(`etcd MemberUpdate: member ${id} now at ${url}`);
-      return members();
-    }),
-  };
+/** MemberUpdate: a replicated change of a member's peer URL, proposed by any member. */
+async function updateMember(
+  ctx: EtcdContext,
+  request: MemberUpdateRequestWire,
+): Promise<MembersResponseWire> {
+  const node = ctx.node;
+  const id = id64(request.ID);
+  configured(node, id);
+  const address = parsePeerUrls(request.peerURLs);
+  const url = peerUrl(address);
+  if (memberList(node).some((m) => m.ID !== String(id) && m.peerURLs.includes(url))) {
+    throw etcdError('peerUrlExist');
+  }
+  await node.proposeMemberUpdate({ op: 'peer', id, host: address.host, port: address.port });
+  ctx.logger.info(`etcd MemberUpdate: member ${id} now at ${url}`);
+  return membersResponse(ctx);
 }
 
 /**

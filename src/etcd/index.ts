@@ -7,9 +7,5 @@ export {
 } from './context.js';
 export { ETCD_ERRORS, EtcdGrpcError, etcdError, toGrpcError } from './errors.js';
 export { type EtcdServiceName, etcdService, etcdserverpb, PROTO_DIR, PROTO_LOADER_OPTIONS } from './proto.js';
-export {
-  EtcdGrpcServer,
-  type EtcdGrpcServerOptions,
-  GRPC_RECEIVE_BYTES_MAX,
-  unary,
-} from './server.js';
+export { EtcdGrpcServer, type EtcdGrpcServerOptions, GRPC_RECEIVE_BYTES_MAX } from './server.js';
+export { unary } from './unary.js';

@@ -31,7 +31,7 @@ import type {
 import type { KvReply } from './codec.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { EtcdGrpcError, etcdError } from './errors.js';
-import { unary } from './server.js';
+import { unary } from './unary.js';
 import {
   enumName,
   type Int64,

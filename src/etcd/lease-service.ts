@@ -16,7 +16,7 @@ import { drained } from '../server/drained.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { etcdError, toGrpcError } from './errors.js';
 import { expect } from './kv-service.js';
-import { unary } from './server.js';
+import { unary } from './unary.js';
 import { type Int64, id64, int64 } from './wire.js';
 
 /** Lease ids the server picks are below this (the HTTP API picks the same way). */

@@ -19,7 +19,7 @@ import { encodeEtcdBackup } from '../node/backup.js';
 import { drained } from '../server/drained.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { EtcdGrpcError, etcdError, toGrpcError } from './errors.js';
-import { unary } from './server.js';
+import { unary } from './unary.js';
 import { type Int64, id64, int64 } from './wire.js';
 
 /**
@@ -49,6 +49,19 @@ interface AlarmRequestWire {
   readonly action?: string | number;
 }
 
+interface StatusResponseWire {
+  readonly header: WireHeader;
+  readonly version: string;
+  readonly dbSize: number;
+  readonly leader: string;
+  readonly raftIndex: number;
+  readonly raftTerm: number;
+  readonly raftAppliedIndex: number;
+  readonly errors: string[];
+  readonly dbSizeInUse: number;
+  readonly isLearner: boolean;
+}
+
 interface SnapshotResponseWire {
   readonly header: WireHeader;
   readonly remaining_bytes: number;
@@ -64,27 +77,7 @@ function hash32(hex: string): number {
 export function maintenanceService(ctx: EtcdContext): UntypedServiceImplementation {
   const node = ctx.node;
   return {
-    Status: unary(async () => {
-      const st = node.status();
-      const { fileBytes, usedBytes } = node.backend.storageStats();
-      const errors: string[] = [];
-      if (st.leader === 0) errors.push('etcdserver: no leader');
-      if (node.failure !== undefined) errors.push('etcdserver: server stopped');
-      const learners = new Set([...st.confState.learners, ...st.confState.learnersNext]);
-      const voters = new Set([...st.confState.voters, ...st.confState.votersOutgoing]);
-      return {
-        header: ctx.header(),
-        version: ETCD_VERSION,
-        dbSize: fileBytes,
-        leader: String(st.leader),
-        raftIndex: st.commit,
-        raftTerm: st.term,
-        raftAppliedIndex: st.kvApplied,
-        errors,
-        dbSizeInUse: usedBytes,
-        isLearner: learners.has(st.id) && !voters.has(st.id),
-      };
-    }),
+    Status: unary(async () => memberStatus(ctx)),
 
     Hash: unary(async () => ({ header: ctx.header(), hash: hash32(node.backend.hash()) })),
 
@@ -108,27 +101,7 @@ export function maintenanceService(ctx: EtcdContext): UntypedServiceImplementati
       return { header: ctx.header(), alarms: [] };
     }),
 
-    MoveLeader: unary(async (request: MoveLeaderRequestWire) => {
-      const st = node.status();
-      if (st.leader !== st.id) throw etcdError('notLeader');
-      const target = id64(request.targetID);
-      const voters = new Set([...st.confState.voters, ...st.confState.votersOutgoing]);
-      if (!voters.has(target)) throw BAD_LEADER_TRANSFEREE();
-      if (target !== st.id) {
-        try {
-          node.transferLeadership(target);
-        } catch (error) {
-          throw toGrpcError(error);
-        }
-        const deadline = Date.now() + node.options.requestTimeoutMs;
-        while (node.status().leader !== target) {
-          if (Date.now() > deadline) throw LEADER_TRANSFER_TIMEOUT();
-          await new Promise((resolve) => setTimeout(resolve, node.options.tickMs));
-        }
-        ctx.logger.info(`etcd MoveLeader: leadership moved to ${target}`);
-      }
-      return { header: ctx.header() };
-    }),
+    MoveLeader: unary((request: MoveLeaderRequestWire) => moveLeader(ctx, request)),
 
     Snapshot: (call: ServerWritableStream<unknown, SnapshotResponseWire>) => {
       void streamSnapshot(ctx, call).catch((error: unknown) => {
@@ -136,6 +109,54 @@ export function maintenanceService(ctx: EtcdContext): UntypedServiceImplementati
       });
     },
   };
+}
+
+/** Status: this member's view of the cluster and the size of its store. */
+function memberStatus(ctx: EtcdContext): StatusResponseWire {
+  const node = ctx.node;
+  const st = node.status();
+  const { fileBytes, usedBytes } = node.backend.storageStats();
+  const errors: string[] = [];
+  if (st.leader === 0) errors.push('etcdserver: no leader');
+  if (node.failure !== undefined) errors.push('etcdserver: server stopped');
+  const learners = new Set([...st.confState.learners, ...st.confState.learnersNext]);
+  const voters = new Set([...st.confState.voters, ...st.confState.votersOutgoing]);
+  return {
+    header: ctx.header(),
+    version: ETCD_VERSION,
+    dbSize: fileBytes,
+    leader: String(st.leader),
+    raftIndex: st.commit,
+    raftTerm: st.term,
+    raftAppliedIndex: st.kvApplied,
+    errors,
+    dbSizeInUse: usedBytes,
+    isLearner: learners.has(st.id) && !voters.has(st.id),
+  };
+}
+
+/** MoveLeader, on the leader only: hands leadership to voter `targetID` and answers once it leads. */
+async function moveLeader(ctx: EtcdContext, request: MoveLeaderRequestWire): Promise<{ header: WireHeader }> {
+  const node = ctx.node;
+  const st = node.status();
+  if (st.leader !== st.id) throw etcdError('notLeader');
+  const target = id64(request.targetID);
+  const voters = new Set([...st.confState.voters, ...st.confState.votersOutgoing]);
+  if (!voters.has(target)) throw BAD_LEADER_TRANSFEREE();
+  if (target !== st.id) {
+    try {
+      node.transferLeadership(target);
+    } catch (error) {
+      throw toGrpcError(error);
+    }
+    const deadline = Date.now() + node.options.requestTimeoutMs;
+    while (node.status().leader !== target) {
+      if (Date.now() > deadline) throw LEADER_TRANSFER_TIMEOUT();
+      await new Promise((resolve) => setTimeout(resolve, node.options.tickMs));
+    }
+    ctx.logger.info(`etcd MoveLeader: leadership moved to ${target}`);
+  }
+  return { header: ctx.header() };
 }
 
 /** Streams a consistent backup of this member's KV store (see node/backup.ts). */

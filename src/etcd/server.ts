@@ -8,9 +8,7 @@ import {
   type MethodDefinition,
   Server,
   ServerCredentials,
-  type ServerUnaryCall,
   type ServiceDefinition,
-  type sendUnaryData,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { NodeLogger, RaftNode } from '../node/index.js';
@@ -18,7 +16,6 @@ import { authService } from './auth-service.js';
 import { clusterService } from './cluster-service.js';
 import { RESPONSE_ENCODERS } from './codec.js';
 import { EtcdContext, type EtcdServiceOptions } from './context.js';
-import { toGrpcError } from './errors.js';
 import { kvService } from './kv-service.js';
 import { leaseService } from './lease-service.js';
 import { maintenanceService } from './maintenance-service.js';
@@ -102,19 +99,4 @@ function serviceDefinition(name: EtcdServiceName): ServiceDefinition {
     definition[method] = { ...original, responseSerialize: encode as (response: unknown) => Buffer };
   }
   return definition;
-}
-
-/**
- * A unary handler from an async function: its result is the response, anything it throws
- * becomes etcd's gRPC error (see errors.ts).
- */
-export function unary<Req, Res>(
-  run: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
-): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
-  return (call, callback) => {
-    run(call.request, call).then(
-      (response) => callback(null, response),
-      (error: unknown) => callback(toGrpcError(error)),
-    );
-  };
 }

@@ -1,7 +1,8 @@
 /**
  * Helpers for the key-value conformance suite and tests: a driver that numbers entries,
  * applies commands and unwraps their outcomes, plus byte/string shorthands. Keys and values
- * in tests are short latin1 strings.
+ * in tests are short latin1 strings. The suite's parts (`conformance-*.ts`) take their
+ * helpers from here, never from `conformance.ts`, which only assembles them.
  */
 
 import assert from 'node:assert/strict';
@@ -18,6 +19,21 @@ export interface KvBackendFactory {
   open(options?: Partial<KvOptions>): Promise<KvBackend>;
   /** Closes `backend` and opens it again from what it stored. */
   reopen(backend: KvBackend): Promise<KvBackend>;
+}
+
+/** Runs a test body against a fresh backend, closing it afterwards. */
+export type WithDriver = (
+  body: (driver: KvDriver, factory: KvBackendFactory) => Promise<void> | void,
+  options?: Partial<KvOptions>,
+) => () => Promise<void>;
+
+/** Closes a backend, ignoring an error from one a test left failed. */
+export async function closeQuietly(backend: KvBackend): Promise<void> {
+  try {
+    await backend.close();
+  } catch {
+    // A backend left failed by a test may refuse; there is nothing more to release.
+  }
 }
 
 /** The bytes of a test string. */

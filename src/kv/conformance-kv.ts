@@ -2,8 +2,14 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { WithDriver } from './conformance.js';
-import { assertKvError, bytes, FROM_KEY, type KvDriver, text } from './conformance-harness.js';
+import {
+  assertKvError,
+  bytes,
+  FROM_KEY,
+  type KvDriver,
+  text,
+  type WithDriver,
+} from './conformance-harness.js';
 import type { RangeRequest } from './types.js';
 
 /** Revisions, versions, put and delete options. */

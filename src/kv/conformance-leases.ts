@@ -2,8 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { WithDriver } from './conformance.js';
-import { bytes, describeBatches, drain, text } from './conformance-harness.js';
+import { bytes, describeBatches, drain, text, type WithDriver } from './conformance-harness.js';
 import type { KvCommand } from './types.js';
 
 /** Lease grant, attach, time to live, checkpoint, revoke. */

@@ -9,9 +9,9 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { KvBackend } from './backend.js';
 import { decodeCommand, encodeCommand } from './codec.js';
-import { closeQuietly } from './conformance.js';
 import {
   bytes,
+  closeQuietly,
   comparable,
   describeBatches,
   drain,

@@ -3,8 +3,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { KvBackend } from './backend.js';
-import { closeQuietly, type WithDriver } from './conformance.js';
-import { assertKvError, bytes, describeBatches, drain, FROM_KEY, KvDriver } from './conformance-harness.js';
+import {
+  assertKvError,
+  bytes,
+  closeQuietly,
+  describeBatches,
+  drain,
+  FROM_KEY,
+  KvDriver,
+  type WithDriver,
+} from './conformance-harness.js';
 import { isKvError } from './errors.js';
 
 /** Fills a store with history, a compaction, leases and sessions. */

@@ -3,8 +3,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeCommand } from './codec.js';
-import type { WithDriver } from './conformance.js';
-import { assertKvError, bytes, FROM_KEY, type KvDriver, text } from './conformance-harness.js';
+import {
+  assertKvError,
+  bytes,
+  FROM_KEY,
+  type KvDriver,
+  text,
+  type WithDriver,
+} from './conformance-harness.js';
 import { isKvError } from './errors.js';
 import type { Compare, KvCommand, RequestOp } from './types.js';
 

@@ -2,8 +2,14 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { WithDriver } from './conformance.js';
-import { assertKvError, bytes, describeBatches, drain, FROM_KEY } from './conformance-harness.js';
+import {
+  assertKvError,
+  bytes,
+  describeBatches,
+  drain,
+  FROM_KEY,
+  type WithDriver,
+} from './conformance-harness.js';
 import { isKvError } from './errors.js';
 import type { WatchBatch } from './types.js';
 

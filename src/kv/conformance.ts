@@ -10,23 +10,15 @@
  */
 
 import { describe } from 'node:test';
-import type { KvBackend } from './backend.js';
-import { type KvBackendFactory, KvDriver } from './conformance-harness.js';
+import { closeQuietly, type KvBackendFactory, KvDriver, type WithDriver } from './conformance-harness.js';
 import { registerBasicTests, registerRangeTests } from './conformance-kv.js';
 import { registerLeaseTests, registerSessionTests } from './conformance-leases.js';
 import { registerEquivalenceTests } from './conformance-random.js';
 import { registerReopenTests, registerSnapshotTests } from './conformance-snapshots.js';
 import { registerCompactionTests, registerTxnTests, registerValidationTests } from './conformance-txn.js';
 import { registerWatchTests } from './conformance-watch.js';
-import type { KvOptions } from './state-machine.js';
 
-export type { KvBackendFactory } from './conformance-harness.js';
-
-/** Runs a test body against a fresh backend, closing it afterwards. */
-export type WithDriver = (
-  body: (driver: KvDriver, factory: KvBackendFactory) => Promise<void> | void,
-  options?: Partial<KvOptions>,
-) => () => Promise<void>;
+export { closeQuietly, type KvBackendFactory, type WithDriver } from './conformance-harness.js';
 
 /** Registers the conformance tests for the backends `factory` opens, under `name`. */
 export function runKvConformance(name: string, factory: KvBackendFactory): void {
@@ -74,13 +66,4 @@ export function runKvEquivalence(
   describe(`KvBackend equivalence: ${nameA} vs ${nameB}`, () => {
     registerEquivalenceTests(factoryA, factoryB, runs);
   });
-}
-
-/** Closes a backend, ignoring an error from one a test left failed. */
-export async function closeQuietly(backend: KvBackend): Promise<void> {
-  try {
-    await backend.close();
-  } catch {
-    // A backend left failed by a test may refuse; there is nothing more to release.
-  }
 }

@@ -15,6 +15,7 @@ import type { RaftNode } from '../node/index.js';
 import { isRaftError } from '../raft/index.js';
 import { HttpError } from './errors.js';
 import { asObject, badRequest, boolField } from './json.js';
+import { methodNotAllowed } from './reply.js';
 
 /** One member as the API shows it. */
 export interface MemberJson {
@@ -94,89 +95,108 @@ function parsePeerUrl(text: string): { host: string; port: number } {
   }
 }
 
+/** What a membership route answers. */
+type MembersReply = { status: number; body: unknown };
+
 /** Routes `/v1/members...` and `/v1/leader`; undefined when the path is not one of them. */
 export async function routeMembers(
   node: RaftNode,
   method: string,
   path: string,
   body: () => Promise<unknown>,
-): Promise<{ status: number; body: unknown } | undefined> {
+): Promise<MembersReply | undefined> {
   if (path === '/v1/members') {
     if (method === 'GET') return { status: 200, body: { members: listMembers(node) } };
-    if (method !== 'POST')
-      throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-    const o = asObject(await body(), 'body');
-    const { name, peerUrl } = o;
-    if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
-      throw badRequest('name must be 1-64 characters of [A-Za-z0-9._-]');
-    }
-    if (typeof peerUrl !== 'string') throw badRequest('peerUrl must be a string (http://host:port)');
-    const address = parsePeerUrl(peerUrl);
-    const learner = boolField(o, 'learner');
-    const id = nodeIdFromName(name);
-    if (listMembers(node).some((m) => m.id === id || m.name === name)) {
-      throw new HttpError(409, 'MEMBER_EXISTS', `${name} is already a member`);
-    }
-    await node
-      .proposeMemberChange({
-        type: learner ? 'add-learner' : 'add-voter',
-        id,
-        member: { name, ...address },
-      })
-      .catch((error: unknown) => mapRaftError(node, error));
-    const member = listMembers(node).find((m) => m.id === id);
-    return {
-      status: 201,
-      body: { member, clusterId: `0x${node.status().clusterId.toString(16).padStart(8, '0')}` },
-    };
+    if (method !== 'POST') throw methodNotAllowed(method, path);
+    return addMember(node, await body());
   }
   const promote = /^\/v1\/members\/([^/]+)\/promote$/.exec(path);
   if (promote?.[1] !== undefined) {
-    if (method !== 'POST')
-      throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-    const member = memberOrNotFound(node, promote[1]);
-    if (member.role === 'voter') return { status: 200, body: { member } };
-    await node
-      .proposeMemberChange({ type: 'add-voter', id: member.id })
-      .catch((error: unknown) => mapRaftError(node, error));
-    return { status: 200, body: { member: listMembers(node).find((m) => m.id === member.id) } };
+    if (method !== 'POST') throw methodNotAllowed(method, path);
+    return promoteMember(node, promote[1]);
   }
   const one = /^\/v1\/members\/([^/]+)$/.exec(path);
   if (one?.[1] !== undefined) {
-    if (method !== 'DELETE')
-      throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-    const member = memberOrNotFound(node, one[1]);
-    if (member.id === node.status().leader) {
-      throw new HttpError(
-        409,
-        'MEMBER_IS_LEADER',
-        `${member.name} (${member.id}) is the leader: move leadership to another voter first (POST /v1/leader)`,
-      );
-    }
-    await node
-      .proposeMemberChange({ type: 'remove', id: member.id })
-      .catch((error: unknown) => mapRaftError(node, error));
-    return { status: 200, body: { removed: member } };
+    if (method !== 'DELETE') throw methodNotAllowed(method, path);
+    return removeMember(node, one[1]);
   }
   if (path === '/v1/leader') {
-    if (method !== 'POST')
-      throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}`);
-    const o = asObject(await body(), 'body');
-    const { id } = o;
-    const target = memberOrNotFound(node, String(id));
-    try {
-      node.transferLeadership(target.id);
-    } catch (error) {
-      mapRaftError(node, error);
-    }
-    const deadline = Date.now() + node.options.requestTimeoutMs;
-    while (node.status().leader !== target.id) {
-      if (Date.now() > deadline) {
-        throw new HttpError(504, 'TIMEOUT', `${target.name} did not take over leadership in time`, true);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return { status: 200, body: { leader: { id: target.id, name: target.name } } };
+    if (method !== 'POST') throw methodNotAllowed(method, path);
+    return moveLeader(node, await body());
   }
   return undefined;
+}
+
+/** `POST /v1/members` `{name, peerUrl, learner?}`: 201 with the new member and the cluster id. */
+async function addMember(node: RaftNode, body: unknown): Promise<MembersReply> {
+  const o = asObject(body, 'body');
+  const { name, peerUrl } = o;
+  if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
+    throw badRequest('name must be 1-64 characters of [A-Za-z0-9._-]');
+  }
+  if (typeof peerUrl !== 'string') throw badRequest('peerUrl must be a string (http://host:port)');
+  const address = parsePeerUrl(peerUrl);
+  const learner = boolField(o, 'learner');
+  const id = nodeIdFromName(name);
+  if (listMembers(node).some((m) => m.id === id || m.name === name)) {
+    throw new HttpError(409, 'MEMBER_EXISTS', `${name} is already a member`);
+  }
+  await node
+    .proposeMemberChange({
+      type: learner ? 'add-learner' : 'add-voter',
+      id,
+      member: { name, ...address },
+    })
+    .catch((error: unknown) => mapRaftError(node, error));
+  const member = listMembers(node).find((m) => m.id === id);
+  return {
+    status: 201,
+    body: { member, clusterId: `0x${node.status().clusterId.toString(16).padStart(8, '0')}` },
+  };
+}
+
+/** `POST /v1/members/{id}/promote`: a learner becomes a voter (a voter stays one). */
+async function promoteMember(node: RaftNode, text: string): Promise<MembersReply> {
+  const member = memberOrNotFound(node, text);
+  if (member.role === 'voter') return { status: 200, body: { member } };
+  await node
+    .proposeMemberChange({ type: 'add-voter', id: member.id })
+    .catch((error: unknown) => mapRaftError(node, error));
+  return { status: 200, body: { member: listMembers(node).find((m) => m.id === member.id) } };
+}
+
+/** `DELETE /v1/members/{id}`: removes a member other than the leader. */
+async function removeMember(node: RaftNode, text: string): Promise<MembersReply> {
+  const member = memberOrNotFound(node, text);
+  if (member.id === node.status().leader) {
+    throw new HttpError(
+      409,
+      'MEMBER_IS_LEADER',
+      `${member.name} (${member.id}) is the leader: move leadership to another voter first (POST /v1/leader)`,
+    );
+  }
+  await node
+    .proposeMemberChange({ type: 'remove', id: member.id })
+    .catch((error: unknown) => mapRaftError(node, error));
+  return { status: 200, body: { removed: member } };
+}
+
+/** `POST /v1/leader` `{id}`: transfers leadership and answers once the target leads (504 after the request timeout). */
+async function moveLeader(node: RaftNode, body: unknown): Promise<MembersReply> {
+  const o = asObject(body, 'body');
+  const { id } = o;
+  const target = memberOrNotFound(node, String(id));
+  try {
+    node.transferLeadership(target.id);
+  } catch (error) {
+    mapRaftError(node, error);
+  }
+  const deadline = Date.now() + node.options.requestTimeoutMs;
+  while (node.status().leader !== target.id) {
+    if (Date.now() > deadline) {
+      throw new HttpError(504, 'TIMEOUT', `${target.name} did not take over leadership in time`, true);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return { status: 200, body: { leader: { id: target.id, name: target.name } } };
 }

@@ -1,0 +1,49 @@
+/**
+ * This node's view of the cluster over HTTP: `GET /v1/cluster` (members, leader, term,
+ * commit, applied) and `GET /health` (200 when a leader is known and the node has not
+ * failed, else 503).
+ */
+import type { RaftNode } from '../node/index.js';
+
+/** The `/v1/cluster` body: this node's status and the members of its configuration. */
+export function clusterView(node: RaftNode): unknown {
+  const status = node.status();
+  const voters = new Set(status.confState.voters);
+  const members = [...node.members()]
+    .filter(([id]) => !(status.confState.removed ?? []).includes(id))
+    .map(([id, m]) => ({
+      id,
+      name: m.name,
+      peerUrl: `http://${m.host}:${m.port}`,
+      voter: voters.has(id),
+      ...(m.clientUrls?.http === undefined ? {} : { clientUrl: m.clientUrls.http }),
+      ...(m.clientUrls?.grpc === undefined ? {} : { grpcUrl: m.clientUrls.grpc }),
+    }));
+  return {
+    clusterId: status.clusterId,
+    member: { id: status.id, name: status.name },
+    role: status.role,
+    leader: status.leader === 0 ? null : (leaderOf(node, status.leader) ?? { id: status.leader, name: '' }),
+    term: status.term,
+    commit: status.commit,
+    applied: status.kvApplied,
+    revision: status.revision,
+    members,
+  };
+}
+
+/** The `/health` answer. */
+export function health(node: RaftNode): { status: number; body: unknown } {
+  const status = node.status();
+  const healthy = status.leader !== 0 && node.failure === undefined;
+  return {
+    status: healthy ? 200 : 503,
+    body: { health: healthy, role: status.role, leader: status.leader, term: status.term },
+  };
+}
+
+/** Member `id` as errors and `/v1/cluster` name a leader; undefined when it is not in the member table. */
+export function leaderOf(node: RaftNode, id: number): { id: number; name: string } | undefined {
+  const member = node.members().get(id);
+  return member === undefined ? undefined : { id, name: member.name };
+}
