@@ -253,6 +253,25 @@ test('/metrics on a follower: raft gauges, peers connected, HTTP and process met
   assert.ok(stage(leaderMetrics, 'replicate') >= 2, 'the leader timed both followers acknowledging');
 });
 
+test("status names every member with its process id; --leader-pid prints the leader's alone", async () => {
+  const endpoints = cluster.nodes.map((n) => n.clientUrl).join(',');
+  const listed = await flotilla('status', '--json', '--endpoints', endpoints);
+  assert.equal(listed.code, 0, listed.stderr);
+  const rows = JSON.parse(listed.stdout) as { name: string; pid: number; role: string }[];
+  for (const node of cluster.nodes) {
+    assert.equal(rows.find((r) => r.name === node.name)?.pid, node.pid, `${node.name}'s pid`);
+  }
+  const leader = rows.find((r) => r.role === 'leader')!;
+  const printed = await flotilla('status', '--leader-pid', '--endpoints', endpoints);
+  assert.equal(printed.code, 0, printed.stderr);
+  assert.equal(printed.stdout, `${leader.pid}\n`);
+  // Asked only followers, no endpoint answers as the leader: exit 1, nothing on stdout.
+  const followers = cluster.nodes.filter((n) => n.name !== leader.name).map((n) => n.clientUrl);
+  const none = await flotilla('status', '--leader-pid', '--endpoints', followers.join(','));
+  assert.deepEqual([none.code, none.stdout], [1, '']);
+  assert.match(none.stderr, /no endpoint answered as the leader/);
+});
+
 test('snapshot save --progress reports the bytes received on stderr; stdout keeps its format', async () => {
   const file = join(cluster.root, 'backup.snap');
   const saved = await flotilla(

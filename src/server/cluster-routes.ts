@@ -1,6 +1,6 @@
 /**
- * This node's view of the cluster over HTTP: `GET /v1/cluster` (members, leader, term,
- * commit, applied) and `GET /health` (200 when a leader is known and the node has not
+ * This node's view of the cluster over HTTP: `GET /v1/cluster` (this member with its process
+ * id, members, leader, term, commit, applied) and `GET /health` (200 when a leader is known and the node has not
  * failed, else 503).
  */
 import type { RaftNode } from '../node/index.js';
@@ -21,7 +21,8 @@ export function clusterView(node: RaftNode): unknown {
     }));
   return {
     clusterId: status.clusterId,
-    member: { id: status.id, name: status.name },
+    // The pid lets a local operator signal the process (`flotilla status --leader-pid`).
+    member: { id: status.id, name: status.name, pid: process.pid },
     role: status.role,
     leader: status.leader === 0 ? null : (leaderOf(node, status.leader) ?? { id: status.leader, name: '' }),
     term: status.term,
