@@ -21,7 +21,8 @@ export {
 export { Prng, type Random } from './prng.js';
 export { Progress, type ProgressState } from './progress.js';
 export * from './quorum.js';
-export { DEFAULT_RAFT_OPTIONS, Raft, type RaftOptions } from './raft.js';
+export { Raft } from './raft.js';
+export { DEFAULT_RAFT_OPTIONS, type RaftOptions } from './raft-options.js';
 export { RawNode, type Status } from './raw-node.js';
 export { ReadOnly } from './read-only.js';
 export {

@@ -3,7 +3,8 @@
  * {@link Ready} batches of work, acknowledging each with {@link RawNode.advance}.
  */
 import { assert } from './assert.js';
-import { Raft, type RaftOptions } from './raft.js';
+import { Raft } from './raft.js';
+import type { RaftOptions } from './raft-options.js';
 import type { LogReader } from './storage.js';
 import type {
   ConfChange,
