@@ -8,7 +8,8 @@
  *   free ports) and a real 3-node Flotilla (`cluster start`): the JSON's total is --total,
  *   no errors, rps > 0, and every key is really there (read back with a Range); the other
  *   workloads run against etcd; failing requests are counted as errors, not successes;
- * - the vs-etcd harness in --quick mode: the JSON's shape, and both systems got traffic.
+ * - the vs-etcd harness in --quick mode: the JSON's shape, both systems got traffic from both
+ *   clients (ours and etcd-load), and the servers' CPU per request was measured.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -374,17 +375,27 @@ test('bench put against a real 3-node Flotilla writes every key', async (t) => {
   assert.equal(await keyCount(first), before + 300);
 });
 
-test('npm run bench:vs-etcd -- --quick: the JSON has every workload and both systems got traffic', async (t) => {
+test('npm run bench:vs-etcd -- --quick: every workload, both systems, both clients, CPU per request', async (t) => {
   if (!flotillaWorks) {
     t.skip("Flotilla's etcd KV API does not take puts yet");
     return;
   }
-  const result = await run(VS_ETCD, ['--quick', '--json'], 120_000);
+  // It builds etcd-load first (bench/etcd-load/build.sh; about 30 s when not built yet).
+  const result = await run(VS_ETCD, ['--quick', '--json'], 400_000);
   assert.equal(result.code, 0, result.stderr.slice(-2000));
   const json = JSON.parse(result.stdout.trim().split('\n').pop() ?? '') as Record<string, WorkloadJson> & {
     limits: { fdatasync_per_s: number; tcp_rtt_us: number };
   };
-  const workloads = ['put_1', 'put_100', 'put_1000', 'range_l_100', 'range_s_100', 'watch_latency'];
+  const workloads = [
+    'put_1',
+    'put_100',
+    'put_1000',
+    'range_l_100',
+    'range_s_100',
+    'txn_put_100',
+    'mixed_100',
+    'watch_latency',
+  ];
   assert.deepEqual(Object.keys(json).sort(), [...workloads, 'limits'].sort());
   for (const key of workloads) {
     const w = json[key]!;
@@ -403,10 +414,51 @@ test('npm run bench:vs-etcd -- --quick: the JSON has every workload and both sys
     else assert.equal(w.p99_ratio, null, `${key}: a ratio to a zero p99 is null`);
     assert.ok(w.flotilla_rps > 0 && w.etcd_rps > 0, key);
     assert.ok(w.flotilla_ok > 0 && w.etcd_ok > 0, `${key}: both got traffic`);
+    // Our client's runs last long enough (its start-up alone) for the servers' CPU to tick.
+    for (const field of ['flotilla_cpu_ms_per_req', 'etcd_cpu_ms_per_req', 'cpu_ratio'] as const) {
+      assert.ok((w[field] ?? 0) > 0, `${key}.${field} = ${w[field]}`);
+    }
+    assert.ok((w.flotilla_client_cpu_share ?? 0) > 0 && (w.etcd_client_cpu_share ?? 0) > 0, key);
+    assertNeutral(key, w);
   }
   assert.ok(json.limits.fdatasync_per_s > 0);
   assert.ok(json.limits.tcp_rtt_us > 0);
 });
+
+const NEUTRAL_FIELDS = [
+  'neutral_rps_ratio',
+  'neutral_p99_ratio',
+  'neutral_flotilla_rps',
+  'neutral_etcd_rps',
+  'neutral_flotilla_p99_ms',
+  'neutral_etcd_p99_ms',
+  'neutral_flotilla_errors',
+  'neutral_etcd_errors',
+  'neutral_flotilla_cpu_ms_per_req',
+  'neutral_etcd_cpu_ms_per_req',
+  'neutral_cpu_ratio',
+] as const;
+
+/**
+ * The neutral client's fields: all null for watch_latency (etcd-load does not watch), with a
+ * note saying so; numbers elsewhere, both systems served it, and the servers' CPU was counted
+ * (etcd's can be under one clock tick, 10 ms, in a run this small, so only >= 0).
+ */
+function assertNeutral(key: string, w: WorkloadJson): void {
+  if (key === 'watch_latency') {
+    for (const field of NEUTRAL_FIELDS) assert.equal(w[field], null, `${key}.${field}`);
+    assert.match(w.neutral_note ?? '', /etcd-load does not watch/);
+    return;
+  }
+  for (const field of NEUTRAL_FIELDS.filter((f) => f !== 'neutral_cpu_ratio')) {
+    assert.equal(typeof w[field], 'number', `${key}.${field} = ${w[field]}`);
+  }
+  assert.ok((w.neutral_flotilla_rps ?? 0) > 0 && (w.neutral_etcd_rps ?? 0) > 0, `${key}: etcd-load ran`);
+  assert.ok((w.neutral_flotilla_cpu_ms_per_req ?? 0) > 0, `${key}.neutral_flotilla_cpu_ms_per_req`);
+  assert.ok((w.neutral_etcd_cpu_ms_per_req ?? -1) >= 0, `${key}.neutral_etcd_cpu_ms_per_req`);
+  const clients = new Set(w.rounds.map((r) => `${r.system}/${r.client}`));
+  assert.equal(clients.size, 4, `${key}: both clients against both systems: ${[...clients]}`);
+}
 
 interface WorkloadJson {
   flotilla_rps: number;
@@ -417,4 +469,22 @@ interface WorkloadJson {
   p99_ratio: number | null;
   flotilla_ok: number;
   etcd_ok: number;
+  flotilla_cpu_ms_per_req: number | null;
+  etcd_cpu_ms_per_req: number | null;
+  cpu_ratio: number | null;
+  flotilla_client_cpu_share: number | null;
+  etcd_client_cpu_share: number | null;
+  neutral_rps_ratio: number | null;
+  neutral_p99_ratio: number | null;
+  neutral_flotilla_rps: number | null;
+  neutral_etcd_rps: number | null;
+  neutral_flotilla_p99_ms: number | null;
+  neutral_etcd_p99_ms: number | null;
+  neutral_flotilla_errors: number | null;
+  neutral_etcd_errors: number | null;
+  neutral_flotilla_cpu_ms_per_req: number | null;
+  neutral_etcd_cpu_ms_per_req: number | null;
+  neutral_cpu_ratio: number | null;
+  neutral_note?: string;
+  rounds: { system: string; client: string }[];
 }
