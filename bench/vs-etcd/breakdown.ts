@@ -102,12 +102,20 @@ export class Breakdown {
     return this.tables.has(`${workload}/${client}`);
   }
 
-  /** The rows of one table: stages in order of first appearance, leader before followers. */
+  /** Whether the scrapes of `workload` with `client` found the metric at all. */
+  exposed(workload: WorkloadKey, client: Client): boolean {
+    return (this.tables.get(`${workload}/${client}`)?.size ?? 0) > 0;
+  }
+
+  /**
+   * The rows of one table: stages in order of first appearance, leader before followers;
+   * a stage a role saw nothing of during the runs has no row.
+   */
   rows(workload: WorkloadKey, client: Client): BreakdownRow[] {
     const rows: BreakdownRow[] = [];
     for (const [stage, byRole] of this.tables.get(`${workload}/${client}`) ?? []) {
       const roles = [...byRole].sort(([a], [b]) => roleRank(a) - roleRank(b));
-      for (const [role, h] of roles) {
+      for (const [role, h] of roles.filter(([, x]) => x.count > 0)) {
         const ms = (seconds: number | null): number | null =>
           seconds === null ? null : Math.round(seconds * 1e6) / 1000;
         rows.push({

@@ -252,7 +252,12 @@ function breakdownTables(input: ReportInput): string[] {
       lines.push(`${w.key}, ${CLIENT_NAMES[client]} (all rounds):`, '');
       const table = breakdown.rows(w.key, client);
       if (table.length === 0) {
-        lines.push('no per-stage metrics exposed (`flotilla_write_stage_seconds` is not on /metrics)', '');
+        lines.push(
+          breakdown.exposed(w.key, client)
+            ? 'per-stage metrics exposed, but no write observed during these runs'
+            : 'no per-stage metrics exposed (`flotilla_write_stage_seconds` is not on /metrics)',
+          '',
+        );
         continue;
       }
       lines.push(
@@ -268,8 +273,11 @@ function breakdownTables(input: ReportInput): string[] {
     }
   }
   lines.push(
-    'Each member scraped just before and after each Flotilla run; followers are the two followers added up;',
-    'p50 / p99 are estimated from the histogram buckets as histogram_quantile does.',
+    'Each member scraped just before and after each Flotilla run; followers are the two followers added up',
+    '(a write sent to a follower is timed on that follower from its arrival to its answer, see the stages',
+    'in src/node/write-trace.ts); a stage a role did not observe during the runs has no row;',
+    'p50 / p99 are estimated from the histogram buckets as histogram_quantile does. The stages are in the',
+    'order the members first observed them.',
   );
   return lines;
 }

@@ -84,48 +84,36 @@ function reqPerCpuS(succeeded: number, cpuMs: number): number | null {
   return cpuMs > 0 ? succeeded / (cpuMs / 1000) : null;
 }
 
+/** Server CPU per successful request of one run, ms (all members together). */
+const cpuPerRequest = (r: RunRecord): number | null =>
+  r.serverCpuMs === null ? null : sum(r.serverCpuMs) / r.succeeded;
+
+/** The client's CPU over its wall time, as a share of all `cores`. */
+const clientShare = (r: RunRecord, cores: number): number | null =>
+  r.clientCpuMs === null || r.wallS === null || r.wallS <= 0
+    ? null
+    : r.clientCpuMs / (r.wallS * 1000 * cores);
+
+/** The figures of one system under one client (unrounded: the JSON rounds them). */
 function figures(records: readonly RunRecord[], cores: number): Figures {
   const members = Math.max(0, ...records.map((r) => r.serverCpuMs?.length ?? 0));
-  const perProcess = Array.from({ length: members }, (_, i) =>
-    round(
-      medianOf(records, (r) =>
-        r.serverCpuMs?.[i] === undefined ? null : reqPerCpuS(r.succeeded, r.serverCpuMs[i]),
-      ),
-      0,
-    ),
-  );
+  const perProcess = (i: number): number | null =>
+    medianOf(records, (r) => {
+      const ms = r.serverCpuMs?.[i];
+      return ms === undefined ? null : reqPerCpuS(r.succeeded, ms);
+    });
   return {
-    rps: round(
-      medianOf(records, (r) => r.rps),
-      1,
-    ),
-    p50: round(
-      medianOf(records, (r) => r.p50),
-      3,
-    ),
-    p99: round(
-      medianOf(records, (r) => r.p99),
-      3,
-    ),
+    rps: medianOf(records, (r) => r.rps),
+    p50: medianOf(records, (r) => r.p50),
+    p99: medianOf(records, (r) => r.p99),
     ok: sum(records.map((r) => r.succeeded)),
     errors: sum(records.map((r) => r.errors)),
-    cpuMsPerReq: round(
-      medianOf(records, (r) => (r.serverCpuMs === null ? null : sum(r.serverCpuMs) / r.succeeded)),
-      4,
+    cpuMsPerReq: medianOf(records, cpuPerRequest),
+    reqPerCpuS: medianOf(records, (r) =>
+      r.serverCpuMs === null ? null : reqPerCpuS(r.succeeded, sum(r.serverCpuMs)),
     ),
-    reqPerCpuS: round(
-      medianOf(records, (r) => (r.serverCpuMs === null ? null : reqPerCpuS(r.succeeded, sum(r.serverCpuMs)))),
-      0,
-    ),
-    reqPerCpuSPerProcess: members === 0 ? null : perProcess,
-    clientCpuShare: round(
-      medianOf(records, (r) =>
-        r.clientCpuMs === null || r.wallS === null || r.wallS <= 0
-          ? null
-          : r.clientCpuMs / (r.wallS * 1000 * cores),
-      ),
-      3,
-    ),
+    reqPerCpuSPerProcess: members === 0 ? null : Array.from({ length: members }, (_, i) => perProcess(i)),
+    clientCpuShare: medianOf(records, (r) => clientShare(r, cores)),
   };
 }
 
@@ -175,18 +163,18 @@ function clientFields(prefix: string, summary: ClientSummary | null): Record<str
     [`${prefix}etcd_${name}`]: summary === null ? null : pick(summary.etcd),
   });
   return {
-    ...pair('rps', (f) => f.rps),
-    ...pair('p99_ms', (f) => f.p99),
+    ...pair('rps', (f) => round(f.rps, 1)),
+    ...pair('p99_ms', (f) => round(f.p99, 3)),
     [`${prefix}rps_ratio`]: summary?.rpsRatio ?? null,
     [`${prefix}p99_ratio`]: summary?.p99Ratio ?? null,
-    ...pair('p50_ms', (f) => f.p50),
+    ...pair('p50_ms', (f) => round(f.p50, 3)),
     ...pair('ok', (f) => f.ok),
     ...pair('errors', (f) => f.errors),
-    ...pair('cpu_ms_per_req', (f) => f.cpuMsPerReq),
+    ...pair('cpu_ms_per_req', (f) => round(f.cpuMsPerReq, 4)),
     [`${prefix}cpu_ratio`]: summary?.cpuRatio ?? null,
-    ...pair('req_per_cpu_s', (f) => f.reqPerCpuS),
-    ...pair('req_per_cpu_s_per_process', (f) => f.reqPerCpuSPerProcess),
-    ...pair('client_cpu_share', (f) => f.clientCpuShare),
+    ...pair('req_per_cpu_s', (f) => round(f.reqPerCpuS, 0)),
+    ...pair('req_per_cpu_s_per_process', (f) => f.reqPerCpuSPerProcess?.map((v) => round(v, 0)) ?? null),
+    ...pair('client_cpu_share', (f) => round(f.clientCpuShare, 3)),
   };
 }
 
