@@ -8,7 +8,10 @@
  *   free ports) and a real 3-node Flotilla (`cluster start`): the JSON's total is --total,
  *   no errors, rps > 0, and every key is really there (read back with a Range); the other
  *   workloads run against etcd; failing requests are counted as errors, not successes;
- * - the vs-etcd harness in --quick mode: the JSON's shape, and both systems got traffic.
+ * - `bench mixed` against the same Flotilla: --read-percent 100 writes nothing, 0 writes every
+ *   key, 50 some;
+ * - the vs-etcd harness in --quick mode: the JSON's shape, both systems got traffic from both
+ *   clients (ours and etcd-load), and the servers' CPU per request was measured.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -21,7 +24,8 @@ import { Connection, etcdMethod } from '../src/benchmark/connections.js';
 import { HpackDecoder, huffmanDecode, huffmanEncode } from '../src/benchmark/hpack.js';
 import { formatSummary, LatencyRecorder, summaryJson } from '../src/benchmark/report.js';
 import { freePort } from '../src/cli/cluster-command.js';
-import { startLocalCluster } from './support/local-cluster.js';
+import { type LocalCluster, startLocalCluster } from './support/local-cluster.js';
+import { assertNeutral, type WorkloadJson } from './support/vs-etcd-json.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const VS_ETCD = fileURLToPath(new URL('../bench/vs-etcd.js', import.meta.url));
@@ -191,6 +195,9 @@ test('bad flags exit 2 with a message naming the flag', async () => {
     [['range'], /missing required argument 'key'/],
     [['range', 'foo', '--consistency', 'x'], /--consistency must be l .* or s/],
     [['range', 'foo', '--key-size', '4'], /--key-size does not apply to 'range'/],
+    [['mixed'], /missing required argument 'key'/],
+    [['mixed', 'foo', '--read-percent', '101'], /--read-percent must be an integer in \[0, 100\]/],
+    [['put', '--read-percent', '50'], /unknown option '--read-percent'/],
     [['txn-put', '--txn-ops', '3'], /--txn-ops must be no larger than --key-space-size/],
     [['watch-latency', '--streams', '0'], /--streams must be an integer/],
     [['watch-latency', '--rate', '10'], /--rate does not apply to 'watch-latency'/],
@@ -337,6 +344,8 @@ test('bench against a real etcd: put writes every key; range, txn-put, watch-lat
 });
 
 let flotillaWorks = false;
+/** The 3-node Flotilla of the put test, once it takes puts. */
+let flotilla: LocalCluster | undefined;
 
 test('bench put against a real 3-node Flotilla writes every key', async (t) => {
   const cluster = await startLocalCluster(3);
@@ -349,6 +358,7 @@ test('bench put against a real 3-node Flotilla writes every key', async (t) => {
     return;
   }
   flotillaWorks = true;
+  flotilla = cluster;
   const before = await keyCount(first);
   const put = lastJson(
     await bench([
@@ -374,17 +384,62 @@ test('bench put against a real 3-node Flotilla writes every key', async (t) => {
   assert.equal(await keyCount(first), before + 300);
 });
 
-test('npm run bench:vs-etcd -- --quick: the JSON has every workload and both systems got traffic', async (t) => {
+test('bench mixed against a real 3-node Flotilla: --read-percent decides how many requests are puts', async (t) => {
+  if (flotilla === undefined) {
+    t.skip("Flotilla's etcd KV API does not take puts yet");
+    return;
+  }
+  const endpoints = flotilla.endpoints;
+  const first = endpoints.split(',')[0]!;
+  // 16-byte keys: none of them is one of the put test's 8-byte keys.
+  const sequential = ['--sequential-keys', '--key-space-size', '300', '--key-size', '16'];
+  const mixed = async (readPercent: number, keys: readonly string[]): Promise<BenchJson> => {
+    const flags = ['--endpoints', endpoints, '--clients', '20', '--conns', '6', '--total', '300'];
+    return lastJson(
+      await bench(['mixed', 'probe', '--read-percent', String(readPercent), ...flags, ...keys, '--json']),
+    );
+  };
+  // Only reads: 300 ranges, no key written.
+  const before = await keyCount(first);
+  const reads = await mixed(100, sequential);
+  assert.equal(reads.command, 'mixed');
+  assert.equal(reads.succeeded, 300);
+  assert.equal(reads.errors, 0, JSON.stringify(reads.error_counts));
+  assert.equal(await keyCount(first), before);
+  // Only puts: every one of the 300 sequential keys written.
+  const writes = await mixed(0, sequential);
+  assert.equal(writes.succeeded, 300);
+  assert.equal(await keyCount(first), before + 300);
+  // Half and half, random keys out of 2^40 (each put a new key): some written, not all.
+  const half = await mixed(50, ['--key-space-size', String(2 ** 40)]);
+  assert.equal(half.succeeded, 300);
+  assert.equal(half.errors, 0, JSON.stringify(half.error_counts));
+  const written = (await keyCount(first)) - before - 300;
+  assert.ok(written > 0 && written < 300, `${written} keys written by 300 requests at 50% reads`);
+  assert.ok(half.rps > 0 && half.latency_ms.p50 <= half.latency_ms.p99);
+});
+
+test('npm run bench:vs-etcd -- --quick: every workload, both systems, both clients, CPU per request', async (t) => {
   if (!flotillaWorks) {
     t.skip("Flotilla's etcd KV API does not take puts yet");
     return;
   }
-  const result = await run(VS_ETCD, ['--quick', '--json'], 120_000);
+  // It builds etcd-load first (bench/etcd-load/build.sh; about 30 s when not built yet).
+  const result = await run(VS_ETCD, ['--quick', '--json'], 400_000);
   assert.equal(result.code, 0, result.stderr.slice(-2000));
   const json = JSON.parse(result.stdout.trim().split('\n').pop() ?? '') as Record<string, WorkloadJson> & {
     limits: { fdatasync_per_s: number; tcp_rtt_us: number };
   };
-  const workloads = ['put_1', 'put_100', 'put_1000', 'range_l_100', 'range_s_100', 'watch_latency'];
+  const workloads = [
+    'put_1',
+    'put_100',
+    'put_1000',
+    'range_l_100',
+    'range_s_100',
+    'txn_put_100',
+    'mixed_100',
+    'watch_latency',
+  ];
   assert.deepEqual(Object.keys(json).sort(), [...workloads, 'limits'].sort());
   for (const key of workloads) {
     const w = json[key]!;
@@ -403,18 +458,13 @@ test('npm run bench:vs-etcd -- --quick: the JSON has every workload and both sys
     else assert.equal(w.p99_ratio, null, `${key}: a ratio to a zero p99 is null`);
     assert.ok(w.flotilla_rps > 0 && w.etcd_rps > 0, key);
     assert.ok(w.flotilla_ok > 0 && w.etcd_ok > 0, `${key}: both got traffic`);
+    // Our client's runs last long enough (its start-up alone) for the servers' CPU to tick.
+    for (const field of ['flotilla_cpu_ms_per_req', 'etcd_cpu_ms_per_req', 'cpu_ratio'] as const) {
+      assert.ok((w[field] ?? 0) > 0, `${key}.${field} = ${w[field]}`);
+    }
+    assert.ok((w.flotilla_client_cpu_share ?? 0) > 0 && (w.etcd_client_cpu_share ?? 0) > 0, key);
+    assertNeutral(key, w);
   }
   assert.ok(json.limits.fdatasync_per_s > 0);
   assert.ok(json.limits.tcp_rtt_us > 0);
 });
-
-interface WorkloadJson {
-  flotilla_rps: number;
-  etcd_rps: number;
-  flotilla_p99_ms: number;
-  etcd_p99_ms: number;
-  rps_ratio: number;
-  p99_ratio: number | null;
-  flotilla_ok: number;
-  etcd_ok: number;
-}

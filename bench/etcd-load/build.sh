@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Builds bench/etcd-load (a load generator on etcd's own Go client) with Debian's Go and
 # Debian's packaged etcd client sources, installing them when missing (as root). Prints the
-# binary's path: dist/bench/etcd-load (or the first argument).
+# binary's path: dist/bench/etcd-load (or the first argument). A binary newer than main.go
+# and this script is kept as it is (ETCD_LOAD_REBUILD=1 builds anyway).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/../../dist/bench/etcd-load}
+if [ "${ETCD_LOAD_REBUILD:-}" != 1 ] && [ -x "$out" ] && [ "$out" -nt "$here/main.go" ] && [ "$out" -nt "$here/build.sh" ]; then
+  echo "$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
+  exit 0
+fi
 if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/go.etcd.io/etcd/clientv3 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "etcd-load needs Debian's golang-go and golang-etcd-server-dev: sudo apt-get install -y golang-go golang-etcd-server-dev" >&2

@@ -41,6 +41,14 @@ export interface TxnPutOptions extends PutOptions {
   readonly txnOps: number;
 }
 
+/** Flags and argument of `mixed`: puts as `put` makes them, and linearizable reads of `key`. */
+export interface MixedOptions extends PutOptions {
+  /** The key the reads read. */
+  readonly key: string;
+  /** Percent of requests that are reads, in [0, 100]. */
+  readonly readPercent: number;
+}
+
 /** Flags and arguments of `range`. */
 export interface RangeOptions extends ConnectionOptions {
   readonly key: string;
@@ -75,6 +83,7 @@ export const DEFAULTS = {
   keySpaceSize: 1,
   rate: 0,
   txnOps: 1,
+  readPercent: 90,
   consistency: 'l',
   watchPutTotal: 1000,
   watchPutRate: 100,
@@ -163,6 +172,7 @@ export interface RawFlags {
   requestTimeout?: string;
   consistency?: string;
   txnOps?: string;
+  readPercent?: string;
   putTotal?: string;
   putRate?: string;
   streams?: string;
@@ -208,7 +218,8 @@ export function varintLength(n: number): number {
 export function parsePutOptions(raw: RawFlags, subcommand = 'put'): PutOptions {
   refuse(raw, subcommand, ['consistency', 'putTotal', 'putRate', 'streams', 'watchersPerStream', 'prevkv']);
   refuse(raw, subcommand, ['eventTimeout']);
-  refuse(raw, subcommand, subcommand === 'put' ? ['txnOps'] : ['sequentialKeys']);
+  refuse(raw, subcommand, subcommand === 'txn-put' ? ['sequentialKeys'] : ['txnOps']);
+  if (subcommand !== 'mixed') refuse(raw, subcommand, ['readPercent']);
   const options: PutOptions = {
     ...parseConnectionOptions(raw),
     total: intFlag('--total', raw.total, DEFAULTS.total, 1, Number.MAX_SAFE_INTEGER),
@@ -241,8 +252,17 @@ export function parseTxnPutOptions(raw: RawFlags): TxnPutOptions {
   return options;
 }
 
+export function parseMixedOptions(raw: RawFlags, key: string): MixedOptions {
+  if (key === '') throw new BenchUsageError('mixed: the key must not be empty');
+  return {
+    ...parsePutOptions(raw, 'mixed'),
+    key,
+    readPercent: intFlag('--read-percent', raw.readPercent, DEFAULTS.readPercent, 0, 100),
+  };
+}
+
 export function parseRangeOptions(raw: RawFlags, key: string, end: string | undefined): RangeOptions {
-  refuse(raw, 'range', ['keySize', 'valSize', 'keySpaceSize', 'sequentialKeys', 'txnOps']);
+  refuse(raw, 'range', ['keySize', 'valSize', 'keySpaceSize', 'sequentialKeys', 'txnOps', 'readPercent']);
   refuse(raw, 'range', ['putTotal', 'putRate', 'streams', 'watchersPerStream', 'prevkv', 'eventTimeout']);
   const consistency = raw.consistency ?? DEFAULTS.consistency;
   if (consistency !== 'l' && consistency !== 's') {
@@ -263,6 +283,7 @@ export function parseRangeOptions(raw: RawFlags, key: string, end: string | unde
 
 export function parseWatchLatencyOptions(raw: RawFlags): WatchLatencyOptions {
   refuse(raw, 'watch-latency', ['keySpaceSize', 'sequentialKeys', 'rate', 'consistency', 'txnOps']);
+  refuse(raw, 'watch-latency', ['readPercent']);
   if (raw.total !== undefined && raw.putTotal !== undefined) {
     throw new BenchUsageError('watch-latency: give --put-total (or the older --total), not both');
   }

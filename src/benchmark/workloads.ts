@@ -1,14 +1,14 @@
 /**
  * The workloads of `flotilla bench`, with the semantics of etcd's `benchmark` tool:
  *
- * - `put`, `txn-put`, `range`: `total` requests issued by `clients` closed-loop clients (each
+ * - `put`, `txn-put`, `range`, `mixed`: `total` requests issued by `clients` closed-loop clients (each
  *   sends its next request when its previous one is answered) over `conns` connections,
  *   optionally limited to `rate` requests a second in all.
  * - `watch-latency`: see watch-latency.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { type Connection, describeError, etcdMethod, withConnections } from './connections.js';
-import type { ConnectionOptions, PutOptions, RangeOptions, TxnPutOptions } from './options.js';
+import type { ConnectionOptions, MixedOptions, PutOptions, RangeOptions, TxnPutOptions } from './options.js';
 import { benchKey, RateLimiter, startProgress } from './pacing.js';
 import { LatencyRecorder, type Summary } from './report.js';
 
@@ -129,4 +129,22 @@ export function benchRange(options: RangeOptions, context: RunContext): Promise<
   return runWorkload(options, context, (_index, connection) =>
     connection.unary(range.path, request, options.requestTimeoutMs),
   );
+}
+
+/**
+ * `mixed`: each request is, at random, a linearizable range of `key` (`readPercent` percent
+ * of them) or a put as `put` makes it. One latency distribution covers both kinds.
+ */
+export function benchMixed(options: MixedOptions, context: RunContext): Promise<Summary> {
+  const put = etcdMethod('KV', 'Put');
+  const range = etcdMethod('KV', 'Range');
+  const value = randomBytes(options.valSize);
+  const read = range.serialize({ key: Buffer.from(options.key) });
+  return runWorkload(options, context, (index, connection) => {
+    if (Math.random() * 100 < options.readPercent) {
+      return connection.unary(range.path, read, options.requestTimeoutMs);
+    }
+    const key = benchKey(keyIndex(options, index), options.keySize);
+    return connection.unary(put.path, put.serialize({ key, value }), options.requestTimeoutMs);
+  });
 }

@@ -1,6 +1,7 @@
 /**
  * `flotilla bench put|range|txn-put|watch-latency`: etcd's `benchmark` tool for any etcd v3
- * endpoint (Flotilla's or etcd's), with the same flags, defaults and report, plus `--json`
+ * endpoint (Flotilla's or etcd's), with the same flags, defaults and report (and `mixed`:
+ * linearizable reads of one key and puts, at random), plus `--json`
  * (one JSON object on stdout) and a progress bar on stderr (when it is a terminal, or with
  * `--progress`). Bad flags exit 2; a run that cannot connect exits 1. Requests that fail are
  * counted as errors, never as successes, and (as with etcd's tool) do not change the exit
@@ -9,12 +10,14 @@
 import type { Command, CommanderError } from 'commander';
 import {
   BenchUsageError,
+  benchMixed,
   benchPut,
   benchRange,
   benchTxnPut,
   benchWatchLatency,
   DEFAULTS,
   formatSummary,
+  parseMixedOptions,
   parsePutOptions,
   parseRangeOptions,
   parseTxnPutOptions,
@@ -77,6 +80,7 @@ export function registerBenchCommand(program: Command): void {
   registerPut(bench);
   registerTxnPut(bench);
   registerRange(bench);
+  registerMixed(bench);
   registerWatchLatency(bench);
 }
 
@@ -151,6 +155,22 @@ function registerRange(bench: Command): void {
           const header = `bench with ${options.consistency === 'l' ? 'linearizable' : 'serializable'} range\n`;
           printSummary('range', raw, options, await benchRange(options, context), header);
         },
+        raw,
+      );
+    });
+}
+
+/** `bench mixed <key>`: linearizable reads of the key and puts, at random, `--read-percent` reads. */
+function registerMixed(bench: Command): void {
+  bench
+    .command('mixed <key>')
+    .description("benchmark a mix of linearizable ranges of <key> and puts (not in etcd's tool)")
+    .option('--read-percent <n>', 'percent of requests that are ranges of <key>, the rest puts (default: 90)')
+    .action(async (key: string, _flags: RawFlags, command: Command) => {
+      const raw = command.optsWithGlobals<RawFlags>();
+      await run(
+        () => parseMixedOptions(raw, key),
+        async (options, context) => printSummary('mixed', raw, options, await benchMixed(options, context)),
         raw,
       );
     });
