@@ -32,7 +32,7 @@ const CLUSTER_URLS = ['http://127.0.0.1:4100', 'http://127.0.0.1:4200', 'http://
 /** Documented commands run in a shorter form through the same entry point. */
 const SHORTENED: ReadonlyMap<string, string> = new Map([
   ['npx flotilla sim --seeds 2000 --json', 'npx flotilla sim --seeds 20 --json'],
-  ['npm run bench:vs-etcd -- --json', 'npm run bench:vs-etcd -- --quick --no-write --json'],
+  ['npm run bench:vs-etcd -- --json', 'npm run bench:vs-etcd -- --quick --no-neutral --no-write --json'],
 ]);
 /**
  * A documented command that stays in the foreground (a local cluster) runs in the background
