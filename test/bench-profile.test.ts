@@ -18,7 +18,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { analyseProfile, type CpuProfile, categoryOf } from '../bench/profile/analyse.js';
 import type { ProfileReport, ServerReport } from '../bench/profile/report.js';
-import { type Finished, runProcess } from '../bench/profile/run.js';
+import { type Finished, runProcess } from '../bench/run-process.js';
 
 const PROFILE = fileURLToPath(new URL('../bench/profile.js', import.meta.url));
 

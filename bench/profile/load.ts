@@ -6,8 +6,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { runProcess } from '../run-process.js';
 import { MAIN } from './cluster.js';
-import { runProcess } from './run.js';
 
 const BINARY = fileURLToPath(new URL('../etcd-load', import.meta.url));
 const SOURCE_DIR = fileURLToPath(new URL('../../../bench/etcd-load/', import.meta.url));

@@ -3,9 +3,10 @@
  * end of the run or a signal (Ctrl-C, SIGTERM, SIGHUP) stops them all and removes the
  * run's directory; plus the small waiting helpers the other modules share.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
+import { runProcess } from '../run-process.js';
 import { reapedChildrenCpuMs } from './cpu.js';
 
 export type System = 'flotilla' | 'etcd';
@@ -142,21 +143,7 @@ export async function runChild(file: string, args: readonly string[], timeoutMs:
   checkInterrupted();
   const cpuBefore = reapedChildrenCpuMs();
   const started = performance.now();
-  const child = track(spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => {
-    child.on('exit', (c) => resolve(c));
-    child.on('error', () => resolve(null));
-  });
-  clearTimeout(timer);
+  const { code, stdout, stderr } = await runProcess(file, args, { onSpawn: track, timeoutMs });
   const wallMs = performance.now() - started;
   const cpuAfter = reapedChildrenCpuMs();
   const cpuMs = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;

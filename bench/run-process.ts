@@ -1,4 +1,4 @@
-/** Runs a child process to its end, collecting its output. */
+/** Runs a child process to its end, collecting its output (the benchmark scripts share it). */
 import { type ChildProcess, spawn } from 'node:child_process';
 
 /** How a child process ended and what it printed. */
