@@ -15,7 +15,7 @@
  *   list is always empty. Defragment: LMDB reuses freed pages and needs none: success.
  */
 import { type ServerWritableStream, status, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { encodeEtcdBackup } from '../node/backup.js';
+import { encodeEtcdBackup } from '../node/index.js';
 import { drained } from '../server/drained.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { EtcdGrpcError, etcdError, toGrpcError } from './errors.js';

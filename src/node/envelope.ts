@@ -68,12 +68,14 @@ export function frameChunks(chunks: Iterable<Uint8Array>): Uint8Array {
 /**
  * {@link frameChunks}, yielding to the event loop after each chunk so that building a large
  * snapshot never stalls heartbeats, client requests or elections. The chunks must come from
- * a consistent view (a KV snapshot holds its own read transaction), since other work runs
- * in between.
+ * a consistent view (a KV snapshot holds its own read transaction; an in-memory state
+ * machine captures its state when asked), since other work runs in between.
  */
-export async function frameChunksAsync(chunks: Iterable<Uint8Array>): Promise<Uint8Array> {
+export async function frameChunksAsync(
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  for (const chunk of chunks) {
+  for await (const chunk of chunks) {
     parts.push(chunk);
     await new Promise<void>((resolve) => setImmediate(resolve));
   }

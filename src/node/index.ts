@@ -1,4 +1,15 @@
-/** The node runtime: drives a raft group with real time, durable storage, the transport and the KV store. */
+/**
+ * The node runtime: drives a raft group with real time, durable storage, the transport and a
+ * state machine behind the public interface (`createNode` for any, `RaftNode` for the KV).
+ */
+export { encodeEtcdBackup } from './backup.js';
+export {
+  createNode,
+  type FlotillaNode,
+  type NodeConfig,
+  type ProposeOptions,
+  type ReadOptions,
+} from './create-node.js';
 export { ENVELOPE_HEADER_BYTES, frameChunks, unframeChunks, unwrapCommand, wrapCommand } from './envelope.js';
 export { isNodeError, NodeError, type NodeErrorCode } from './errors.js';
 export {
@@ -19,6 +30,7 @@ export {
   type JoinResult,
   parseClusterInfo,
 } from './join.js';
+export { KV_COMMAND_CODEC, KvOnDiskStateMachine } from './kv-state-machine.js';
 export { type MemberFile, readMemberFile } from './member-file.js';
 export {
   type MemberClientUrls,
@@ -30,6 +42,7 @@ export {
 } from './member-table.js';
 export {
   DEFAULT_RAFT_NODE_OPTIONS,
+  type HostStatus,
   type MemberAddress,
   type MemberChange,
   type NodeCounters,
@@ -40,6 +53,15 @@ export {
   type RaftNodeOptions,
 } from './raft-node.js';
 export { type RestoreOptions, restoreDataDir } from './restore.js';
+export type {
+  CommandCodec,
+  InMemoryStateMachine,
+  OnDiskStateMachine,
+  StateMachine,
+  StateMachineCommon,
+  StateMachineEntry,
+  StateMachineSnapshot,
+} from './state-machine.js';
 export {
   type SaveTimings,
   WRITE_STAGES,

@@ -309,6 +309,15 @@ export function* snapshotChunks(
   yield* kvChunks;
 }
 
+/** {@link snapshotChunks} over a state machine view's chunks, which may come asynchronously. */
+export async function* raftSnapshotChunks(
+  table: ReadonlyMap<number, MemberAddress>,
+  chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  yield snapshotMembersChunk(table);
+  yield* chunks;
+}
+
 /**
  * The member table on start: `members.json` (the initial cluster from the flags when there is
  * none yet), then the table in the raft snapshot (authoritative at its index; `members.json`

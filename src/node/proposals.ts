@@ -9,7 +9,6 @@
  * which the applier recognises this node's own proposals.
  */
 import { performance } from 'node:perf_hooks';
-import type { KvResult } from '../kv/index.js';
 import { isRaftError, type RawNode } from '../raft/index.js';
 import type { NodeCounters } from './counters.js';
 import { newOrigin, type RequestId } from './envelope.js';
@@ -17,17 +16,32 @@ import { NodeError } from './errors.js';
 import type { RaftNodeOptions } from './options.js';
 import type { WriteTrace } from './write-trace.js';
 
-/** What a proposal resolves with: the KV result, or undefined for a member update. */
-export type ProposalOutcome = KvResult | undefined;
+/** What a proposal resolves with: the state machine's result, or undefined for a member update. */
+export type ProposalOutcome = unknown;
+
+/** Per-proposal options. */
+export interface EnqueueOptions {
+  /** How long it may take, including waiting for a leader; the node's `requestTimeoutMs` by default. */
+  readonly timeoutMs?: number;
+  /**
+   * Stops waiting for the outcome: the proposal rejects with the signal's reason. One not yet
+   * handed to the core is dropped; one already proposed may still be applied.
+   */
+  readonly signal?: AbortSignal;
+}
 
 interface PendingProposal {
   readonly seq: number;
   readonly data: Uint8Array;
   readonly startedMs: number;
-  /** With the KV result; with undefined for a member update. */
+  /** With the state machine's result; with undefined for a member update. */
   readonly resolve: (result: ProposalOutcome) => void;
   readonly reject: (error: Error) => void;
   readonly timer: NodeJS.Timeout;
+  /** Its timeout in milliseconds (for the error message). */
+  readonly timeoutMs: number;
+  /** Removes the abort listener, if any. */
+  unlisten: () => void;
   /** Handed to the core (else still queued, e.g. while no leader is known). */
   proposed: boolean;
   /** When it was handed to the core (for the write trace). */
@@ -99,14 +113,20 @@ export class ProposalTracker {
 
   /**
    * Queues the entry `encode` builds for the next proposal number; resolves with its outcome
-   * once applied here (a KV result, or undefined for a member update), or rejects when it
-   * expires or the node stops.
+   * once applied here (the state machine's result, or undefined for a member update), or
+   * rejects when it expires, is aborted or the node stops.
    */
-  enqueue(encode: (origin: Uint8Array, seq: number) => Uint8Array): Promise<ProposalOutcome> {
+  enqueue(
+    encode: (origin: Uint8Array, seq: number) => Uint8Array,
+    options: EnqueueOptions = {},
+  ): Promise<ProposalOutcome> {
+    const { signal } = options;
+    signal?.throwIfAborted();
     const seq = ++this.seq;
     const data = encode(this.origin, seq);
+    const timeoutMs = options.timeoutMs ?? this.deps.options.requestTimeoutMs;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.expire(seq), this.deps.options.requestTimeoutMs);
+      const timer = setTimeout(() => this.expire(seq), timeoutMs);
       const pending: PendingProposal = {
         seq,
         data,
@@ -114,9 +134,16 @@ export class ProposalTracker {
         resolve,
         reject,
         timer,
+        timeoutMs,
+        unlisten: () => {},
         proposed: false,
         proposedMs: 0,
       };
+      if (signal !== undefined) {
+        const onAbort = (): void => this.failed(seq, signal.reason as Error);
+        signal.addEventListener('abort', onAbort, { once: true });
+        pending.unlisten = () => signal.removeEventListener('abort', onAbort);
+      }
       this.pending.set(seq, pending);
       this.queued.push(pending);
       this.deps.counters.proposalsAccepted++;
@@ -170,10 +197,10 @@ export class ProposalTracker {
   }
 
   /**
-   * Resolves this node's KV proposal `seq`, applied here at log `index` with `result`
-   * (counted with its latency).
+   * Resolves this node's proposal `seq`, applied here at log `index` with the state
+   * machine's `result` (counted with its latency).
    */
-  applied(seq: number, index: number, result: KvResult): void {
+  applied(seq: number, index: number, result: unknown): void {
     this.settle(seq, (p) => {
       const counters = this.deps.counters;
       const now = performance.now();
@@ -202,13 +229,14 @@ export class ProposalTracker {
   }
 
   private expire(seq: number): void {
-    const timeoutMs = this.deps.options.requestTimeoutMs;
+    const leaderHint = this.deps.raw.status().leader;
     this.settle(seq, (p) => {
       this.deps.counters.proposalTimeouts++;
+      const ms = p.timeoutMs;
       p.reject(
         p.proposed
-          ? new NodeError('TIMEOUT', `proposal not applied within ${timeoutMs} ms; outcome unknown`)
-          : new NodeError('NO_LEADER', `no leader within ${timeoutMs} ms; nothing was written`),
+          ? new NodeError('TIMEOUT', `proposal not applied within ${ms} ms; outcome unknown`, { leaderHint })
+          : new NodeError('NO_LEADER', `no leader within ${ms} ms; nothing was written`, { leaderHint }),
       );
     });
   }
@@ -218,6 +246,7 @@ export class ProposalTracker {
     if (pending === undefined) return;
     this.pending.delete(seq);
     clearTimeout(pending.timer);
+    pending.unlisten();
     settle(pending);
   }
 }

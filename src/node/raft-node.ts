@@ -1,56 +1,26 @@
 /**
- * The runtime of one raft group: it drives a {@link RawNode} with real time, durable storage
- * ({@link FileStorage}), the TCP transport and the LMDB key-value state machine.
- *
- * One sequential loop handles each Ready in the order the core's contract requires (see
- * ready-loop.ts): send a leader's appends at once, persist with one fsync, send the rest,
- * apply, record read barriers and serve reads, advance.
- *
- * Client proposals and reads that arrive while a Ready is in flight are queued and go into
- * the core together before the next Ready, so one fsync covers all of them. Ticks come from
- * a timer but are counted by the monotonic clock: before any other input the runtime
- * delivers every tick that should have happened, so a process that was paused (SIGSTOP, a
- * long GC) learns at once that its election timeout or leader lease ran out.
- *
- * A storage failure is fatal: the loop stops before sending or applying anything that
- * depended on the failed write, every waiting request fails with `FATAL`, and `onFatal` is
- * called (the serve command exits).
- *
- * {@link RaftNode} composes the parts, each in its own module. Process-wide I/O, here:
- * startup.ts (opening and recovering the data directory), the tick timer (ticker.ts),
- * ready-loop.ts (persist and send, in order), lifecycle.ts (stop and fatal failure), and the
- * transport. The raft group's concerns are its {@link Replica} (replica.ts), which wires
- * proposals.ts (tracking and back-pressure), reads.ts (ReadIndex reads), apply.ts
- * (committed entries into the state machine), snapshots.ts (snapshot policy, taking and
- * installing), membership.ts (member table, conf changes, publishing), leadership.ts
- * (leader changes), lease-keeper.ts (lease expiry) and the group's tick clock.
+ * The KV database's node: a {@link Host} (host.ts) whose state machine is the LMDB key-value
+ * store (kv-state-machine.ts), plus what the etcd and HTTP servers need of the KV on top of
+ * the generic runtime: typed `propose`/`read` with the KV's validation, the backend for
+ * watches, leases and hashes, and the leader's lease-expiry scan (lease-keeper.ts), which
+ * proposes `leaseRevoke` commands like any client.
  */
-import { mkdir } from 'node:fs/promises';
-import { performance } from 'node:perf_hooks';
-import type { KvCommand, KvResult, LmdbKvBackend, RangeRequest, RangeResponse } from '../kv/index.js';
+import { join } from 'node:path';
 import {
-  type ConfState,
-  isRaftError,
-  type Message,
-  type RawNode,
-  type Role,
-  type Status,
-} from '../raft/index.js';
-import type { FileStorage } from '../storage/index.js';
-import { TcpTransport } from '../transport/index.js';
-import { type NodeCounters, newNodeCounters } from './counters.js';
-import { Lifecycle } from './lifecycle.js';
-import { acquireLock, type DataDirLock } from './member-file.js';
-import type { MemberAddress, MemberUpdate } from './member-table.js';
-import type { MemberChange } from './membership.js';
-import { DEFAULT_RAFT_NODE_OPTIONS, type RaftNodeInit, type RaftNodeOptions } from './options.js';
-import { ReadyLoop } from './ready-loop.js';
-import { Replica } from './replica.js';
-import { initialPeers, type RecoveredMember, recoverMember } from './startup.js';
-import { TickTimer } from './ticker.js';
-import { WriteTrace } from './write-trace.js';
+  type KvCommand,
+  type KvResult,
+  LmdbKvBackend,
+  type RangeRequest,
+  type RangeResponse,
+  validateCommand,
+} from '../kv/index.js';
+import { Host, type HostParts, type HostStatus } from './host.js';
+import { KvOnDiskStateMachine } from './kv-state-machine.js';
+import { LeaseKeeper } from './lease-keeper.js';
+import type { RaftNodeInit } from './options.js';
 
 export type { NodeCounters } from './counters.js';
+export type { HostStatus } from './host.js';
 export type { MemberAddress, MemberClientUrls, MemberUpdate } from './member-table.js';
 export type { MemberChange } from './membership.js';
 export {
@@ -61,288 +31,83 @@ export {
 } from './options.js';
 
 /** What this node knows about the cluster, for observers (`/v1/cluster`, `status`). */
-export interface NodeStatus extends Status {
-  readonly name: string;
-  readonly clusterId: number;
+export interface NodeStatus extends HostStatus {
+  /** The KV store's applied index. */
   readonly kvApplied: number;
   readonly revision: number;
-  readonly confState: ConfState;
 }
 
-/** One raft group with its storage, transport and state machine. */
-export class RaftNode {
-  readonly options: RaftNodeOptions;
-  /** Counters for metrics. */
-  readonly counters: NodeCounters = newNodeCounters();
-  /**
-   * Per-stage latencies of this node's writes: set `writeTrace.observe` to receive them
-   * (the server exports them as a histogram; see write-trace.ts).
-   */
-  readonly writeTrace = new WriteTrace();
+/** One raft group with its storage, transport and the KV store. */
+export class RaftNode extends Host {
+  private readonly leases: LeaseKeeper;
 
-  // Process-wide I/O (with many groups, a host would share these among them).
-  private readonly storage: FileStorage;
-  private readonly transport: TcpTransport;
-  private readonly lock: DataDirLock;
-  private readonly timer = new TickTimer();
-  private readonly lifecycle: Lifecycle;
-  private readonly loop: ReadyLoop;
-  // The raft group: its core, its state machine and its replica concerns.
-  private readonly raw: RawNode;
-  private readonly kv: LmdbKvBackend;
-  private readonly replica: Replica;
-
-  private constructor(recovered: RecoveredMember, transport: TcpTransport, lock: DataDirLock) {
-    const { options, raw, storage, kv } = recovered;
-    const { counters } = this;
-    this.options = options;
-    this.raw = raw;
-    this.storage = storage;
-    this.kv = kv;
-    this.transport = transport;
-    this.lock = lock;
-    const lifecycle = new Lifecycle({
-      stopTimer: () => this.timer.stop(),
-      failAll: (error) => this.replica.failAll(error),
-      stopTransport: () => transport.stop(),
-      close: () => this.close(),
-      lockReleased: () => lock.released,
-      logger: options.logger,
-      onFatal: options.onFatal,
-    });
-    this.lifecycle = lifecycle;
-    const wake = (): void => this.wake();
-    const { members } = recovered;
-    const trace = this.writeTrace;
-    this.replica = new Replica({
-      options,
-      counters,
-      trace,
-      raw,
-      storage,
-      kv,
-      peers: transport,
-      members,
-      lifecycle,
-      wake,
-    });
-    this.loop = new ReadyLoop({
-      raw,
-      storage,
-      transport,
-      counters,
-      trace,
-      handler: this.replica,
-      stopped: () => lifecycle.stopped,
-      fail: (error) => lifecycle.fail(error),
+  private constructor(
+    parts: HostParts,
+    private readonly kv: KvOnDiskStateMachine<LmdbKvBackend>,
+  ) {
+    super(parts);
+    const replica = this.replica;
+    this.leases = new LeaseKeeper({
+      leaderSinceMs: () => replica.leadership.leaderSinceMs,
+      leases: () => kv.backend.leaseList(),
+      canPropose: () => replica.canPropose(),
+      revoke: (id) => this.propose({ type: 'leaseRevoke', id }),
+      logger: this.options.logger,
     });
   }
 
   /**
-   * Opens (or bootstraps) the data directory, recovers storage and the state machine,
-   * starts the transport and the tick timer. Throws `INVALID_CONFIG` when the data
-   * directory belongs to another member or cluster.
+   * Opens (or bootstraps) the data directory, recovers storage and the KV store (in
+   * `dataDir/kv`), starts the transport and the tick timer. Throws `INVALID_CONFIG` when the
+   * data directory belongs to another member or cluster.
    */
-  static async start(init: RaftNodeInit): Promise<RaftNode> {
-    const given: RaftNodeOptions = { ...DEFAULT_RAFT_NODE_OPTIONS, ...init };
-    await mkdir(given.dataDir, { recursive: true });
-    const lock = await acquireLock(given.dataDir);
-    try {
-      const recovered = await recoverMember(given);
-      const { options, raw, kv } = recovered;
-      let node: RaftNode | undefined;
-      const transport = new TcpTransport({
-        nodeId: options.id,
-        clusterId: options.clusterId,
-        listen: options.listenPeer,
-        peers: initialPeers(options.id, recovered.members, raw.confState()),
-        onMessage: (m) => node?.onMessage(m),
-        onUnreachable: (peer) => node?.onReport(() => raw.reportUnreachable(peer)),
-        onSnapshotStatus: (peer, ok) => node?.onReport(() => raw.reportSnapshot(peer, ok)),
-        onError: (error) => options.logger.warn(`transport: ${error.message}`),
-        logger: { warn: (m) => options.logger.warn(m), error: (m) => options.logger.error(m) },
-        clusterInfo: () => JSON.stringify(node?.clusterInfo() ?? {}),
-      });
-      node = new RaftNode(recovered, transport, lock);
-      await transport.start();
-      node.timer.start(options.tickMs, () => node?.onTimer());
-      options.logger.info(
-        `node ${options.name} (${options.id}) started: applied ${kv.appliedIndex}, ` +
-          `voters [${raw.confState().voters.join(',')}]`,
-      );
-      node.wake();
-      if (options.clientUrls !== undefined) node.replica.publish(options.clientUrls);
-      return node;
-    } catch (error) {
-      await lock.release();
-      throw error;
-    }
+  static start(init: RaftNodeInit): Promise<RaftNode> {
+    const kvNoSync = init.kvNoSync ?? false;
+    const kv = new KvOnDiskStateMachine(() =>
+      LmdbKvBackend.open(join(init.dataDir, 'kv'), { noSync: kvNoSync }),
+    );
+    return Host.launch(init, kv, (parts) => new RaftNode(parts, kv));
   }
 
   // ------------------------------------------------------------------ client API
 
   /**
    * Proposes a KV command and resolves with its outcome once it has been applied on this
-   * node (a deterministic KV error is an outcome, `{ok: false}`). Rejects with a
-   * {@link NodeError}: `TOO_MANY_REQUESTS` (back-pressure), `NO_LEADER` (no leader within
-   * the timeout; nothing was proposed), `TIMEOUT` (proposed, outcome unknown),
-   * `PROPOSAL_DROPPED`, `STOPPED`, `FATAL`; or with a `KvError` for an invalid command.
+   * node (a deterministic KV error is an outcome, `{ok: false}`). Rejects like
+   * {@link Host.proposeCommand}, or with a `KvError` for an invalid command.
    */
-  propose(command: KvCommand): Promise<KvResult> {
-    return this.replica.propose(command);
+  async propose(command: KvCommand): Promise<KvResult> {
+    validateCommand(command, this.kv.backend.options);
+    return (await this.proposeCommand(command)) as KvResult;
   }
 
   /**
-   * Reads a range. `linearizable` waits for a ReadIndex barrier confirmed by a quorum and
-   * for this node to apply up to it (followers ask the leader); `serializable` answers from
-   * local state at once (possibly stale). Rejects like {@link RaftNode.propose}, or with a
-   * `KvError` (`COMPACTED`, `FUTURE_REV`, `INVALID_ARGUMENT`).
+   * Reads a range (see {@link Host.readQuery} for the consistencies). Rejects like
+   * {@link RaftNode.propose}, or with a `KvError` (`COMPACTED`, `FUTURE_REV`,
+   * `INVALID_ARGUMENT`).
    */
-  read(
+  async read(
     request: RangeRequest,
     consistency: 'linearizable' | 'serializable' = 'linearizable',
   ): Promise<RangeResponse> {
-    return this.replica.read(request, consistency);
+    if (consistency === 'linearizable')
+      validateCommand({ type: 'range', ...request }, this.kv.backend.options);
+    return (await this.readQuery(request, consistency)) as RangeResponse;
   }
 
-  /** Resolves once a leader is known (immediately if one is), or false after `timeoutMs`. */
-  waitForLeader(timeoutMs: number): Promise<boolean> {
-    return this.replica.leadership.waitForLeader(timeoutMs);
-  }
-
-  /** This node's view of the group. */
-  status(): NodeStatus {
-    return {
-      ...this.raw.status(),
-      name: this.options.name,
-      clusterId: this.options.clusterId,
-      kvApplied: this.kv.appliedIndex,
-      revision: this.kv.revision,
-      confState: this.raw.confState(),
-    };
-  }
-
-  /** The node's role, for a quick check. */
-  get role(): Role {
-    return this.raw.status().role;
-  }
-
-  /** The current raft term (cheaper than {@link RaftNode.status}; etcd response headers carry it). */
-  get term(): number {
-    return this.raw.status().term;
+  /** This node's view of the group, with the KV store's position. */
+  override status(): NodeStatus {
+    const backend = this.kv.backend;
+    return { ...super.status(), kvApplied: backend.appliedIndex, revision: backend.revision };
   }
 
   /** The local key-value backend (for watches and lease queries served locally). */
   get backend(): LmdbKvBackend {
-    return this.kv;
+    return this.kv.backend;
   }
 
-  /** The transport's counters. */
-  transportStats(): ReturnType<TcpTransport['stats']> {
-    return this.transport.stats();
-  }
-
-  /** Asks the leader to hand leadership to `transferee`. */
-  transferLeadership(transferee: number): void {
-    this.lifecycle.ensureRunning();
-    this.replica.catchUpTicks();
-    this.raw.transferLeadership(transferee);
-    this.wake();
-  }
-
-  /**
-   * Name, peer address and client URLs of every member this node knows of (removed ones
-   * included; the configuration is in {@link RaftNode.status}'s `confState`).
-   */
-  members(): ReadonlyMap<number, MemberAddress> {
-    return this.replica.membership.members;
-  }
-
-  /** Whether `id` is in the applied configuration (a voter or a learner, joint halves included). */
-  isMember(id: number): boolean {
-    return this.replica.membership.isMember(id);
-  }
-
-  /**
-   * What this node answers a joining member's cluster query with (see join.ts): the cluster
-   * id and the configured members.
-   */
-  clusterInfo(): { clusterId: number; members: unknown[] } {
-    return { clusterId: this.options.clusterId, members: this.replica.membership.configuredMembers() };
-  }
-
-  /**
-   * Proposes a replicated change of a member's attributes (see member-table.ts: `publish`
-   * of its own name and client URLs, `peer` for etcd's `MemberUpdate`) and resolves once this
-   * node has applied it. Rejects like {@link RaftNode.propose}.
-   */
-  proposeMemberUpdate(update: MemberUpdate): Promise<void> {
-    return this.replica.proposeMemberUpdate(update);
-  }
-
-  /**
-   * Proposes a membership change on the leader and resolves once this node has applied it.
-   * The entry's context carries the member's name and peer address (JSON), so every node
-   * learns the address when it applies the change. Throws a `RaftError` when the core
-   * refuses (`NOT_LEADER`, `CONF_CHANGE_IN_PROGRESS`, `NODE_ID_REUSED`, `LEARNER_NOT_READY`,
-   * `INVALID_CONF_CHANGE`); rejects with `TIMEOUT` when not applied within the request timeout.
-   */
-  proposeMemberChange(change: MemberChange): Promise<void> {
-    return this.replica.proposeMemberChange(change);
-  }
-
-  /** The fatal error that stopped the node, if any. */
-  get failure(): unknown {
-    return this.lifecycle.failure;
-  }
-
-  /** Stops the node: fails waiting requests with `STOPPED`, closes transport, storage and KV. */
-  stop(): Promise<void> {
-    return this.lifecycle.stop();
-  }
-
-  // ------------------------------------------------------------------ inputs
-
-  /** The tick timer: catch up on ticks, re-issue stale read barriers, expire leases. */
-  private onTimer(): void {
-    if (this.lifecycle.stopped) return;
-    this.replica.onTimer();
-    this.wake();
-  }
-
-  private onMessage(message: Message): void {
-    if (this.lifecycle.stopped) return;
-    this.counters.messagesReceived++;
-    if (this.writeTrace.enabled) this.writeTrace.receivedMessage(message, performance.now());
-    this.replica.catchUpTicks();
-    try {
-      this.raw.step(message);
-    } catch (error) {
-      // A refused local request (e.g. a forwarded proposal at a non-leader) is not fatal.
-      if (!isRaftError(error)) throw error;
-    }
-    this.wake();
-  }
-
-  private onReport(report: () => void): void {
-    if (this.lifecycle.stopped) return;
-    this.replica.catchUpTicks();
-    report();
-    this.wake();
-  }
-
-  /** Schedules the Ready loop; calls in one event-loop turn share one pass. */
-  private wake(): void {
-    this.loop.wake();
-  }
-
-  /** Closes transport, waits for work in flight, closes storage and KV, releases the lock. */
-  private async close(): Promise<void> {
-    await this.transport.stop().catch(() => {});
-    await this.loop.current.catch(() => {});
-    await this.replica.snapshots.pending?.catch(() => {});
-    await this.storage.close().catch(() => {});
-    await this.kv.close().catch(() => {});
-    await this.lock.release();
+  /** On the leader: proposes a revoke for every lease whose time is up. */
+  protected override onTick(): void {
+    this.leases.scan();
   }
 }

@@ -6,15 +6,15 @@
  * that went to a leader that has since changed, is issued again: a fresh barrier is as good
  * as the old one.
  */
-import type { KvBackend, RangeRequest, RangeResponse } from '../kv/index.js';
 import { isRaftError, type RawNode, type ReadState } from '../raft/index.js';
 import type { NodeCounters } from './counters.js';
 import { NodeError } from './errors.js';
+import type { MachineDriver } from './machine-driver.js';
 import type { RaftNodeOptions } from './options.js';
 
 interface PendingRead {
-  readonly request: RangeRequest;
-  readonly resolve: (response: RangeResponse) => void;
+  readonly query: unknown;
+  readonly resolve: (answer: unknown) => void;
   readonly reject: (error: Error) => void;
   readonly timer: NodeJS.Timeout;
   done: boolean;
@@ -32,7 +32,7 @@ export interface ReadDeps {
   /** The group's core: whether a leader is known, and where barriers go. */
   readonly raw: Pick<RawNode, 'status' | 'readIndex'>;
   /** The state machine reads are served from. */
-  readonly kv: Pick<KvBackend, 'range' | 'appliedIndex'>;
+  readonly machine: Pick<MachineDriver, 'query' | 'appliedIndex'>;
   readonly options: Pick<RaftNodeOptions, 'pendingReadsMax' | 'requestTimeoutMs' | 'electionTicks'>;
   readonly counters: NodeCounters;
   /** The group's tick count (see ticker.ts), which barriers are aged by. */
@@ -51,17 +51,17 @@ export class ReadTracker {
   constructor(private readonly deps: ReadDeps) {}
 
   /**
-   * Queues a (validated) linearizable read; resolves once it is served. Throws
-   * `TOO_MANY_REQUESTS` when too many reads wait.
+   * Queues a (validated) linearizable read; resolves with the state machine's answer to
+   * `query` once it is served. Throws `TOO_MANY_REQUESTS` when too many reads wait.
    */
-  enqueue(request: RangeRequest): Promise<RangeResponse> {
+  enqueue(query: unknown): Promise<unknown> {
     const { pendingReadsMax, requestTimeoutMs } = this.deps.options;
     if (this.pendingCount >= pendingReadsMax) {
       throw new NodeError('TOO_MANY_REQUESTS', `too many pending reads (${pendingReadsMax})`);
     }
-    return new Promise<RangeResponse>((resolve, reject) => {
+    return new Promise<unknown>((resolve, reject) => {
       const read: PendingRead = {
-        request,
+        query,
         resolve,
         reject,
         done: false,
@@ -108,12 +108,12 @@ export class ReadTracker {
 
   /** Serves released reads whose index this node has applied. */
   serve(): void {
-    const kv = this.deps.kv;
-    const applied = kv.appliedIndex;
+    const machine = this.deps.machine;
+    const applied = machine.appliedIndex;
     for (const [key, batch] of this.batches) {
       if (batch.index === 0 || batch.index > applied) continue;
       this.batches.delete(key);
-      for (const read of batch.reads) this.finish(read, () => read.resolve(kv.range(read.request)));
+      for (const read of batch.reads) this.finish(read, () => read.resolve(machine.query(read.query)));
     }
   }
 
@@ -169,10 +169,11 @@ export class ReadTracker {
     if (read.done) return;
     this.deps.counters.readTimeouts++;
     const timeoutMs = this.deps.options.requestTimeoutMs;
+    const leaderHint = this.deps.raw.status().leader;
     const error =
-      this.deps.raw.status().leader === 0
+      leaderHint === 0
         ? new NodeError('NO_LEADER', `no leader within ${timeoutMs} ms`)
-        : new NodeError('TIMEOUT', `read not confirmed within ${timeoutMs} ms`);
+        : new NodeError('TIMEOUT', `read not confirmed within ${timeoutMs} ms`, { leaderHint });
     this.finish(read, () => {
       throw error;
     });

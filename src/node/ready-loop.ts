@@ -6,8 +6,8 @@
  * 2. `hardState`, `entries` and a received `snapshot` are made durable with one
  *    `FileStorage.save` (one fdatasync: group commit per Ready);
  * 3. every other message (votes, acknowledgements) is sent;
- * 4. a received snapshot is restored into the KV store, then committed entries are applied
- *    in order (`applyBatch`; conf changes through the core and `saveConfState`);
+ * 4. a received snapshot is restored into the state machine, then committed entries are
+ *    applied in order (its `apply`; conf changes through the core and `saveConfState`);
  * 5. read barriers (`readStates`) are recorded and reads served once applied reaches them;
  * 6. `advance`.
  *

@@ -1,20 +1,12 @@
 /**
  * One raft group's replica: its core, its state machine and the concerns around them —
- * proposals, reads, applying committed entries, snapshot policy, membership, leader tracking
- * and lease expiry — wired together. It is the group's side of each Ready (a
+ * proposals, reads, applying committed entries, snapshot policy, membership and leader
+ * tracking — wired together. It knows the state machine only through the public interface
+ * (state-machine.ts, driven by machine-driver.ts): commands and queries are opaque values. It is the group's side of each Ready (a
  * {@link ReadyHandler}); the process-wide I/O (the Ready loop's persist and send, the
  * transport, the tick timer, the lifecycle) belongs to the runtime (raft-node.ts) and is
  * reached through {@link ReplicaDeps}.
  */
-import {
-  encodeCommand,
-  type KvBackend,
-  type KvCommand,
-  type KvResult,
-  type RangeRequest,
-  type RangeResponse,
-  validateCommand,
-} from '../kv/index.js';
 import type { RawNode, Ready } from '../raft/index.js';
 import type { FileStorage } from '../storage/index.js';
 import { Applier } from './apply.js';
@@ -22,8 +14,8 @@ import type { NodeCounters } from './counters.js';
 import { wrapCommand } from './envelope.js';
 import type { NodeError } from './errors.js';
 import { LeaderWatch } from './leadership.js';
-import { LeaseKeeper } from './lease-keeper.js';
 import type { Lifecycle } from './lifecycle.js';
+import type { MachineDriver } from './machine-driver.js';
 import {
   type MemberAddress,
   type MemberClientUrls,
@@ -32,7 +24,7 @@ import {
 } from './member-table.js';
 import { type MemberChange, Membership, type PeerDirectory, publishUntilApplied } from './membership.js';
 import type { RaftNodeOptions } from './options.js';
-import { ProposalTracker } from './proposals.js';
+import { type EnqueueOptions, ProposalTracker } from './proposals.js';
 import { ReadTracker } from './reads.js';
 import type { ReadyHandler } from './ready-loop.js';
 import { SnapshotScheduler } from './snapshots.js';
@@ -50,7 +42,7 @@ export interface ReplicaDeps {
   /** The group's log storage (applied configurations, snapshot files, compaction). */
   readonly storage: FileStorage;
   /** The group's state machine. */
-  readonly kv: KvBackend;
+  readonly machine: MachineDriver;
   /** The transport's peers, which membership changes edit. */
   readonly peers: PeerDirectory;
   /** The member table recovered on start. */
@@ -74,24 +66,23 @@ export class Replica implements ReadyHandler {
   /** Snapshot policy, taking and installing snapshots. */
   readonly snapshots: SnapshotScheduler;
   private readonly clock: TickClock;
-  private readonly leases: LeaseKeeper;
   private readonly applier: Applier;
 
   constructor(private readonly deps: ReplicaDeps) {
-    const { options, counters, raw, storage, kv, wake } = deps;
+    const { options, counters, raw, storage, machine, wake } = deps;
     const { id: selfId, dataDir, requestTimeoutMs, logger } = options;
     this.clock = new TickClock(options.tickMs, () => raw.tick());
     const ticks = (): number => this.clock.delivered;
     const proposals = new ProposalTracker({
       raw,
-      appliedIndex: () => kv.appliedIndex,
+      appliedIndex: () => machine.appliedIndex,
       options,
       counters,
       trace: deps.trace,
       wake,
     });
     this.proposals = proposals;
-    this.reads = new ReadTracker({ raw, kv, options, counters, ticks, wake });
+    this.reads = new ReadTracker({ raw, machine, options, counters, ticks, wake });
     const peers = deps.peers;
     const membership = new Membership(
       { selfId, dataDir, raw, peers, requestTimeoutMs, logger },
@@ -100,16 +91,9 @@ export class Replica implements ReadyHandler {
     this.membership = membership;
     const onLeaderChange = (leader: number, term: number): void => this.onLeaderChange(leader, term);
     this.leadership = new LeaderWatch({ selfId, raw, onLeaderChange });
-    this.leases = new LeaseKeeper({
-      leaderSinceMs: () => this.leadership.leaderSinceMs,
-      leases: () => kv.leaseList(),
-      canPropose: () => proposals.size < options.pendingProposalsMax,
-      revoke: (id) => this.propose({ type: 'leaseRevoke', id }),
-      logger,
-    });
     const fail = (error: unknown): void => deps.lifecycle.fail(error);
-    this.snapshots = new SnapshotScheduler({ options, raw, storage, kv, membership, counters, fail });
-    this.applier = new Applier({ raw, storage, kv, proposals, membership, counters, logger });
+    this.snapshots = new SnapshotScheduler({ options, raw, storage, machine, membership, counters, fail });
+    this.applier = new Applier({ raw, storage, machine, proposals, membership, counters, logger });
   }
 
   /** Delivers every tick the monotonic clock says is due, before any other input. */
@@ -117,33 +101,36 @@ export class Replica implements ReadyHandler {
     this.deps.counters.ticks += this.clock.catchUp();
   }
 
-  /** The tick timer's work: catch up on ticks, re-issue stale read barriers, expire leases. */
+  /** The tick timer's work: catch up on ticks, re-issue stale read barriers. */
   onTimer(): void {
     this.catchUpTicks();
     this.reads.reissueStale();
-    this.leases.scan();
   }
 
-  /** Proposes a KV command; see `RaftNode.propose`. */
-  async propose(command: KvCommand): Promise<KvResult> {
+  /** Whether another proposal may be made now (the pending-proposal limit is not reached). */
+  canPropose(): boolean {
+    return this.proposals.size < this.deps.options.pendingProposalsMax;
+  }
+
+  /**
+   * Proposes a state machine command (encoded by its codec); resolves with the state
+   * machine's result once applied here. See `Host.proposeCommand`.
+   */
+  async propose(command: unknown, options: EnqueueOptions = {}): Promise<unknown> {
     this.deps.lifecycle.ensureRunning();
-    validateCommand(command, this.deps.kv.options);
     this.proposals.checkBackPressure();
-    const result = await this.proposals.enqueue((origin, seq) =>
-      wrapCommand(origin, seq, encodeCommand(command)),
-    );
-    return result as KvResult;
+    const bytes = this.deps.machine.codec.encode(command);
+    return this.proposals.enqueue((origin, seq) => wrapCommand(origin, seq, bytes), options);
   }
 
-  /** Reads a range; see `RaftNode.read`. */
-  async read(request: RangeRequest, consistency: 'linearizable' | 'serializable'): Promise<RangeResponse> {
+  /** Answers a query from the state machine; see `Host.readQuery`. */
+  async read(query: unknown, consistency: 'linearizable' | 'serializable'): Promise<unknown> {
     this.deps.lifecycle.ensureRunning();
     if (consistency === 'serializable') {
       this.deps.counters.readsServed++;
-      return this.deps.kv.range(request);
+      return this.deps.machine.query(query);
     }
-    validateCommand({ type: 'range', ...request }, this.deps.kv.options);
-    return this.reads.enqueue(request);
+    return this.reads.enqueue(query);
   }
 
   /** Proposes a replicated change of a member's attributes; see `RaftNode.proposeMemberUpdate`. */

@@ -1,12 +1,11 @@
 /**
  * What a member does on start before it runs: checks that the data directory is its own,
  * learns its identity from the cluster when joining with a fresh directory, bootstraps a
- * fresh directory, and recovers storage, the KV store, the membership and the member table
- * into a consistent state to build the raft core on.
+ * fresh directory, and recovers storage, the state machine, the membership and the member
+ * table into a consistent state to build the raft core on.
  */
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
-import { LmdbKvBackend } from '../kv/index.js';
 import {
   type ConfState,
   EMPTY_CONF_STATE,
@@ -18,15 +17,16 @@ import {
 } from '../raft/index.js';
 import { FileStorage } from '../storage/index.js';
 import type { PeerAddress } from '../transport/index.js';
-import { frameChunks } from './envelope.js';
+import { frameChunksAsync } from './envelope.js';
 import { NodeError } from './errors.js';
 import { discoverCluster } from './join.js';
+import type { MachineDriver } from './machine-driver.js';
 import { type MemberFile, readMemberFile, writeMemberFile } from './member-file.js';
 import {
   loadMemberTable,
   type MemberAddress,
+  raftSnapshotChunks,
   readMembersFile,
-  snapshotChunks,
   splitSnapshotData,
   writeMembersFile,
 } from './member-table.js';
@@ -37,8 +37,9 @@ export interface RecoveredMember {
   /** The options with the member's real id and cluster id (from `member.json` or the cluster). */
   readonly options: RaftNodeOptions;
   readonly storage: FileStorage;
-  readonly kv: LmdbKvBackend;
-  /** The raft core, built on the recovered storage at the KV store's applied index. */
+  /** The state machine, opened and brought up to at least the raft snapshot. */
+  readonly machine: MachineDriver;
+  /** The raft core, built on the recovered storage at the state machine's applied index. */
   readonly raw: RawNode;
   /** The member table (see {@link loadMemberTable}). */
   readonly members: Map<number, MemberAddress>;
@@ -49,7 +50,10 @@ export interface RecoveredMember {
  * storage, the state machine, the membership and the member table. Throws `INVALID_CONFIG`
  * when the data directory belongs to another member or cluster.
  */
-export async function recoverMember(options: RaftNodeOptions): Promise<RecoveredMember> {
+export async function recoverMember(
+  options: RaftNodeOptions,
+  machine: MachineDriver,
+): Promise<RecoveredMember> {
   const member = await checkMemberFile(options);
   if (member !== undefined) {
     options = { ...options, id: member.id, clusterId: member.clusterId };
@@ -57,18 +61,18 @@ export async function recoverMember(options: RaftNodeOptions): Promise<Recovered
     options = await joinOptions(options);
   }
   const storage = await FileStorage.open(join(options.dataDir, 'raft'));
-  const kv = LmdbKvBackend.open(join(options.dataDir, 'kv'), { noSync: options.kvNoSync });
-  if (member === undefined) await bootstrap(options, storage, kv);
-  await recoverKv(storage, kv, options.logger);
-  const replayed = await deriveMembership(storage, kv.appliedIndex);
+  await machine.open();
+  if (member === undefined) await bootstrap(options, storage, machine);
+  await recoverMachine(storage, machine, options.logger);
+  const replayed = await deriveMembership(storage, machine.appliedIndex);
   const members = await loadMemberTable(
     options.dataDir,
     options.members,
     storage.snapshot().data,
     replayed.entries,
   );
-  const raw = new RawNode(storage, raftOptions(options, kv.appliedIndex));
-  return { options, storage, kv, raw, members };
+  const raw = new RawNode(storage, raftOptions(options, machine.appliedIndex));
+  return { options, storage, machine, raw, members };
 }
 
 /** The peers the transport starts with: every known member but this one and removed ones. */
@@ -154,23 +158,37 @@ function hex(n: number): string {
 
 /**
  * Bootstraps a fresh data directory. With `new`, the initial membership becomes a snapshot
- * at index 1 (term 1) whose data is the KV store after applying an empty entry 1, exactly
+ * at index 1 (term 1) whose data is the state machine after applying an empty entry 1, exactly
  * as the simulator does: a node added later with an empty log then starts from a snapshot
  * that carries the membership. Every step is idempotent, so a crash midway is redone.
  */
-async function bootstrap(options: RaftNodeOptions, storage: FileStorage, kv: LmdbKvBackend): Promise<void> {
+async function bootstrap(
+  options: RaftNodeOptions,
+  storage: FileStorage,
+  machine: MachineDriver,
+): Promise<void> {
   const empty = storage.lastIndex() === 0 && storage.snapshot().meta.index === 0;
   if (options.initialClusterState === 'new' && empty) {
-    if (kv.appliedIndex === 0) kv.applyBatch([{ index: 1, command: null }]);
-    if (kv.appliedIndex !== 1) {
-      throw new NodeError('INVALID_CONFIG', `fresh raft log but the KV store is at index ${kv.appliedIndex}`);
+    if (machine.appliedIndex === 0) await machine.apply([{ index: 1, command: null }]);
+    if (machine.appliedIndex !== 1) {
+      throw new NodeError(
+        'INVALID_CONFIG',
+        `fresh raft log but the state machine is at index ${machine.appliedIndex}`,
+      );
     }
-    await kv.sync();
+    await machine.sync();
     const voters = [...options.members.keys()].sort((a, b) => a - b);
+    const view = await machine.openSnapshot();
+    let data: Uint8Array;
+    try {
+      data = await frameChunksAsync(raftSnapshotChunks(options.members, view.chunks()));
+    } finally {
+      view.close();
+    }
     await storage.save({
       snapshot: {
         meta: { index: 1, term: 1, confState: { ...EMPTY_CONF_STATE, voters } },
-        data: frameChunks(snapshotChunks(options.members, kv.snapshot())),
+        data,
       },
       hardState: { term: 1, vote: 0, commit: 1 },
       entries: [],
@@ -188,21 +206,28 @@ async function bootstrap(options: RaftNodeOptions, storage: FileStorage, kv: Lmd
   });
 }
 
-/** Brings the KV store up to the raft snapshot if it is behind it (see docs/kv.md). */
-async function recoverKv(storage: FileStorage, kv: LmdbKvBackend, logger: NodeLogger): Promise<void> {
+/**
+ * Brings the state machine up to the raft snapshot if it is behind it: always for an
+ * in-memory one, which starts empty; for the KV store see docs/kv.md.
+ */
+async function recoverMachine(
+  storage: FileStorage,
+  machine: MachineDriver,
+  logger: NodeLogger,
+): Promise<void> {
   const snapshot = storage.snapshot();
-  if (kv.appliedIndex >= snapshot.meta.index) return;
+  if (machine.appliedIndex >= snapshot.meta.index) return;
   logger.info(
-    `KV store at ${kv.appliedIndex} is behind the snapshot at ${snapshot.meta.index}: restoring it`,
+    `state machine at ${machine.appliedIndex} is behind the snapshot at ${snapshot.meta.index}: restoring it`,
   );
-  await kv.restore(splitSnapshotData(snapshot.data).kvChunks);
+  await machine.restore(snapshot.meta.index, splitSnapshotData(snapshot.data).kvChunks);
 }
 
 /**
  * Sets the stored membership to the one the state machine's applied index implies: the
  * snapshot's membership plus every conf change in the log up to that index. The membership
  * saved when a change was applied cannot be trusted alone: a crash between saving it and the
- * KV store recording the same entry as applied would apply that change twice on restart.
+ * state machine recording the same entry as applied would apply that change twice on restart.
  */
 async function deriveMembership(
   storage: FileStorage,

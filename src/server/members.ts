@@ -10,8 +10,7 @@
  * | `DELETE /v1/members/{id}` | removes a member; the leader itself: 409 `MEMBER_IS_LEADER` (move leadership first) |
  * | `POST /v1/leader` `{id}` | transfers leadership to voter `id`, resolves once it leads |
  */
-import { nodeIdFromName, parseHostPort } from '../node/identity.js';
-import type { RaftNode } from '../node/index.js';
+import { nodeIdFromName, parseHostPort, type RaftNode } from '../node/index.js';
 import { isRaftError } from '../raft/index.js';
 import { HttpError } from './errors.js';
 import { asObject, badRequest, boolField } from './json.js';

@@ -1,0 +1,334 @@
+/**
+ * The host of one raft group: it drives a {@link RawNode} with real time, durable storage
+ * ({@link FileStorage}), the TCP transport and a state machine behind the public interface
+ * (state-machine.ts). `RaftNode` (the KV store) and `createNode` (any state machine) are
+ * both a host with one replica; later slices host many.
+ *
+ * One sequential loop handles each Ready in the order the core's contract requires (see
+ * ready-loop.ts): send a leader's appends at once, persist with one fsync, send the rest,
+ * apply, record read barriers and serve reads, advance.
+ *
+ * Client proposals and reads that arrive while a Ready is in flight are queued and go into
+ * the core together before the next Ready, so one fsync covers all of them. Ticks come from
+ * a timer but are counted by the monotonic clock: before any other input the runtime
+ * delivers every tick that should have happened, so a process that was paused (SIGSTOP, a
+ * long GC) learns at once that its election timeout or leader lease ran out.
+ *
+ * A storage failure is fatal: the loop stops before sending or applying anything that
+ * depended on the failed write, every waiting request fails with `FATAL`, and `onFatal` is
+ * called (the serve command exits).
+ *
+ * Process-wide I/O, here: startup.ts (opening and recovering the data directory), the tick
+ * timer (ticker.ts), ready-loop.ts (persist and send, in order), lifecycle.ts (stop and fatal
+ * failure), and the transport. The raft group's concerns are its {@link Replica}.
+ */
+import { mkdir } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
+import {
+  type ConfState,
+  isRaftError,
+  type Message,
+  type RawNode,
+  type Role,
+  type Status,
+} from '../raft/index.js';
+import type { FileStorage } from '../storage/index.js';
+import { TcpTransport } from '../transport/index.js';
+import { type NodeCounters, newNodeCounters } from './counters.js';
+import { Lifecycle } from './lifecycle.js';
+import { MachineDriver, type UnknownStateMachine } from './machine-driver.js';
+import { acquireLock, type DataDirLock } from './member-file.js';
+import type { MemberAddress, MemberUpdate } from './member-table.js';
+import type { MemberChange } from './membership.js';
+import { DEFAULT_RAFT_NODE_OPTIONS, type RaftNodeInit, type RaftNodeOptions } from './options.js';
+import type { EnqueueOptions } from './proposals.js';
+import { ReadyLoop } from './ready-loop.js';
+import { Replica } from './replica.js';
+import { initialPeers, type RecoveredMember, recoverMember } from './startup.js';
+import { TickTimer } from './ticker.js';
+import { WriteTrace } from './write-trace.js';
+
+/** What this node knows about its group, for observers. */
+export interface HostStatus extends Status {
+  readonly name: string;
+  readonly clusterId: number;
+  /** The state machine's applied index. */
+  readonly machineApplied: number;
+  readonly confState: ConfState;
+}
+
+/** What a host is built from once its data directory is recovered. */
+export interface HostParts {
+  readonly recovered: RecoveredMember;
+  readonly transport: TcpTransport;
+  readonly lock: DataDirLock;
+}
+
+/** One raft group with its storage, transport and state machine. */
+export class Host {
+  readonly options: RaftNodeOptions;
+  /** Counters for metrics. */
+  readonly counters: NodeCounters = newNodeCounters();
+  /**
+   * Per-stage latencies of this node's writes: set `writeTrace.observe` to receive them
+   * (the server exports them as a histogram; see write-trace.ts).
+   */
+  readonly writeTrace = new WriteTrace();
+
+  // Process-wide I/O (with many groups, a host would share these among them).
+  private readonly storage: FileStorage;
+  private readonly transport: TcpTransport;
+  private readonly lock: DataDirLock;
+  private readonly timer = new TickTimer();
+  private readonly lifecycle: Lifecycle;
+  private readonly loop: ReadyLoop;
+  // The raft group: its core, its state machine and its replica concerns.
+  protected readonly raw: RawNode;
+  private readonly machine: MachineDriver;
+  protected readonly replica: Replica;
+
+  protected constructor({ recovered, transport, lock }: HostParts) {
+    const { options, raw, storage, machine } = recovered;
+    const { counters } = this;
+    this.options = options;
+    this.raw = raw;
+    this.storage = storage;
+    this.machine = machine;
+    this.transport = transport;
+    this.lock = lock;
+    const lifecycle = new Lifecycle({
+      stopTimer: () => this.timer.stop(),
+      failAll: (error) => this.replica.failAll(error),
+      stopTransport: () => transport.stop(),
+      close: () => this.close(),
+      lockReleased: () => lock.released,
+      logger: options.logger,
+      onFatal: options.onFatal,
+    });
+    this.lifecycle = lifecycle;
+    const wake = (): void => this.wake();
+    const { members } = recovered;
+    const trace = this.writeTrace;
+    const peers = transport;
+    const deps = { options, counters, trace, raw, storage, machine, peers, members, lifecycle, wake };
+    this.replica = new Replica(deps);
+    this.loop = new ReadyLoop({
+      raw,
+      storage,
+      transport,
+      counters,
+      trace,
+      handler: this.replica,
+      stopped: () => lifecycle.stopped,
+      fail: (error) => lifecycle.fail(error),
+    });
+  }
+
+  /**
+   * Opens (or bootstraps) the data directory, recovers storage and `stateMachine`, starts
+   * the transport and the tick timer; `make` builds the host (a subclass) from its parts.
+   * Throws `INVALID_CONFIG` when the data directory belongs to another member or cluster.
+   */
+  protected static async launch<H extends Host>(
+    init: RaftNodeInit,
+    stateMachine: UnknownStateMachine,
+    make: (parts: HostParts) => H,
+  ): Promise<H> {
+    const given: RaftNodeOptions = { ...DEFAULT_RAFT_NODE_OPTIONS, ...init };
+    await mkdir(given.dataDir, { recursive: true });
+    const lock = await acquireLock(given.dataDir);
+    try {
+      const recovered = await recoverMember(given, new MachineDriver(stateMachine));
+      const { options, raw, machine } = recovered;
+      let node: H | undefined;
+      const transport = new TcpTransport({
+        nodeId: options.id,
+        clusterId: options.clusterId,
+        listen: options.listenPeer,
+        peers: initialPeers(options.id, recovered.members, raw.confState()),
+        onMessage: (m) => node?.onMessage(m),
+        onUnreachable: (peer) => node?.onReport(() => raw.reportUnreachable(peer)),
+        onSnapshotStatus: (peer, ok) => node?.onReport(() => raw.reportSnapshot(peer, ok)),
+        onError: (error) => options.logger.warn(`transport: ${error.message}`),
+        logger: { warn: (m) => options.logger.warn(m), error: (m) => options.logger.error(m) },
+        clusterInfo: () => JSON.stringify(node?.clusterInfo() ?? {}),
+      });
+      node = make({ recovered, transport, lock });
+      await transport.start();
+      const started = node;
+      started.timer.start(options.tickMs, () => started.onTimer());
+      options.logger.info(
+        `node ${options.name} (${options.id}) started: applied ${machine.appliedIndex}, ` +
+          `voters [${raw.confState().voters.join(',')}]`,
+      );
+      started.wake();
+      if (options.clientUrls !== undefined) started.replica.publish(options.clientUrls);
+      return started;
+    } catch (error) {
+      await stateMachine.close().catch(() => {});
+      await lock.release();
+      throw error;
+    }
+  }
+
+  // ------------------------------------------------------------------ client API
+
+  /**
+   * Proposes a state machine command and resolves with its result once it has been applied
+   * on this node. Rejects with a {@link NodeError}: `TOO_MANY_REQUESTS` (back-pressure),
+   * `NO_LEADER` (no leader within the timeout; nothing was proposed), `TIMEOUT` (proposed,
+   * outcome unknown), `PROPOSAL_DROPPED`, `STOPPED`, `FATAL`; or with the signal's reason.
+   */
+  proposeCommand(command: unknown, options: EnqueueOptions = {}): Promise<unknown> {
+    return this.replica.propose(command, options);
+  }
+
+  /**
+   * Answers a query from the state machine. `linearizable` waits for a ReadIndex barrier
+   * confirmed by a quorum and for this node to apply up to it (followers ask the leader);
+   * `serializable` answers from local state at once (possibly stale). Rejects like
+   * {@link Host.proposeCommand}, or with what the state machine's `query` throws.
+   */
+  readQuery(query: unknown, consistency: 'linearizable' | 'serializable'): Promise<unknown> {
+    return this.replica.read(query, consistency);
+  }
+
+  /** Resolves once a leader is known (immediately if one is), or false after `timeoutMs`. */
+  waitForLeader(timeoutMs: number): Promise<boolean> {
+    return this.replica.leadership.waitForLeader(timeoutMs);
+  }
+
+  /** This node's view of the group. */
+  status(): HostStatus {
+    return {
+      ...this.raw.status(),
+      name: this.options.name,
+      clusterId: this.options.clusterId,
+      machineApplied: this.machine.appliedIndex,
+      confState: this.raw.confState(),
+    };
+  }
+
+  /** The node's role, for a quick check. */
+  get role(): Role {
+    return this.raw.status().role;
+  }
+
+  /** The current raft term (cheaper than {@link Host.status}; etcd response headers carry it). */
+  get term(): number {
+    return this.raw.status().term;
+  }
+
+  /** The transport's counters. */
+  transportStats(): ReturnType<TcpTransport['stats']> {
+    return this.transport.stats();
+  }
+
+  /** Asks the leader to hand leadership to `transferee`. */
+  transferLeadership(transferee: number): void {
+    this.lifecycle.ensureRunning();
+    this.replica.catchUpTicks();
+    this.raw.transferLeadership(transferee);
+    this.wake();
+  }
+
+  /**
+   * Name, peer address and client URLs of every member this node knows of (removed ones
+   * included; the configuration is in {@link Host.status}'s `confState`).
+   */
+  members(): ReadonlyMap<number, MemberAddress> {
+    return this.replica.membership.members;
+  }
+
+  /** Whether `id` is in the applied configuration (a voter or a learner, joint halves included). */
+  isMember(id: number): boolean {
+    return this.replica.membership.isMember(id);
+  }
+
+  /**
+   * What this node answers a joining member's cluster query with (see join.ts): the cluster
+   * id and the configured members.
+   */
+  clusterInfo(): { clusterId: number; members: unknown[] } {
+    return { clusterId: this.options.clusterId, members: this.replica.membership.configuredMembers() };
+  }
+
+  /**
+   * Proposes a replicated change of a member's attributes (see member-table.ts: `publish`
+   * of its own name and client URLs, `peer` for etcd's `MemberUpdate`) and resolves once this
+   * node has applied it. Rejects like {@link Host.proposeCommand}.
+   */
+  proposeMemberUpdate(update: MemberUpdate): Promise<void> {
+    return this.replica.proposeMemberUpdate(update);
+  }
+
+  /**
+   * Proposes a membership change on the leader and resolves once this node has applied it.
+   * The entry's context carries the member's name and peer address (JSON), so every node
+   * learns the address when it applies the change. Throws a `RaftError` when the core
+   * refuses (`NOT_LEADER`, `CONF_CHANGE_IN_PROGRESS`, `NODE_ID_REUSED`, `LEARNER_NOT_READY`,
+   * `INVALID_CONF_CHANGE`); rejects with `TIMEOUT` when not applied within the request timeout.
+   */
+  proposeMemberChange(change: MemberChange): Promise<void> {
+    return this.replica.proposeMemberChange(change);
+  }
+
+  /** The fatal error that stopped the node, if any. */
+  get failure(): unknown {
+    return this.lifecycle.failure;
+  }
+
+  /** Stops the node: fails waiting requests with `STOPPED`, closes transport, storage and the state machine. */
+  stop(): Promise<void> {
+    return this.lifecycle.stop();
+  }
+
+  // ------------------------------------------------------------------ inputs
+
+  /** The tick timer's extra work for a subclass (the KV's lease expiry); runs after the replica's. */
+  protected onTick(): void {}
+
+  /** The tick timer: catch up on ticks, re-issue stale read barriers, then {@link Host.onTick}. */
+  private onTimer(): void {
+    if (this.lifecycle.stopped) return;
+    this.replica.onTimer();
+    this.onTick();
+    this.wake();
+  }
+
+  private onMessage(message: Message): void {
+    if (this.lifecycle.stopped) return;
+    this.counters.messagesReceived++;
+    if (this.writeTrace.enabled) this.writeTrace.receivedMessage(message, performance.now());
+    this.replica.catchUpTicks();
+    try {
+      this.raw.step(message);
+    } catch (error) {
+      // A refused local request (e.g. a forwarded proposal at a non-leader) is not fatal.
+      if (!isRaftError(error)) throw error;
+    }
+    this.wake();
+  }
+
+  private onReport(report: () => void): void {
+    if (this.lifecycle.stopped) return;
+    this.replica.catchUpTicks();
+    report();
+    this.wake();
+  }
+
+  /** Schedules the Ready loop; calls in one event-loop turn share one pass. */
+  private wake(): void {
+    this.loop.wake();
+  }
+
+  /** Closes transport, waits for work in flight, closes storage and the state machine, releases the lock. */
+  private async close(): Promise<void> {
+    await this.transport.stop().catch(() => {});
+    await this.loop.current.catch(() => {});
+    await this.replica.snapshots.pending?.catch(() => {});
+    await this.storage.close().catch(() => {});
+    await this.machine.close().catch(() => {});
+    await this.lock.release();
+  }
+}
