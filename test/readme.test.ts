@@ -6,6 +6,8 @@
  * `etcdctl ...`, `curl ...`). A command that exits non-zero fails the test, and so does a
  * ```console command whose output no longer shows the lines printed under it.
  *
+ * Processes a command leaves in the background (`cmd &`) are stopped when its document ends.
+ *
  * Three kinds of command are not run exactly as written, each listed below with its reason:
  * long runs are shortened (fewer seeds, a smaller total) through the same entry point; a
  * command that stays in the foreground (`npm start`) runs in the background until the test
@@ -59,6 +61,11 @@ let cluster: ChildProcess | undefined;
 let clusterOutput = '';
 /** The environment carried from one command to the next (what `export` sets persists). */
 let environment: NodeJS.ProcessEnv = {};
+/**
+ * The process groups of the commands run so far: a command may leave processes behind it in
+ * the background (`cmd &`), which are stopped at the end of each document and of the test.
+ */
+const groups = new Set<number>();
 
 /** Runs a shell command in the clone; resolves with its exit code and output. */
 function sh(
@@ -69,6 +76,7 @@ function sh(
   const script = `${command}\nrc=$?\nenv -0 > '${envFile}'\nexit $rc\n`;
   return new Promise((resolve) => {
     const child = spawn('bash', ['-c', script], { cwd: clone, env: environment, detached: true });
+    if (child.pid !== undefined) groups.add(child.pid);
     let output = '';
     child.stdout.on('data', (d: Buffer) => {
       output += d.toString();
@@ -77,11 +85,18 @@ function sh(
       output += d.toString();
     });
     const timer = setTimeout(() => killGroup(child, 'SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
+    let done = false;
+    const finish = (code: number | null): void => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       if (existsSync(envFile)) environment = parseEnv(readFileSync(envFile, 'utf8'));
       resolve({ code, output });
-    });
+    };
+    child.on('close', (code) => finish(code));
+    // A process the command left in the background (`cmd &`) keeps the output pipes open:
+    // the command is over when bash exits; its last output arrives within a moment.
+    child.on('exit', (code) => setTimeout(() => finish(code), 200));
   });
 }
 
@@ -104,6 +119,26 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 
 /** The command that started the running cluster (run again to restart it). */
 let clusterCommand = '';
+
+/** Stops whatever the commands left running in the background (SIGTERM, then SIGKILL). */
+async function stopLeftovers(): Promise<void> {
+  const signal = (name: NodeJS.Signals): boolean => {
+    let any = false;
+    for (const pid of groups) {
+      try {
+        process.kill(-pid, name);
+        any = true;
+      } catch {
+        groups.delete(pid); // the whole group is gone
+      }
+    }
+    return any;
+  };
+  if (!signal('SIGTERM')) return;
+  await new Promise((r) => setTimeout(r, 1000));
+  signal('SIGKILL');
+  groups.clear();
+}
 
 /** Starts a local cluster's foreground command in the background; resolves once it serves. */
 async function startForeground(run: string): Promise<void> {
@@ -207,6 +242,7 @@ before(async () => {
 
 after(async () => {
   await stopForeground();
+  await stopLeftovers();
   if (root !== '') rmSync(root, { recursive: true, force: true });
 });
 
@@ -246,8 +282,9 @@ test('the CLI starts after a clean rebuild, and installed globally or linked', {
 test('every command in README.md and docs/*.md works as written', { timeout: 1_800_000 }, async (t) => {
   const blocksRun = new Set<string>();
   for (const { file, commands } of documents()) {
-    // Each document starts without a cluster of a previous one.
+    // Each document starts without a cluster, or anything else, a previous one left running.
     await stopForeground();
+    await stopLeftovers();
     for (const doc of commands) {
       const where = `${doc.file}:${doc.line}`;
       const notRun = NOT_RUN.get(doc.command);
