@@ -1,6 +1,7 @@
 /**
  * Applying committed entries to one raft group's state machine, in log order: KV commands in
- * batches (`applyBatch`), conf changes through the core (`applyConfChange`, then
+ * batches (`applyBatch`, waiting first while the store's commits in flight are over their
+ * bound), conf changes through the core (`applyConfChange`, then
  * `saveConfState`) and member updates to the member table, settling this node's own
  * proposals as their entries are applied.
  */
@@ -20,7 +21,7 @@ export interface ApplierDeps {
   readonly raw: Pick<RawNode, 'applyConfChange'>;
   /** The group's log storage, where an applied configuration is made durable. */
   readonly storage: Pick<FileStorage, 'saveConfState'>;
-  readonly kv: Pick<KvBackend, 'applyBatch'>;
+  readonly kv: Pick<KvBackend, 'applyBatch' | 'backPressure'>;
   readonly proposals: ProposalTracker;
   readonly membership: Membership;
   readonly counters: NodeCounters;
@@ -46,14 +47,14 @@ export class Applier {
     let batch: KvBatch = { entries: [], seqs: [] };
     for (const entry of entries) {
       if (entry.type === 'conf-change') {
-        this.applyKv(batch);
+        await this.applyKv(batch);
         await this.applyConfChange(entry);
         batch = { entries: [{ index: entry.index, command: null }], seqs: [undefined] };
         continue;
       }
       const update = entry.type === 'normal' ? unwrapMemberUpdate(entry.data) : undefined;
       if (update !== undefined) {
-        this.applyKv(batch);
+        await this.applyKv(batch);
         await this.deps.membership.applyUpdate(update.update);
         const mine = this.deps.proposals.ownSeq(update.id);
         if (mine !== undefined) this.deps.proposals.appliedMemberUpdate(mine);
@@ -64,7 +65,7 @@ export class Applier {
       batch.entries.push({ index: entry.index, command });
       batch.seqs.push(seq);
     }
-    this.applyKv(batch);
+    await this.applyKv(batch);
     this.deps.counters.entriesApplied += entries.length;
   }
 
@@ -89,8 +90,14 @@ export class Applier {
     }
   }
 
-  private applyKv(batch: KvBatch): void {
+  /**
+   * Applies a batch of KV entries once the store has room for more work in flight (its
+   * back-pressure: LMDB commits run behind the apply path, see src/kv/lmdb-backend.ts).
+   */
+  private async applyKv(batch: KvBatch): Promise<void> {
     if (batch.entries.length === 0) return;
+    const room = this.deps.kv.backPressure();
+    if (room !== undefined) await room;
     const results = this.deps.kv.applyBatch(batch.entries);
     for (let i = 0; i < batch.seqs.length; i++) {
       const seq = batch.seqs[i];

@@ -108,6 +108,8 @@ export class Replica implements ReadyHandler {
       logger,
     });
     const fail = (error: unknown): void => deps.lifecycle.fail(error);
+    // A KV commit that fails in the background is as fatal as a WAL failure.
+    kv.onFailure(fail);
     this.snapshots = new SnapshotScheduler({ options, raw, storage, kv, membership, counters, fail });
     this.applier = new Applier({ raw, storage, kv, proposals, membership, counters, logger });
   }
