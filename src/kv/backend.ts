@@ -34,11 +34,24 @@ export interface KvBackend {
   /**
    * Applies committed entries, in index order, starting right after `appliedIndex` with no
    * gap; returns one outcome per entry (null for an entry without a command). The batch
-   * and the new applied index become visible (and, for LMDB, stored) together. Watchers see
-   * the batch's revisions once it is committed. Throws only for a storage failure or a
-   * broken invariant: the backend is then unusable and the node must restart.
+   * and the new applied index become visible to every read together, on return; watchers
+   * see the batch's revisions then too. LMDB stores the batch with its applied index in one
+   * transaction committed in the background (see {@link KvBackend.sync}). Throws only for a
+   * storage failure or a broken invariant: the backend is then unusable and the node must
+   * restart.
    */
   applyBatch(entries: readonly KvEntry[]): (KvResult | null)[];
+  /**
+   * Undefined when `applyBatch` may be called now; otherwise a promise that resolves once the
+   * backend's work in flight (LMDB: batches whose commit has not resolved) is back within its
+   * bound. The apply path awaits it before each batch. Rejects after a storage failure.
+   */
+  backPressure(): Promise<void> | undefined;
+  /**
+   * Registers `listener` for a storage failure found in the background (LMDB: a failed
+   * commit); the backend is unusable from then on and the node must stop.
+   */
+  onFailure(listener: (error: unknown) => void): void;
   /** A local read (serve it once `appliedIndex` has reached the read index for linearizability). */
   range(request: RangeRequest): RangeResponse;
   /** Every lease by ascending id. */
@@ -58,9 +71,12 @@ export interface KvBackend {
    * every chunk arrived intact; throws `CORRUPT` otherwise. Do not apply entries meanwhile.
    */
   restore(chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<void>;
-  /** Resolves once everything applied so far is durable (before the runtime drops WAL entries). */
+  /**
+   * Resolves once everything applied before the call is durable: committed and flushed to
+   * disk (the runtime calls it before it drops WAL entries).
+   */
   sync(): Promise<void>;
-  /** Cancels watchers and releases resources; later calls throw `CLOSED`. */
+  /** Cancels watchers, waits for writes in flight, releases resources; later calls throw `CLOSED`. */
   close(): Promise<void>;
 }
 

@@ -13,181 +13,103 @@
  * The key index is in memory, rebuilt on open by one scan of the history (as etcd rebuilds
  * its treeIndex), so LMDB keys stay 17 bytes whatever the user keys are.
  *
- * Atomicity: `applyBatch` runs every entry of the batch and writes the new `m` record in a
- * single LMDB write transaction, so the stored applied index always matches the stored
- * data; a restart reopens at that index and the runtime replays the entries after it.
+ * Applying: `applyBatch` runs the batch through the in-memory state machine synchronously
+ * and returns its results; the batch's LMDB writes (its records, leases, sessions, and the
+ * new `m` record last) are only staged. The commit pipeline (lmdb-commits.ts) writes the
+ * staged batches, in order, in lmdb-js asynchronous transactions that lmdb-js's write thread
+ * commits and fsyncs — never the event loop — one transaction at a time, started every
+ * `commitIntervalMs` (100 ms, like etcd's backend batch interval; sooner under pressure or
+ * when something waits for it), each taking every batch applied by the time it starts.
+ * Until its commit resolves, a batch's
+ * records stay in an overlay that every record read consults first (lmdb-store.ts), so the
+ * batch is visible to every read on this node — ranges, txn reads, watch history, `hash`,
+ * `hashKv`, snapshots — as soon as `applyBatch` returns. Each transaction holds whole
+ * batches with their `m` record and commits only on top of the previous one, so the stored
+ * applied index always matches the stored data.
  *
- * Durability: by default a commit does not wait for its fsync (lmdb-js overlapping sync
- * flushes in the background and keeps the environment consistent across an OS crash), so
- * after a power loss the store may reopen at an older applied index, never a torn one —
- * which is safe because the Raft log still holds the later entries. `sync()` waits for the
- * flush; the runtime calls it before dropping log entries, or restores the snapshot file
- * when the store reopens below the log's first index. `noSync: true` skips fsync
- * altogether: fastest, safe against a process crash, but an OS crash may then corrupt the
- * environment, and the node must be rebuilt from a peer's snapshot.
+ * What is durable when:
+ * - when `applyBatch` returns: nothing new in LMDB. Nothing acknowledged depends on it: the
+ *   runtime applies only entries its Raft WAL already holds durably;
+ * - once the batch's transaction is committed (within about two commit intervals): it
+ *   survives a process crash; a restart reopens at the last committed batch and the runtime
+ *   replays the WAL after it;
+ * - once it is flushed: it survives an OS crash or power loss. With overlapping sync the
+ *   write thread fsyncs right after the commit (lmdb-js resolves the commit only after that
+ *   fsync); until then an OS crash reopens the store at an older flushed batch (LMDB trusts
+ *   an unflushed meta page only within the same boot), never a torn one — still safe,
+ *   because the WAL holds the later entries;
+ * - `sync()` resolves once everything applied before the call is committed and flushed
+ *   (lmdb-js `flushed`); the runtime calls it before it drops WAL entries, and restores the
+ *   snapshot file when the store reopens below the log's first index.
+ * `noSync: true` skips fsync altogether: fastest, safe against a process crash, but an OS
+ * crash may then corrupt the environment, and the node must be rebuilt from a peer's
+ * snapshot.
+ *
+ * A failed write or commit is fatal: the backend refuses further calls and calls its
+ * failure listeners; no later batch commits past the gap. The work in flight is bounded
+ * (`commitBytesMax`, `commitBatchesMax`): `backPressure()` makes the apply path wait.
+ * `restore` and `close` wait for the commits in flight. `snapshot` need not wait: it pins
+ * an LMDB read transaction together with a frozen copy of the overlay, which together are
+ * exactly the applied state at the call, while applies and commits go on.
  *
  * Restore writes the snapshot into the inactive generation and flips `g` in one final
- * transaction, so a crash mid-restore leaves the previous state intact.
+ * (synchronous, fsynced) transaction, so a crash mid-restore leaves the previous state intact.
  */
 
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Database, open, type RootDatabase, type Transaction, TransactionFlags } from 'lmdb';
+import { open, type RootDatabase } from 'lmdb';
 import { assert } from '../raft/assert.js';
 import { BaseKvBackend, type KvBackend, KvSnapshot } from './backend.js';
-import { readUint64, writeUint64 } from './bytes.js';
+import { decodeResult, encodeResult } from './codec.js';
 import {
-  decodeRecord,
-  decodeResult,
-  encodeRecord,
-  encodeResult,
-  pack,
-  type StoredRecord,
-  unpack,
-} from './codec.js';
-import { KvError } from './errors.js';
-import type { SessionRecord } from './sessions.js';
-import { decodeSnapshot, type EncodedSession, encodeSnapshot, type SnapshotPart } from './snapshot.js';
+  type CommitBatch,
+  type CommitOptions,
+  CommitPipeline,
+  type LmdbKvTestHooks,
+} from './lmdb-commits.js';
+import {
+  type BinaryDatabase,
+  encodedRecords,
+  encodeMeta,
+  LmdbStore,
+  leaseEntry,
+  META_KEY,
+  readEncodedSessions,
+  readLeases,
+  readMeta,
+  recordKeyOf,
+  scanRecordView,
+  sessionEntry,
+} from './lmdb-store.js';
+import { decodeSnapshot, encodeSnapshot, type SnapshotPart } from './snapshot.js';
 import { DEFAULT_KV_OPTIONS, EMPTY_KV_META, type KvOptions, KvStateMachine } from './state-machine.js';
-import type { KvStore, Revision } from './store.js';
-import type { KvEntry, KvMeta, KvResult, LeaseInfo } from './types.js';
+import type { KvEntry, KvResult } from './types.js';
+
+export type { LmdbKvTestHooks } from './lmdb-commits.js';
 
 /** Options of the LMDB backend. */
-export interface LmdbKvOptions extends KvOptions {
+export interface LmdbKvOptions extends KvOptions, CommitOptions {
   /** Never fsync (see the module comment for what that risks). Default false. */
   readonly noSync: boolean;
 }
 
-/** The default options. */
-export const DEFAULT_LMDB_KV_OPTIONS: LmdbKvOptions = Object.freeze({ ...DEFAULT_KV_OPTIONS, noSync: false });
+/** The default options: commits every 100 ms; 32 MiB or 1024 batches in flight at most. */
+export const DEFAULT_LMDB_KV_OPTIONS: LmdbKvOptions = Object.freeze({
+  ...DEFAULT_KV_OPTIONS,
+  noSync: false,
+  commitIntervalMs: 100,
+  commitBytesMax: 32 * 1024 * 1024,
+  commitBatchesMax: 1024,
+});
 
-type BinaryDatabase = Database<Uint8Array, Uint8Array>;
-
-const RECORD = 0x72; // 'r'
-const LEASE = 0x6c; // 'l'
-const SESSION = 0x73; // 's'
-const META_KEY = Uint8Array.of(0x6d); // 'm'
 const GENERATION_KEY = Uint8Array.of(0x67); // 'g'
-const STORE_FORMAT_VERSION = 1;
-
-/** A prefix byte followed by up to two 8-byte numbers. */
-function prefixedKey(prefix: number, ...numbers: number[]): Uint8Array {
-  const key = new Uint8Array(1 + 8 * numbers.length);
-  key[0] = prefix;
-  for (let position = 0; position < numbers.length; position++)
-    writeUint64(key, 1 + 8 * position, numbers[position]!);
-  return key;
-}
-
-/** The {@link KvStore} over one generation database; writes join the open transaction. */
-class LmdbStore implements KvStore {
-  constructor(public db: BinaryDatabase) {}
-
-  getRecord(main: number, sub: number): StoredRecord | undefined {
-    const bytes = this.db.get(prefixedKey(RECORD, main, sub));
-    return bytes === undefined ? undefined : decodeRecord(main, sub, bytes);
-  }
-
-  *scanRecords(fromMain: number, toMain: number, transaction?: Transaction): Generator<StoredRecord> {
-    for (const [key, bytes] of this.scanEncoded(fromMain, toMain, transaction)) {
-      yield decodeRecord(readUint64(key, 0), readUint64(key, 8), bytes);
-    }
-  }
-
-  *scanEncoded(
-    fromMain: number,
-    toMain: number,
-    transaction?: Transaction,
-  ): Generator<readonly [Uint8Array, Uint8Array]> {
-    const end =
-      toMain >= Number.MAX_SAFE_INTEGER ? Uint8Array.of(RECORD + 1) : prefixedKey(RECORD, toMain + 1, 0);
-    const options = { start: prefixedKey(RECORD, fromMain, 0), end, ...(transaction ? { transaction } : {}) };
-    for (const { key, value } of this.db.getRange(options)) yield [key.subarray(1), value] as const;
-  }
-
-  putRecord(record: StoredRecord): void {
-    this.db.putSync(prefixedKey(RECORD, record.main, record.sub), encodeRecord(record));
-  }
-
-  deleteRecords(revisions: readonly Revision[]): void {
-    for (const { main, sub } of revisions) this.db.removeSync(prefixedKey(RECORD, main, sub));
-  }
-
-  putLease(lease: LeaseInfo): void {
-    this.db.putSync(
-      prefixedKey(LEASE, lease.id),
-      pack([lease.ttlSeconds, lease.remainingTtlSeconds, lease.anchorMs]),
-    );
-  }
-
-  deleteLease(id: number): void {
-    this.db.removeSync(prefixedKey(LEASE, id));
-  }
-
-  putSession(session: SessionRecord): void {
-    this.putEncodedSession({ ...session, result: encodeResult(session.result) });
-  }
-
-  putEncodedSession(session: EncodedSession): void {
-    this.db.putSync(
-      prefixedKey(SESSION, session.clientId),
-      pack([session.seq, session.lastIndex, session.result]),
-    );
-  }
-
-  deleteSession(clientId: number): void {
-    this.db.removeSync(prefixedKey(SESSION, clientId));
-  }
-
-  putMeta(meta: KvMeta): void {
-    this.db.putSync(
-      META_KEY,
-      pack([STORE_FORMAT_VERSION, meta.appliedIndex, meta.revision, meta.compactRevision]),
-    );
-  }
-
-  readMeta(transaction?: Transaction): KvMeta | undefined {
-    const bytes = this.db.get(META_KEY, transaction ? { transaction } : {});
-    if (bytes === undefined) return undefined;
-    const [version, appliedIndex, revision, compactRevision] = unpack(bytes) as number[];
-    if (version !== STORE_FORMAT_VERSION) throw new KvError('CORRUPT', `kv: unknown store format ${version}`);
-    return { appliedIndex: appliedIndex!, revision: revision!, compactRevision: compactRevision! };
-  }
-
-  *readLeases(transaction?: Transaction): Generator<LeaseInfo> {
-    for (const { key, value } of this.scanPrefix(LEASE, transaction)) {
-      const [ttlSeconds, remainingTtlSeconds, anchorMs] = unpack(value) as number[];
-      yield {
-        id: readUint64(key, 1),
-        ttlSeconds: ttlSeconds!,
-        remainingTtlSeconds: remainingTtlSeconds!,
-        anchorMs: anchorMs!,
-      };
-    }
-  }
-
-  /** Sessions least recently touched first (stored by client id, so sorted here). */
-  readEncodedSessions(transaction?: Transaction): EncodedSession[] {
-    const sessions: EncodedSession[] = [];
-    for (const { key, value } of this.scanPrefix(SESSION, transaction)) {
-      const [seq, lastIndex, result] = unpack(value) as [number, number, Uint8Array];
-      sessions.push({ clientId: readUint64(key, 1), seq, lastIndex, result });
-    }
-    return sessions.sort((a, b) => a.lastIndex - b.lastIndex);
-  }
-
-  private scanPrefix(
-    prefix: number,
-    transaction?: Transaction,
-  ): Iterable<{ key: Uint8Array; value: Uint8Array }> {
-    const options = { start: Uint8Array.of(prefix), end: Uint8Array.of(prefix + 1) };
-    return this.db.getRange(transaction ? { ...options, transaction } : options);
-  }
-}
 
 /** A key-value backend stored in an LMDB environment. */
 export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
   private restoring = false;
+  private readonly commits: CommitPipeline;
+  private readonly failureListeners: ((error: unknown) => void)[] = [];
 
   private constructor(
     /** The environment directory. */
@@ -198,17 +120,32 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     private generation: number,
     private readonly store: LmdbStore,
     machine: KvStateMachine,
-    private readonly commitFlags: number,
+    commitOptions: CommitOptions,
+    hooks: LmdbKvTestHooks,
   ) {
     super(machine);
+    this.commits = new CommitPipeline(
+      root,
+      commitOptions,
+      (batch) => this.committed(batch),
+      (error) => this.failed(error),
+      hooks,
+    );
   }
 
   /**
    * Opens (creating if needed) the store in directory `path` and loads it: the returned
-   * backend is at the stored applied index. `options` override {@link DEFAULT_LMDB_KV_OPTIONS}.
+   * backend is at the stored applied index. `options` override {@link DEFAULT_LMDB_KV_OPTIONS};
+   * `hooks` are for tests.
    */
-  static open(path: string, options: Partial<LmdbKvOptions> = {}): LmdbKvBackend {
+  static open(
+    path: string,
+    options: Partial<LmdbKvOptions> = {},
+    hooks: LmdbKvTestHooks = {},
+  ): LmdbKvBackend {
     const merged: LmdbKvOptions = { ...DEFAULT_LMDB_KV_OPTIONS, ...options };
+    assert(merged.commitBytesMax > 0 && merged.commitBatchesMax > 0, 'kv: commit bounds must be positive');
+    assert(merged.commitIntervalMs >= 0, 'kv: commit interval must not be negative');
     const root = open<Uint8Array, Uint8Array>({ path, maxDbs: 4, noSync: merged.noSync });
     const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
     const metaDb: BinaryDatabase = root.openDB({ name: 'meta', ...binary });
@@ -220,49 +157,80 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     assert(generation === 0 || generation === 1, `kv: bad generation ${generation}`);
     const store = new LmdbStore(generations[generation]);
     const machine = new KvStateMachine(store, merged);
-    // Commit without waiting for the flush: overlapping sync keeps LMDB consistent meanwhile.
-    const flags =
-      TransactionFlags.ABORTABLE | TransactionFlags.SYNCHRONOUS_COMMIT | TransactionFlags.NO_SYNC_FLUSH;
-    const backend = new LmdbKvBackend(path, root, metaDb, generations, generation, store, machine, flags);
+    const backend = new LmdbKvBackend(
+      path,
+      root,
+      metaDb,
+      generations,
+      generation,
+      store,
+      machine,
+      merged,
+      hooks,
+    );
     backend.load();
     // A restore that crashed midway may have left the inactive generation half written.
     root.transactionSync(() => generations[1 - generation]!.clearSync());
     return backend;
   }
 
-  /** See {@link KvBackend.applyBatch}. */
+  /** The applied index LMDB has committed (below `appliedIndex` while commits are in flight). */
+  get committedIndex(): number {
+    return this.commits.committedIndex;
+  }
+
+  /** See {@link KvBackend.applyBatch}: computed now, committed in the background. */
   applyBatch(entries: readonly KvEntry[]): (KvResult | null)[] {
     this.ensureUsable();
     assert(!this.restoring, 'kv: entries applied during a restore');
     if (entries.length === 0) return [];
+    const from = this.machine.appliedIndex;
+    const writes = this.store.beginBatch(from + 1);
     const results: (KvResult | null)[] = [];
     try {
-      this.root.transactionSync(() => {
-        for (const entry of entries) results.push(this.machine.applyEntry(entry));
-        this.store.putMeta(this.machine.position());
-      }, this.commitFlags);
+      for (const entry of entries) results.push(this.machine.applyEntry(entry));
+      this.store.putMeta(this.machine.position());
     } catch (error) {
-      // Memory is now ahead of LMDB: only a reopen (which replays from LMDB) is safe.
+      // Memory is now ahead of LMDB (which never sees this batch): only a reopen is safe.
       this.failure = error;
       throw error;
+    } finally {
+      this.store.endBatch();
     }
+    this.commits.enqueue({ db: this.store.db, writes, from, to: this.machine.appliedIndex });
     this.machine.publishWatchEvents();
     return results;
   }
 
-  /** See {@link KvBackend.snapshot}: reads one LMDB read transaction, released when done. */
+  /** See {@link KvBackend.backPressure}. */
+  backPressure(): Promise<void> | undefined {
+    return this.commits.backPressure();
+  }
+
+  /** See {@link KvBackend.onFailure}. */
+  onFailure(listener: (error: unknown) => void): void {
+    this.failureListeners.push(listener);
+  }
+
+  /**
+   * See {@link KvBackend.snapshot}: the state at the call — an LMDB read transaction (released
+   * when done) seen through a frozen copy of the overlay of commits in flight, and the lease
+   * and session tables as they are now.
+   */
   snapshot(): KvSnapshot {
     this.ensureUsable();
+    const meta = this.machine.position();
+    const overlay = this.store.overlay.freeze();
     const transaction = this.root.useReadTransaction();
-    // Its own store object: a restore may switch `this.store` to the other generation.
-    const store = new LmdbStore(this.store.db);
     try {
-      const meta = store.readMeta(transaction) ?? EMPTY_KV_META;
+      const records = scanRecordView(this.store.db, overlay, 0, Number.MAX_SAFE_INTEGER, transaction);
       const source = {
         meta,
-        records: store.scanEncoded(0, Number.MAX_SAFE_INTEGER, transaction),
-        leases: store.readLeases(transaction),
-        sessions: store.readEncodedSessions(transaction),
+        records: encodedRecords(records),
+        leases: this.machine.leaseList(),
+        sessions: this.machine
+          .sessionList()
+          .map((session) => ({ ...session, result: encodeResult(session.result) })),
       };
       const chunks = encodeSnapshot(source, this.options.snapshotChunkBytesMax);
       return new KvSnapshot(meta, chunks, () => transaction.done());
@@ -272,22 +240,24 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     }
   }
 
-  /** See {@link KvBackend.restore}: fills the inactive generation, then flips to it. */
+  /** See {@link KvBackend.restore}: waits for the commits in flight, fills the inactive generation, flips to it. */
   async restore(chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<void> {
     this.ensureUsable();
     assert(!this.restoring, 'kv: restore already in progress');
     this.restoring = true;
     try {
+      await this.commits.settled();
+      assert(this.store.overlay.size === 0, 'kv: overlay left after every commit');
       const next = 1 - this.generation;
-      const target = new LmdbStore(this.generations[next]!);
-      this.root.transactionSync(() => target.db.clearSync());
+      const target = this.generations[next]!;
+      this.root.transactionSync(() => target.clearSync());
       for await (const part of decodeSnapshot(chunks)) {
         this.root.transactionSync(() => writePart(target, part));
       }
       const previous = this.generations[this.generation]!;
       this.root.transactionSync(() => this.metaDb.putSync(GENERATION_KEY, Uint8Array.of(next)));
       this.generation = next;
-      this.store.db = target.db;
+      this.store.db = target;
       this.load();
       this.root.transactionSync(() => previous.clearSync());
     } finally {
@@ -313,30 +283,49 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     return { fileBytes, usedBytes };
   }
 
-  /** Resolves once every committed batch is flushed to disk. */
+  /** Resolves once every batch applied before the call is committed and flushed to disk. */
   async sync(): Promise<void> {
     this.ensureUsable();
-    await this.root.flushed;
+    await this.commits.flushed();
   }
 
-  /** Cancels watchers and closes the environment (after flushing). */
+  /** Cancels watchers, waits for the commits in flight, and closes the environment (after flushing). */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.machine.hub.cancelAll();
+    await this.commits.settled().catch(() => {});
     await this.root.close();
   }
 
-  /** Loads the active generation into the state machine. */
+  /** A batch is in LMDB's committed state: its records leave the overlay. */
+  private committed(batch: CommitBatch): void {
+    // Reads after this see the commit: lmdb-js renews its read transaction after a commit,
+    // and this makes sure of it before the overlay stops covering the batch.
+    this.root.resetReadTxn();
+    this.store.overlay.retire(batch.from + 1);
+  }
+
+  /** A background write or commit failed: refuse calls now, tell the listeners after the current callback. */
+  private failed(error: unknown): void {
+    if (this.failure === undefined) this.failure = error;
+    queueMicrotask(() => {
+      for (const listener of this.failureListeners) listener(error);
+    });
+  }
+
+  /** Loads the active generation into the state machine; nothing may be in flight. */
   private load(): void {
     try {
-      const meta = this.store.readMeta() ?? EMPTY_KV_META;
-      const sessions = this.store.readEncodedSessions().map((session) => ({
+      const db = this.store.db;
+      const meta = readMeta(db) ?? EMPTY_KV_META;
+      const sessions = readEncodedSessions(db).map((session) => ({
         ...session,
         result: decodeResult(session.result),
       }));
       const records = this.store.scanRecords(0, Number.MAX_SAFE_INTEGER);
-      this.machine.reset(meta, records, this.store.readLeases(), sessions);
+      this.machine.reset(meta, records, readLeases(db), sessions);
+      this.commits.reset(meta.appliedIndex);
     } catch (error) {
       this.failure = error;
       throw error;
@@ -344,25 +333,20 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
   }
 }
 
-/** Writes one decoded snapshot part into `store` (inside a transaction). */
-function writePart(store: LmdbStore, part: SnapshotPart): void {
+/** Writes one decoded snapshot part into `db` (inside a transaction). */
+function writePart(db: BinaryDatabase, part: SnapshotPart): void {
   switch (part.kind) {
     case 'header':
-      store.putMeta(part.meta);
+      db.putSync(META_KEY, encodeMeta(part.meta));
       return;
     case 'records':
-      for (const [revisionKey, bytes] of part.records) {
-        const key = new Uint8Array(17);
-        key[0] = RECORD;
-        key.set(revisionKey, 1);
-        store.db.putSync(key, bytes);
-      }
+      for (const [revisionKey, bytes] of part.records) db.putSync(recordKeyOf(revisionKey), bytes);
       return;
     case 'leases':
-      for (const lease of part.leases) store.putLease(lease);
+      for (const lease of part.leases) db.putSync(...leaseEntry(lease));
       return;
     case 'sessions':
-      for (const session of part.sessions) store.putEncodedSession(session);
+      for (const session of part.sessions) db.putSync(...sessionEntry(session));
       return;
   }
 }

@@ -103,6 +103,14 @@ export class MemoryKvBackend extends BaseKvBackend implements KvBackend {
     return results;
   }
 
+  /** Nothing is ever in flight. */
+  backPressure(): undefined {
+    return undefined;
+  }
+
+  /** Nothing fails in the background. */
+  onFailure(): void {}
+
   /** See {@link KvBackend.snapshot}; the state is captured now, encoded as chunks are pulled. */
   snapshot(): KvSnapshot {
     this.ensureUsable();

@@ -49,11 +49,18 @@ export class KvOnDiskStateMachine<B extends KvBackend = KvBackend>
   }
 
   /**
-   * One `applyBatch` (one LMDB write transaction) for the entries; its type follows the
-   * backend's (synchronous or asynchronous), which the runtime awaits either way.
+   * One `applyBatch` for the entries, once the store has room for more work in flight (its
+   * back-pressure: LMDB commits run behind the apply path, see src/kv/lmdb-commits.ts).
    */
-  apply(entries: readonly KvEntry[]): ReturnType<KvBackend['applyBatch']> {
-    return this.backend.applyBatch(entries);
+  apply(entries: readonly KvEntry[]): ReturnType<KvBackend['applyBatch']> | Promise<(KvResult | null)[]> {
+    const room = this.backend.backPressure();
+    if (room === undefined) return this.backend.applyBatch(entries);
+    return room.then(() => this.backend.applyBatch(entries));
+  }
+
+  /** Passes on the backend's background failures (a failed LMDB commit). */
+  onFailure(listener: (error: unknown) => void): void {
+    this.backend.onFailure(listener);
   }
 
   /** An etcd range against the applied state. */

@@ -82,6 +82,11 @@ export class MachineDriver {
     this.applied = index;
   }
 
+  /** Registers the listener of a background failure, for a state machine that reports them. */
+  onFailure(listener: (error: unknown) => void): void {
+    if (this.machine.kind === 'on-disk') this.machine.onFailure?.(listener);
+  }
+
   /** Makes what was applied durable (nothing to do for an in-memory state machine). */
   async sync(): Promise<void> {
     if (this.machine.kind === 'on-disk') await this.machine.sync();

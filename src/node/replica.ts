@@ -92,6 +92,8 @@ export class Replica implements ReadyHandler {
     const onLeaderChange = (leader: number, term: number): void => this.onLeaderChange(leader, term);
     this.leadership = new LeaderWatch({ selfId, raw, onLeaderChange });
     const fail = (error: unknown): void => deps.lifecycle.fail(error);
+    // Background work of the state machine that fails (a KV commit) is as fatal as a WAL failure.
+    machine.onFailure(fail);
     this.snapshots = new SnapshotScheduler({ options, raw, storage, machine, membership, counters, fail });
     this.applier = new Applier({ raw, storage, machine, proposals, membership, counters, logger });
   }

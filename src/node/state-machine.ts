@@ -124,6 +124,12 @@ export interface OnDiskStateMachine<C, R, Q, A> extends StateMachineCommon<C, R,
    * restored state (the runtime checks it against the snapshot's). A throw is fatal.
    */
   restore(chunks: AsyncIterable<Uint8Array>): Promise<{ appliedIndex: number }>;
+  /**
+   * Optional: registers the runtime's listener for a failure of work the state machine does
+   * in the background (the KV store's LMDB commits run behind `apply`). The state machine is
+   * unusable from then on; the runtime stops the node, as it does when its WAL fails.
+   */
+  onFailure?(listener: (error: unknown) => void): void;
 }
 
 /** Any state machine the runtime can drive. */
