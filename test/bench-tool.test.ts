@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { runProcess } from '../bench/run-process.js';
 import { Connection, etcdMethod } from '../src/benchmark/connections.js';
 import { HpackDecoder, huffmanDecode, huffmanEncode } from '../src/benchmark/hpack.js';
 import { formatSummary, LatencyRecorder, summaryJson } from '../src/benchmark/report.js';
@@ -41,23 +42,9 @@ interface Run {
   readonly stderr: string;
 }
 
-function run(file: string, args: readonly string[], timeoutMs = 30_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      stderr += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+async function run(file: string, args: readonly string[], timeoutMs = 30_000): Promise<Run> {
+  const { code, stdout, stderr } = await runProcess(process.execPath, [file, ...args], { timeoutMs });
+  return { code, stdout, stderr };
 }
 
 const bench = (args: readonly string[], timeoutMs?: number): Promise<Run> =>

@@ -10,12 +10,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../src/cli/cluster-command.js';
 import { until } from './support/http.js';
 
 const COUNTER = fileURLToPath(new URL('../examples/counter.js', import.meta.url));
@@ -26,14 +26,6 @@ after(async () => {
   for (const child of children.values()) if (child.exitCode === null) child.kill('SIGKILL');
   if (root !== '') await rm(root, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 interface Member {
   readonly id: number;
