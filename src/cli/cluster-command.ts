@@ -109,11 +109,37 @@ async function planNodes(count: number, dataDir: string, basePort: number): Prom
     }
     return saved.nodes;
   }
+  // Free ports are all taken together (held open until the last is chosen), so no two of
+  // them can be the same port handed out twice.
+  const free = basePort === 0 ? await freePorts(3 * count) : [];
   const nodes: ClusterNodeInfo[] = [];
   for (let i = 1; i <= count; i++) {
-    nodes.push(await planNode(`n${i}`, dataDir, basePort === 0 ? undefined : portsOf(basePort, i)));
+    const [http, grpc, peer] = free.slice(3 * (i - 1), 3 * i) as [number, number, number];
+    const ports = basePort === 0 ? { http, grpc, peer } : portsOf(basePort, i);
+    nodes.push(await planNode(`n${i}`, dataDir, ports));
   }
   return nodes;
+}
+
+/** `count` distinct free TCP ports on 127.0.0.1: all bound at once, then released. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: ReturnType<typeof createServer>[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = createServer();
+      servers.push(server);
+      await new Promise<void>((resolveListen, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => resolveListen());
+      });
+    }
+    return servers.map((server) => {
+      const address = server.address();
+      return typeof address === 'object' && address !== null ? address.port : 0;
+    });
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolveClose) => server.close(resolveClose))));
+  }
 }
 
 /**
