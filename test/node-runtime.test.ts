@@ -1,11 +1,11 @@
 /**
  * The node runtime in one process: three RaftNodes on loopback with real storage and
  * transport. Snapshots and compaction kick in after a few entries, so a node that was down
- * catches up through InstallSnapshot (KV restore), and a whole-cluster restart recovers
+ * catches up through InstallSnapshot (the KV store streamed from the leader), and a whole-cluster restart recovers
  * every acknowledged write from the data directories.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -90,6 +90,15 @@ test('three nodes: writes through any node, snapshot catch-up, restart from the 
       (await localValue(c2, 'k119')) === 'v119' ? true : undefined,
     );
     assert.ok(c2.counters.snapshotsInstalled >= 1, 'c caught up through a snapshot');
+    // The KV store is an on-disk state machine: the leader's raft snapshots are metadata
+    // only, and the state went to c as a stream read from the store.
+    assert.ok(leader.counters.snapshotsStreamed >= 1, 'the leader streamed its state');
+    const leaderDir = base.find((o) => o.name === leader.options.name)!.dataDir;
+    for (const name of await readdir(join(leaderDir, 'raft', 'snap'))) {
+      const size = (await stat(join(leaderDir, 'raft', 'snap', name))).size;
+      assert.ok(size < 1024, `raft snapshot ${name} is ${size} bytes`);
+    }
+    assert.deepEqual(await readdir(join(base[2]!.dataDir, 'snap-received')), [], "c's spool is empty");
     for (let i = 0; i < 120; i += 7) assert.equal(await localValue(c2, `k${i}`), `v${i}`);
     // A linearizable read through a follower.
     const follower = nodes.find((n) => n.role !== 'leader')!;

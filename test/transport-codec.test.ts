@@ -131,12 +131,16 @@ describe('transport codec', () => {
           assert.deepStrictEqual(decodeMessageBody(frame.subarray(5)), m);
           return;
         }
-        const frame = snapshotBeginFrame(7, m);
+        const frame = snapshotBeginFrame(7, m, 'data');
         const begin = decodeSnapshotBegin(frame.subarray(5));
         assert.equal(begin.streamId, 7);
-        assert.equal(begin.totalBytes, m.snapshot.data.length);
+        assert.equal(begin.mode, 'data');
         assert.deepStrictEqual(begin.message.snapshot.meta, m.snapshot.meta);
         assert.equal(begin.message.snapshot.data.length, 0);
+        // In stream mode the message keeps its (inline) data.
+        const streamed = decodeSnapshotBegin(snapshotBeginFrame(9, m, 'stream').subarray(5));
+        assert.equal(streamed.mode, 'stream');
+        assert.deepStrictEqual(streamed.message, m);
       }),
       { numRuns: 300 },
     );

@@ -1,54 +1,11 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
-import type { Message, NodeId, SnapshotRequest } from '../src/raft/types.js';
-import type { TcpTransportOptions } from '../src/transport/options.js';
-import { TcpTransport } from '../src/transport/tcp-transport.js';
+import type { SnapshotRequest } from '../src/raft/types.js';
+import { pair, running, waitFor } from './support/transport-pair.js';
 
-const HOST = '127.0.0.1';
-const running: TcpTransport[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((t) => t.stop()));
 });
-
-interface Endpoint {
-  readonly transport: TcpTransport;
-  readonly port: number;
-  readonly received: { message: Message; at: number }[];
-  readonly snapshotStatus: [NodeId, boolean][];
-}
-
-async function start(id: NodeId, options: Partial<TcpTransportOptions> = {}): Promise<Endpoint> {
-  const received: { message: Message; at: number }[] = [];
-  const snapshotStatus: [NodeId, boolean][] = [];
-  const transport = new TcpTransport({
-    nodeId: id,
-    clusterId: 1,
-    listen: { host: HOST, port: 0 },
-    peers: new Map(),
-    onMessage: (message) => received.push({ message, at: performance.now() }),
-    onSnapshotStatus: (peer, ok) => snapshotStatus.push([peer, ok]),
-    ...options,
-  });
-  running.push(transport);
-  const { port } = await transport.start();
-  return { transport, port, received, snapshotStatus };
-}
-
-async function pair(): Promise<[Endpoint, Endpoint]> {
-  const a = await start(1);
-  const b = await start(2);
-  a.transport.addPeer(2, { host: HOST, port: b.port });
-  b.transport.addPeer(1, { host: HOST, port: a.port });
-  return [a, b];
-}
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 4000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 function snapshotOf(bytes: number): SnapshotRequest {
   const data = new Uint8Array(bytes);
@@ -118,10 +75,7 @@ test('a snapshot whose receiver goes away mid-stream reports failure', async () 
 });
 
 test("a snapshot over the receiver's snapshotBytesMax fails and is reported", async () => {
-  const a = await start(1);
-  const b = await start(2, { snapshotBytesMax: 1024 * 1024 });
-  a.transport.addPeer(2, { host: HOST, port: b.port });
-  b.transport.addPeer(1, { host: HOST, port: a.port });
+  const [a, b] = await pair({ snapshotBytesMax: 1024 * 1024 });
   a.transport.send([snapshotOf(2 * 1024 * 1024)]);
   await waitFor('snapshot status', () => a.snapshotStatus.length === 1);
   assert.deepStrictEqual(a.snapshotStatus, [[2, false]]);

@@ -17,6 +17,8 @@ export interface NodeCounters {
   readTimeouts: number;
   snapshotsTaken: number;
   snapshotsInstalled: number;
+  /** On-disk state sent to followers that needed a snapshot (streams started). */
+  snapshotsStreamed: number;
   leaderChanges: number;
   ticks: number;
   messagesSent: number;
@@ -43,6 +45,7 @@ export function newNodeCounters(): NodeCounters {
     readTimeouts: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
+    snapshotsStreamed: 0,
     leaderChanges: 0,
     ticks: 0,
     messagesSent: 0,

@@ -30,6 +30,7 @@ import {
   type Message,
   type RawNode,
   type Role,
+  type SnapshotRequest,
   type Status,
 } from '../raft/index.js';
 import type { FileStorage } from '../storage/index.js';
@@ -107,10 +108,10 @@ export class Host {
     });
     this.lifecycle = lifecycle;
     const wake = (): void => this.wake();
-    const { members } = recovered;
+    const { members, spool } = recovered;
     const trace = this.writeTrace;
     const peers = transport;
-    const deps = { options, counters, trace, raw, storage, machine, peers, members, lifecycle, wake };
+    const deps = { options, counters, trace, raw, storage, machine, peers, members, spool, lifecycle, wake };
     this.replica = new Replica(deps);
     this.loop = new ReadyLoop({
       raw,
@@ -119,6 +120,7 @@ export class Host {
       counters,
       trace,
       handler: this.replica,
+      sendSnapshot: (m) => this.sendSnapshot(m),
       stopped: () => lifecycle.stopped,
       fail: (error) => lifecycle.fail(error),
     });
@@ -152,6 +154,8 @@ export class Host {
         onError: (error) => options.logger.warn(`transport: ${error.message}`),
         logger: { warn: (m) => options.logger.warn(m), error: (m) => options.logger.error(m) },
         clusterInfo: () => JSON.stringify(node?.clusterInfo() ?? {}),
+        // An on-disk state machine's state arrives as a stream, written to disk before delivery.
+        ...(machine.onDisk ? { openSnapshotSink: (_from, m) => recovered.spool.sink(m) } : {}),
       });
       node = make({ recovered, transport, lock });
       await transport.start();
@@ -315,6 +319,28 @@ export class Host {
     this.replica.catchUpTicks();
     report();
     this.wake();
+  }
+
+  /**
+   * Sends a snapshot the core asks for: as the message's data for an in-memory state machine,
+   * as a stream of the applied state for an on-disk one (see snapshots.ts).
+   */
+  private sendSnapshot(m: SnapshotRequest): void {
+    if (!this.machine.onDisk) {
+      this.transport.send([m]);
+      return;
+    }
+    this.replica.snapshots.stream(m).then(
+      (outgoing) => {
+        if (this.lifecycle.stopped) {
+          outgoing?.payload.close();
+          return;
+        }
+        if (outgoing === undefined) this.onReport(() => this.raw.reportSnapshot(m.to, false));
+        else this.transport.sendSnapshot(outgoing.message, outgoing.payload);
+      },
+      (error: unknown) => this.lifecycle.fail(error),
+    );
   }
 
   /** Schedules the Ready loop; calls in one event-loop turn share one pass. */

@@ -22,6 +22,11 @@ export class MachineDriver {
     return this.applied;
   }
 
+  /** Whether the state machine keeps its own durable state (its raft snapshots are metadata only). */
+  get onDisk(): boolean {
+    return this.machine.kind === 'on-disk';
+  }
+
   /** The state machine's command codec. */
   get codec(): CommandCodec<unknown> {
     return this.machine.codec;
@@ -69,7 +74,7 @@ export class MachineDriver {
   }
 
   /** Replaces the state by a snapshot's at `index`; an on-disk state machine must report that index. */
-  async restore(index: number, chunks: Iterable<Uint8Array>): Promise<void> {
+  async restore(index: number, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<void> {
     const machine = this.machine;
     if (machine.kind === 'in-memory') {
       await machine.restore(toAsync(chunks));
@@ -98,6 +103,8 @@ export class MachineDriver {
   }
 }
 
-async function* toAsync(chunks: Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+async function* toAsync(
+  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
   yield* chunks;
 }

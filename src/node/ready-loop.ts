@@ -20,7 +20,7 @@
  * depended on the failed write.
  */
 import { performance } from 'node:perf_hooks';
-import type { Message, RawNode, Ready } from '../raft/index.js';
+import type { Message, RawNode, Ready, SnapshotRequest } from '../raft/index.js';
 import type { FileStorage } from '../storage/index.js';
 import type { TcpTransport } from '../transport/index.js';
 import type { NodeCounters } from './counters.js';
@@ -51,6 +51,8 @@ export interface ReadyLoopDeps {
   /** Per-stage write latencies: told when a Ready starts, is persisted, and what is sent. */
   readonly trace: WriteTrace;
   readonly handler: ReadyHandler;
+  /** Sends a snapshot message (a state machine's state may follow it as a stream). */
+  readonly sendSnapshot: (m: SnapshotRequest) => void;
   /** Whether the node has stopped (the loop does no more). */
   readonly stopped: () => boolean;
   /** Stops the node after a fatal error. */
@@ -88,7 +90,12 @@ export class ReadyLoop {
   private send(messages: readonly Message[]): void {
     if (messages.length === 0) return;
     this.deps.counters.messagesSent += messages.length;
-    this.deps.transport.send(messages);
+    const snapshots = messages.filter((m) => m.type === 'snapshot');
+    if (snapshots.length === 0) this.deps.transport.send(messages);
+    else {
+      this.deps.transport.send(messages.filter((m) => m.type !== 'snapshot'));
+      for (const m of snapshots) this.deps.sendSnapshot(m);
+    }
     if (this.deps.trace.enabled) this.deps.trace.sent(messages, performance.now());
   }
 

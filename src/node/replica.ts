@@ -27,6 +27,7 @@ import type { RaftNodeOptions } from './options.js';
 import { type EnqueueOptions, ProposalTracker } from './proposals.js';
 import { ReadTracker } from './reads.js';
 import type { ReadyHandler } from './ready-loop.js';
+import type { SnapshotSpool } from './snapshot-spool.js';
 import { SnapshotScheduler } from './snapshots.js';
 import { TickClock } from './ticker.js';
 import type { WriteTrace } from './write-trace.js';
@@ -47,6 +48,8 @@ export interface ReplicaDeps {
   readonly peers: PeerDirectory;
   /** The member table recovered on start. */
   readonly members: ReadonlyMap<number, MemberAddress>;
+  /** Where state received from the leader waits for its restore (on-disk state machines). */
+  readonly spool: SnapshotSpool;
   /** Whether the runtime runs; a fatal error stops it. */
   readonly lifecycle: Pick<Lifecycle, 'stopped' | 'ensureRunning' | 'fail'>;
   /** Schedules the Ready loop. */
@@ -94,7 +97,17 @@ export class Replica implements ReadyHandler {
     const fail = (error: unknown): void => deps.lifecycle.fail(error);
     // Background work of the state machine that fails (a KV commit) is as fatal as a WAL failure.
     machine.onFailure(fail);
-    this.snapshots = new SnapshotScheduler({ options, raw, storage, machine, membership, counters, fail });
+    const spool = deps.spool;
+    this.snapshots = new SnapshotScheduler({
+      options,
+      raw,
+      storage,
+      machine,
+      spool,
+      membership,
+      counters,
+      fail,
+    });
     this.applier = new Applier({ raw, storage, machine, proposals, membership, counters, logger });
   }
 

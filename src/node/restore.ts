@@ -58,7 +58,8 @@ export async function restoreDataDir(options: RestoreOptions): Promise<{ index: 
     await storage.save({
       snapshot: {
         meta: { index, term: 1, confState: { ...EMPTY_CONF_STATE, voters } },
-        data: frameChunks(snapshotChunks(table, chunks)),
+        // The KV store is an on-disk state machine: its raft snapshot is metadata only.
+        data: frameChunks(snapshotChunks(table, [])),
       },
       hardState: { term: 1, vote: 0, commit: index },
       entries: [],

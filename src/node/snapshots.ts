@@ -1,20 +1,40 @@
 /**
  * Snapshot policy of one raft group: when to snapshot the state machine (see
  * `SnapshotPolicy`), taking a snapshot in the background and compacting the log behind it,
- * and installing a snapshot received from the leader.
+ * sending the state to a follower that needs it, and installing a snapshot received from the
+ * leader.
  *
- * A raft snapshot's data is the member table followed by the state machine snapshot's
- * chunks (see member-table.ts), so a member that catches up from a snapshot learns every
- * member too.
+ * A raft snapshot's data starts with the member table (see member-table.ts), so a member
+ * that catches up from a snapshot learns every member too. What follows depends on the
+ * state machine's kind (docs/runtime-design.md, "Snapshots by kind"):
+ *
+ * - in-memory: the state machine's snapshot chunks, stored in the snapshot file and sent as
+ *   the snapshot message's data;
+ * - on-disk: nothing. The state machine's own durable state is the snapshot: taking one is
+ *   `sync()` and a small file, whatever the data size, and the log is compacted behind it.
+ *   Only when a follower needs the state does the leader pin a view (`openSnapshot`) and
+ *   stream it (`stream`); the message then describes the view's index, not the stored
+ *   snapshot's (as etcd's merged snapshot message does): the view is the applied state, which
+ *   is committed and at or after the stored snapshot. The follower's transport writes the
+ *   stream to its {@link SnapshotSpool} before it delivers the message, and `install`
+ *   restores from there.
  */
-import type { Entry, RawNode } from '../raft/index.js';
+import type { Entry, RawNode, SnapshotRequest } from '../raft/index.js';
 import { type FileStorage, SnapshotPolicy } from '../storage/index.js';
+import { framedPayload, type SnapshotPayload } from '../transport/index.js';
 import type { NodeCounters } from './counters.js';
-import { frameChunksAsync } from './envelope.js';
+import { frameChunks, frameChunksAsync } from './envelope.js';
 import type { MachineDriver } from './machine-driver.js';
-import { raftSnapshotChunks, splitSnapshotData } from './member-table.js';
+import { raftSnapshotChunks, snapshotChunks, splitSnapshotData } from './member-table.js';
 import type { Membership } from './membership.js';
 import type { RaftNodeOptions } from './options.js';
+import type { SnapshotSpool } from './snapshot-spool.js';
+
+/** A snapshot message to a follower with the state that follows it (see {@link SnapshotScheduler.stream}). */
+export interface OutgoingState {
+  readonly message: SnapshotRequest;
+  readonly payload: SnapshotPayload;
+}
 
 /** What {@link SnapshotScheduler} needs from the runtime. */
 export interface SnapshotDeps {
@@ -22,9 +42,11 @@ export interface SnapshotDeps {
   /** The group's core, whose configuration a snapshot records. */
   readonly raw: Pick<RawNode, 'confState'>;
   /** The group's log storage: snapshot files and compaction. */
-  readonly storage: Pick<FileStorage, 'createSnapshot' | 'compact' | 'firstIndex'>;
+  readonly storage: Pick<FileStorage, 'createSnapshot' | 'compact' | 'firstIndex' | 'term'>;
   /** The group's state machine. */
-  readonly machine: Pick<MachineDriver, 'appliedIndex' | 'openSnapshot' | 'sync' | 'restore'>;
+  readonly machine: Pick<MachineDriver, 'appliedIndex' | 'onDisk' | 'openSnapshot' | 'sync' | 'restore'>;
+  /** Where an on-disk state machine's state received from the leader waits for its restore. */
+  readonly spool: Pick<SnapshotSpool, 'chunks' | 'clear'>;
   readonly membership: Membership;
   readonly counters: NodeCounters;
   /** Stops the node after a fatal error (a snapshot that could not be written). */
@@ -68,19 +90,24 @@ export class SnapshotScheduler {
     }
     const confState = this.deps.raw.confState();
     const table = this.deps.membership.snapshotTable();
-    const opening = this.deps.machine.openSnapshot();
+    const onDisk = this.deps.machine.onDisk;
+    const opening = onDisk ? undefined : this.deps.machine.openSnapshot();
     this.task = (async () => {
       const { machine, storage, options, counters } = this.deps;
-      const view = await opening;
       let data: Uint8Array;
-      try {
-        if (view.index !== index) {
-          policy.abandoned();
-          return;
+      if (opening === undefined) {
+        data = frameChunks(snapshotChunks(table, []));
+      } else {
+        const view = await opening;
+        try {
+          if (view.index !== index) {
+            policy.abandoned();
+            return;
+          }
+          data = await frameChunksAsync(raftSnapshotChunks(table, view.chunks()));
+        } finally {
+          view.close();
         }
-        data = await frameChunksAsync(raftSnapshotChunks(table, view.chunks()));
-      } finally {
-        view.close();
       }
       await machine.sync();
       await storage.createSnapshot(index, confState, data);
@@ -88,7 +115,9 @@ export class SnapshotScheduler {
       if (compactTo >= storage.firstIndex()) await storage.compact(compactTo);
       if (this.policy === policy) policy.completed(index);
       counters.snapshotsTaken++;
-      options.logger.info(`snapshot at index ${index} (${data.length} bytes)`);
+      options.logger.info(
+        `snapshot at index ${index} (${data.length} bytes${onDisk ? ', metadata only' : ''})`,
+      );
     })()
       .catch((error: unknown) => this.deps.fail(error))
       .finally(() => {
@@ -97,15 +126,51 @@ export class SnapshotScheduler {
   }
 
   /**
+   * The state of an on-disk state machine for a follower that needs a snapshot (`m`, from
+   * the core): a message describing the applied index, its term, the configuration and the
+   * member table, all taken now, together with a payload streaming a view pinned now. A view
+   * that reports another index (a state machine whose `openSnapshot` is asynchronous and
+   * applied meanwhile) is refused: undefined, and the caller reports the snapshot failed so
+   * the core tries again.
+   */
+  async stream(m: SnapshotRequest): Promise<OutgoingState | undefined> {
+    const { machine, raw, storage, membership } = this.deps;
+    const index = machine.appliedIndex;
+    if (index < m.snapshot.meta.index) return undefined;
+    const meta = { index, term: storage.term(index), confState: raw.confState() };
+    const data = frameChunks(snapshotChunks(membership.snapshotTable(), []));
+    // Pinned before anything else can run (an apply would move the state past `meta`).
+    const opening = machine.openSnapshot();
+    const view = opening instanceof Promise ? await opening : opening;
+    if (view.index !== index) {
+      view.close();
+      return undefined;
+    }
+    this.deps.counters.snapshotsStreamed++;
+    return {
+      message: { ...m, snapshot: { meta, data } },
+      payload: framedPayload(view.chunks(), () => view.close()),
+    };
+  }
+
+  /**
    * Restores a snapshot received from the leader (already durable in the log storage): the
    * member table, the state machine, the transport's peers; the policy starts over from it.
    */
   async install(index: number, data: Uint8Array): Promise<void> {
-    const { machine, membership, options } = this.deps;
+    const { machine, membership, options, spool } = this.deps;
     const { members, kvChunks } = splitSnapshotData(data);
     // The table at the snapshot's index is authoritative for the members it lists.
     await membership.installSnapshotTable(members);
-    await machine.restore(index, kvChunks);
+    if (!machine.onDisk) {
+      await machine.restore(index, kvChunks);
+    } else {
+      const inline = [...kvChunks];
+      // A snapshot from a member that still copied the state into raft snapshots carries it inline.
+      await machine.restore(index, inline.length > 0 ? inline : await spool.chunks(index));
+      await machine.sync();
+      await spool.clear();
+    }
     membership.syncPeers();
     this.policy = new SnapshotPolicy(options.snapshotPolicy, index);
     this.deps.counters.snapshotsInstalled++;

@@ -31,6 +31,7 @@ import {
   writeMembersFile,
 } from './member-table.js';
 import type { NodeLogger, RaftNodeOptions } from './options.js';
+import { SnapshotSpool } from './snapshot-spool.js';
 
 /** A member recovered from its data directory, ready to run. */
 export interface RecoveredMember {
@@ -43,6 +44,8 @@ export interface RecoveredMember {
   readonly raw: RawNode;
   /** The member table (see {@link loadMemberTable}). */
   readonly members: Map<number, MemberAddress>;
+  /** Received state waiting for its restore (empty once recovered). */
+  readonly spool: SnapshotSpool;
 }
 
 /**
@@ -61,18 +64,26 @@ export async function recoverMember(
     options = await joinOptions(options);
   }
   const storage = await FileStorage.open(join(options.dataDir, 'raft'));
-  await machine.open();
-  if (member === undefined) await bootstrap(options, storage, machine);
-  await recoverMachine(storage, machine, options.logger);
-  const replayed = await deriveMembership(storage, machine.appliedIndex);
-  const members = await loadMemberTable(
-    options.dataDir,
-    options.members,
-    storage.snapshot().data,
-    replayed.entries,
-  );
-  const raw = new RawNode(storage, raftOptions(options, machine.appliedIndex));
-  return { options, storage, machine, raw, members };
+  try {
+    await machine.open();
+    if (member === undefined) await bootstrap(options, storage, machine);
+    const spool = new SnapshotSpool(options.dataDir);
+    await recoverMachine(storage, machine, spool, options.logger);
+    await spool.clear();
+    const replayed = await deriveMembership(storage, machine.appliedIndex);
+    const members = await loadMemberTable(
+      options.dataDir,
+      options.members,
+      storage.snapshot().data,
+      replayed.entries,
+    );
+    const raw = new RawNode(storage, raftOptions(options, machine.appliedIndex));
+    return { options, storage, machine, raw, members, spool };
+  } catch (error) {
+    // The caller closes the state machine; the log storage is ours to close.
+    await storage.close().catch(() => {});
+    throw error;
+  }
 }
 
 /** The peers the transport starts with: every known member but this one and removed ones. */
@@ -178,12 +189,13 @@ async function bootstrap(
     }
     await machine.sync();
     const voters = [...options.members.keys()].sort((a, b) => a - b);
-    const view = await machine.openSnapshot();
+    // An on-disk state machine is its own snapshot: the raft snapshot is metadata only.
+    const view = machine.onDisk ? undefined : await machine.openSnapshot();
     let data: Uint8Array;
     try {
-      data = await frameChunksAsync(raftSnapshotChunks(options.members, view.chunks()));
+      data = await frameChunksAsync(raftSnapshotChunks(options.members, view?.chunks() ?? []));
     } finally {
-      view.close();
+      view?.close();
     }
     await storage.save({
       snapshot: {
@@ -208,19 +220,36 @@ async function bootstrap(
 
 /**
  * Brings the state machine up to the raft snapshot if it is behind it: always for an
- * in-memory one, which starts empty; for the KV store see docs/kv.md.
+ * in-memory one, which starts empty, from the snapshot's data. An on-disk one is behind only
+ * after a crash between saving a snapshot received from the leader and restoring it: its
+ * state is then in the spool (see snapshot-spool.ts), or inline in a snapshot written before
+ * on-disk state was kept out of raft snapshots.
  */
 async function recoverMachine(
   storage: FileStorage,
   machine: MachineDriver,
+  spool: SnapshotSpool,
   logger: NodeLogger,
 ): Promise<void> {
   const snapshot = storage.snapshot();
-  if (machine.appliedIndex >= snapshot.meta.index) return;
-  logger.info(
-    `state machine at ${machine.appliedIndex} is behind the snapshot at ${snapshot.meta.index}: restoring it`,
-  );
-  await machine.restore(snapshot.meta.index, splitSnapshotData(snapshot.data).kvChunks);
+  const index = snapshot.meta.index;
+  if (machine.appliedIndex >= index) return;
+  logger.info(`state machine at ${machine.appliedIndex} is behind the snapshot at ${index}: restoring it`);
+  const inline = [...splitSnapshotData(snapshot.data).kvChunks];
+  if (!machine.onDisk || inline.length > 0) {
+    await machine.restore(index, inline);
+    return;
+  }
+  if (!(await spool.has(index))) {
+    throw new NodeError(
+      'FATAL',
+      `the state machine is at index ${machine.appliedIndex}, behind the raft snapshot at ${index}, and the ` +
+        `state received with that snapshot is missing from ${spool.directory}: this member cannot recover; ` +
+        'remove it from the cluster and add it again with an empty data directory',
+    );
+  }
+  await machine.restore(index, await spool.chunks(index));
+  await machine.sync();
 }
 
 /**

@@ -114,8 +114,9 @@ export interface OnDiskStateMachine<C, R, Q, A> extends StateMachineCommon<C, R,
   sync(): Promise<void>;
   /**
    * Pins one consistent view of the state (an LMDB read transaction) at its applied index.
-   * Slice 1 stores the view's chunks in the raft snapshot; later slices stream them to a
-   * follower only when it needs them.
+   * The raft snapshot of an on-disk state machine is metadata only: the runtime opens a view
+   * only when a follower needs the state, and streams its chunks to it as the connection
+   * drains (so the view may stay pinned for as long as the transfer takes).
    */
   openSnapshot(): StateMachineSnapshot | Promise<StateMachineSnapshot>;
   /**

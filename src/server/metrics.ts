@@ -46,6 +46,11 @@ const COUNTERS: readonly [name: string, help: string, value: (c: NodeCounters) =
   ['flotilla_reads_timeout_total', 'Reads that timed out.', (c) => c.readTimeouts],
   ['flotilla_snapshots_taken_total', 'Snapshots taken.', (c) => c.snapshotsTaken],
   ['flotilla_snapshots_installed_total', 'Snapshots installed from the leader.', (c) => c.snapshotsInstalled],
+  [
+    'flotilla_snapshots_streamed_total',
+    'State machine state streamed to followers that needed a snapshot (on-disk state machines).',
+    (c) => c.snapshotsStreamed,
+  ],
   ['flotilla_peer_messages_sent_total', 'Raft messages handed to the transport.', (c) => c.messagesSent],
   ['flotilla_peer_messages_received_total', 'Raft messages received.', (c) => c.messagesReceived],
 ];

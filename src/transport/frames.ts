@@ -9,9 +9,10 @@
  *     ACCEPT          msgpack [protocolVersion, nodeId]                                   acceptor → dialer
  *     REJECT          msgpack [reason, message]                                           acceptor → dialer
  *     MESSAGE         msgpack message tuple (see codec.ts)                                dialer → acceptor
- *     SNAPSHOT_BEGIN  streamId u32, totalBytes u64, msgpack message tuple with empty data dialer → acceptor
- *     SNAPSHOT_CHUNK  streamId u32, offset u64, raw bytes of the snapshot data            dialer → acceptor
- *     SNAPSHOT_ACK    streamId u32: the snapshot was reassembled and delivered            acceptor → dialer
+ *     SNAPSHOT_BEGIN  streamId u32, mode u8, msgpack message tuple (see below)            dialer → acceptor
+ *     SNAPSHOT_CHUNK  streamId u32, offset u64, raw bytes of the payload                  dialer → acceptor
+ *     SNAPSHOT_END    streamId u32, totalBytes u64, crc32c u32 of the whole payload        dialer → acceptor
+ *     SNAPSHOT_ACK    streamId u32: the snapshot was received and delivered               acceptor → dialer
  *     CLUSTER_QUERY   msgpack [magic, protocolVersion]  instead of HELLO                   dialer → acceptor
  *     CLUSTER_INFO    msgpack [protocolVersion, text]: the acceptor's answer, then it closes acceptor → dialer
  *
@@ -19,18 +20,21 @@
  * member joining a running cluster asks any member it was told about for the cluster's id
  * and member list (see src/node/join.ts) before it knows its own id.
  *
- * Snapshot data travels as raw chunk bodies rather than inside MessagePack so the sender can
- * write a slice of the caller's buffer without copying it, and so no single frame needs to be
- * as large as the snapshot.
+ * A snapshot's payload travels as raw chunk bodies rather than inside MessagePack so the
+ * sender can write a slice of the caller's buffer without copying it, and so no single frame
+ * needs to be as large as the snapshot. Mode 0 (`data`): the payload is the snapshot's data and
+ * the begin frame's message has empty data; mode 1 (`stream`): the message carries its data
+ * inline and the payload is a side stream for the receiver's sink (see snapshot-stream.ts).
  */
 import type { Message, NodeId, SnapshotRequest } from '../raft/types.js';
 import { messageFromTuple, messageToTuple, packWithHeader, TupleReader, unpackValue } from './codec.js';
 import { type RejectReason, TransportError } from './errors.js';
+import type { SnapshotMode } from './snapshot-stream.js';
 
 /** Bytes of `[length u32][kind u8]` in front of every frame body. */
 export const FRAME_HEADER_BYTES = 5;
 
-/** Bytes of the `[streamId u32][u64]` prefix of snapshot begin and chunk bodies. */
+/** Bytes of the `[streamId u32][offset u64]` prefix of a snapshot chunk body. */
 export const SNAPSHOT_PREFIX_BYTES = 12;
 
 /** Frame kind bytes. Never renumber: they are part of the protocol. */
@@ -44,10 +48,11 @@ export const FRAME_KIND = Object.freeze({
   SNAPSHOT_ACK: 7,
   CLUSTER_QUERY: 8,
   CLUSTER_INFO: 9,
+  SNAPSHOT_END: 10,
 } as const);
 
 /** The version of this protocol; peers with another version are rejected at the handshake. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** First slot of the hello frame, so a connection from some other program is recognised at once. */
 const HELLO_MAGIC = 'flotilla-raft';
@@ -147,36 +152,61 @@ export function decodeReject(body: Buffer): { reason: RejectReason; message: str
   return { reason: reason as RejectReason, message };
 }
 
+/** Bytes of the `[streamId u32][mode u8]` prefix of a snapshot begin body. */
+const SNAPSHOT_BEGIN_PREFIX_BYTES = 5;
+
 /**
- * The SNAPSHOT_BEGIN frame of stream `streamId`: the message without its data, and the data's
- * length, which the receiver needs to allocate the reassembly buffer once.
+ * The SNAPSHOT_BEGIN frame of stream `streamId`. In `data` mode the message goes without its
+ * data (the payload is the data); in `stream` mode with it.
  */
-export function snapshotBeginFrame(streamId: number, m: SnapshotRequest): Buffer {
-  const bare: SnapshotRequest = { ...m, snapshot: { meta: m.snapshot.meta, data: new Uint8Array(0) } };
-  const frame = packWithHeader(messageToTuple(bare), FRAME_HEADER_BYTES + SNAPSHOT_PREFIX_BYTES);
+export function snapshotBeginFrame(streamId: number, m: SnapshotRequest, mode: SnapshotMode): Buffer {
+  const sent: SnapshotRequest =
+    mode === 'stream' ? m : { ...m, snapshot: { meta: m.snapshot.meta, data: new Uint8Array(0) } };
+  const frame = packWithHeader(messageToTuple(sent), FRAME_HEADER_BYTES + SNAPSHOT_BEGIN_PREFIX_BYTES);
   frame.writeUInt32BE(streamId, FRAME_HEADER_BYTES);
-  writeU64(frame, m.snapshot.data.length, FRAME_HEADER_BYTES + 4);
+  frame[FRAME_HEADER_BYTES + 4] = mode === 'stream' ? 1 : 0;
   return sealFrame(frame, FRAME_KIND.SNAPSHOT_BEGIN);
 }
 
 /** Decodes a SNAPSHOT_BEGIN frame body. */
 export function decodeSnapshotBegin(body: Buffer): {
   streamId: number;
-  totalBytes: number;
+  mode: SnapshotMode;
   message: SnapshotRequest;
 } {
-  if (body.length < SNAPSHOT_PREFIX_BYTES)
+  if (body.length < SNAPSHOT_BEGIN_PREFIX_BYTES)
     throw new TransportError('MALFORMED', 'malformed frame: short snapshot begin');
   const streamId = body.readUInt32BE(0);
-  const totalBytes = readU64(body, 4, 'snapshot size');
-  const message = decodeMessageBody(body.subarray(SNAPSHOT_PREFIX_BYTES));
+  const modeByte = body[4]!;
+  if (modeByte > 1) throw new TransportError('MALFORMED', `malformed frame: snapshot mode ${modeByte}`);
+  const message = decodeMessageBody(body.subarray(SNAPSHOT_BEGIN_PREFIX_BYTES));
   if (message.type !== 'snapshot') {
     throw new TransportError(
       'MALFORMED',
       `malformed frame: snapshot begin carries a ${message.type} message`,
     );
   }
-  return { streamId, totalBytes, message };
+  return { streamId, mode: modeByte === 1 ? 'stream' : 'data', message };
+}
+
+/** The SNAPSHOT_END frame of stream `streamId`: the payload's length and CRC-32C. */
+export function snapshotEndFrame(streamId: number, totalBytes: number, crc: number): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + 16);
+  frame.writeUInt32BE(streamId, FRAME_HEADER_BYTES);
+  writeU64(frame, totalBytes, FRAME_HEADER_BYTES + 4);
+  frame.writeUInt32BE(crc >>> 0, FRAME_HEADER_BYTES + 12);
+  return sealFrame(frame, FRAME_KIND.SNAPSHOT_END);
+}
+
+/** Decodes a SNAPSHOT_END frame body. */
+export function decodeSnapshotEnd(body: Buffer): { streamId: number; totalBytes: number; crc: number } {
+  if (body.length !== 16)
+    throw new TransportError('MALFORMED', `malformed frame: snapshot end of ${body.length} bytes`);
+  return {
+    streamId: body.readUInt32BE(0),
+    totalBytes: readU64(body, 4, 'snapshot size'),
+    crc: body.readUInt32BE(12),
+  };
 }
 
 /**

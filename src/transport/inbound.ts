@@ -18,6 +18,7 @@ import {
   decodeMessageBody,
   decodeSnapshotBegin,
   decodeSnapshotChunk,
+  decodeSnapshotEnd,
   FRAME_KIND,
   type Hello,
   PROTOCOL_VERSION,
@@ -25,6 +26,8 @@ import {
   snapshotAckFrame,
 } from './frames.js';
 import type { PeerStats, TransportLimits, TransportLogger } from './options.js';
+import { IncomingSnapshot } from './snapshot-receive.js';
+import type { SnapshotSink } from './snapshot-stream.js';
 
 /** What an inbound connection needs from its transport. */
 export interface InboundContext {
@@ -41,14 +44,8 @@ export interface InboundContext {
   error(error: TransportError): void;
   /** The answer to a CLUSTER_QUERY (see frames.ts); undefined: queries are not answered. */
   clusterInfo?(): string;
-}
-
-/** A snapshot stream being reassembled. */
-interface IncomingSnapshot {
-  readonly streamId: number;
-  readonly message: SnapshotRequest;
-  readonly data: Buffer;
-  received: number;
+  /** The sink of a `stream`-mode snapshot (see snapshot-stream.ts); undefined refuses it. */
+  openSnapshotSink?(from: NodeId, message: SnapshotRequest): SnapshotSink | undefined;
 }
 
 /** Carries an exception thrown by `onMessage` past the handler that turns bad input into errors. */
@@ -70,6 +67,8 @@ export class InboundConnection {
   private readonly reader: FrameReader;
   private readonly remoteAddress: string;
   private snapshot: IncomingSnapshot | undefined;
+  /** Work a frame started (a sink's write) that must finish before the next frame is read. */
+  private waiting = false;
   private readonly handshakeTimer: NodeJS.Timeout;
 
   constructor(
@@ -94,6 +93,7 @@ export class InboundConnection {
     socket.on('error', () => {});
     socket.on('close', () => {
       clearTimeout(this.handshakeTimer);
+      this.snapshot?.abort();
       this.snapshot = undefined;
       context.closed(this);
     });
@@ -111,28 +111,63 @@ export class InboundConnection {
   private onData(chunk: Buffer): void {
     if (this.socket.destroyed) return;
     this.reader.push(chunk);
+    this.pump();
+  }
+
+  /**
+   * Handles the frames read so far, in order. A frame whose work is asynchronous (a snapshot
+   * sink's write) pauses the socket until it is done, so a slow disk slows the sender (TCP
+   * flow control) instead of filling memory.
+   */
+  private pump(): void {
+    if (this.waiting) return;
     try {
       for (let payload = this.reader.next(); payload !== undefined; payload = this.reader.next()) {
         if (this.stats !== undefined) this.stats.bytesReceived += payload.length + 4;
-        this.onFrame(payload[0]!, payload.subarray(1));
+        const pending = this.onFrame(payload[0]!, payload.subarray(1));
         if (this.socket.destroyed || this.socket.writableEnded) return;
+        if (pending !== undefined) {
+          this.wait(pending);
+          return;
+        }
       }
     } catch (error) {
-      // An exception from onMessage is the runtime's bug, not bad input: let it propagate.
-      if (error instanceof CallbackFailure) throw error.error;
-      const e =
-        error instanceof TransportError
-          ? error
-          : new TransportError('MALFORMED', String(error), { cause: error });
-      const where = this.peer === undefined ? ' (before the handshake)' : '';
-      this.fail(
-        new TransportError(e.code, `from ${this.describe()}${where}: ${e.message}`, {
-          peer: this.peer,
-          remoteAddress: this.remoteAddress,
-          cause: e,
-        }),
-      );
+      this.onFrameError(error);
     }
+  }
+
+  private wait(pending: Promise<void>): void {
+    this.waiting = true;
+    this.socket.pause();
+    pending.then(
+      () => {
+        this.waiting = false;
+        if (this.socket.destroyed) return;
+        this.socket.resume();
+        this.pump();
+      },
+      (error: unknown) => {
+        this.waiting = false;
+        if (!this.socket.destroyed) this.onFrameError(error);
+      },
+    );
+  }
+
+  private onFrameError(error: unknown): void {
+    // An exception from onMessage is the runtime's bug, not bad input: let it propagate.
+    if (error instanceof CallbackFailure) throw error.error;
+    const e =
+      error instanceof TransportError
+        ? error
+        : new TransportError('MALFORMED', String(error), { cause: error });
+    const where = this.peer === undefined ? ' (before the handshake)' : '';
+    this.fail(
+      new TransportError(e.code, `from ${this.describe()}${where}: ${e.message}`, {
+        peer: this.peer,
+        remoteAddress: this.remoteAddress,
+        cause: e,
+      }),
+    );
   }
 
   private fail(error: TransportError): void {
@@ -141,27 +176,29 @@ export class InboundConnection {
     this.socket.destroy();
   }
 
-  private onFrame(kind: number, body: Buffer): void {
+  /** Handles one frame; a promise when its work goes on asynchronously. */
+  private onFrame(kind: number, body: Buffer): Promise<void> | undefined {
     if (this.peer === undefined) {
       if (kind === FRAME_KIND.CLUSTER_QUERY) {
         this.onClusterQuery(body);
-        return;
+        return undefined;
       }
       if (kind !== FRAME_KIND.HELLO)
         throw new TransportError('PROTOCOL', `expected a handshake, got frame kind ${kind}`);
       this.onHello(decodeHello(body));
-      return;
+      return undefined;
     }
     switch (kind) {
       case FRAME_KIND.MESSAGE:
         this.deliver(decodeMessageBody(body));
-        return;
+        return undefined;
       case FRAME_KIND.SNAPSHOT_BEGIN:
         this.onSnapshotBegin(body);
-        return;
+        return undefined;
       case FRAME_KIND.SNAPSHOT_CHUNK:
-        this.onSnapshotChunk(body);
-        return;
+        return this.onSnapshotChunk(body);
+      case FRAME_KIND.SNAPSHOT_END:
+        return this.onSnapshotEnd(body);
       default:
         throw new TransportError('PROTOCOL', `unexpected frame kind ${kind}`);
     }
@@ -253,50 +290,63 @@ export class InboundConnection {
   }
 
   private onSnapshotBegin(body: Buffer): void {
-    const { streamId, totalBytes, message } = decodeSnapshotBegin(body);
+    const { streamId, mode, message } = decodeSnapshotBegin(body);
     if (this.snapshot !== undefined) {
       throw new TransportError(
         'PROTOCOL',
         `snapshot stream ${streamId} began inside stream ${this.snapshot.streamId}`,
       );
     }
-    const max = this.context.limits.snapshotBytesMax;
-    if (totalBytes > max) {
-      throw new TransportError(
-        'SNAPSHOT_TOO_LARGE',
-        `snapshot of ${totalBytes} bytes exceeds snapshotBytesMax ${max}`,
-      );
+    let sink: SnapshotSink | undefined;
+    if (mode === 'stream') {
+      sink = this.context.openSnapshotSink?.(this.peer!, message);
+      if (sink === undefined) {
+        throw new TransportError(
+          'PROTOCOL',
+          `snapshot stream ${streamId}: this node takes no streamed snapshots`,
+        );
+      }
     }
-    // allocUnsafeSlow: the buffer is fully overwritten before delivery (offsets are checked to
-    // be contiguous), and it must not share the small-buffer pool with unrelated data.
-    this.snapshot = { streamId, message, data: Buffer.allocUnsafeSlow(totalBytes), received: 0 };
-    if (totalBytes === 0) this.completeSnapshot();
+    const max = this.context.limits.snapshotBytesMax;
+    this.snapshot = new IncomingSnapshot(streamId, mode, message, sink, max);
   }
 
-  private onSnapshotChunk(body: Buffer): void {
+  private onSnapshotChunk(body: Buffer): Promise<void> | undefined {
     const { streamId, offset, data } = decodeSnapshotChunk(body);
     const s = this.snapshot;
     if (s === undefined || s.streamId !== streamId) {
       throw new TransportError('PROTOCOL', `chunk of snapshot stream ${streamId}, which was not begun`);
     }
-    if (offset !== s.received || data.length > s.data.length - s.received) {
-      throw new TransportError(
-        'PROTOCOL',
-        `snapshot stream ${streamId}: chunk [${offset}, ${offset + data.length}) does not continue [0, ${s.received}) of ${s.data.length} bytes`,
-      );
-    }
-    data.copy(s.data, s.received);
-    s.received += data.length;
-    if (s.received === s.data.length) this.completeSnapshot();
+    return s.chunk(offset, data);
   }
 
-  private completeSnapshot(): void {
-    const s = this.snapshot!;
+  /** Checks the stream's end, then delivers the message and acknowledges it. */
+  private onSnapshotEnd(body: Buffer): Promise<void> | undefined {
+    const { streamId, totalBytes, crc } = decodeSnapshotEnd(body);
+    const s = this.snapshot;
+    if (s === undefined || s.streamId !== streamId) {
+      throw new TransportError('PROTOCOL', `end of snapshot stream ${streamId}, which was not begun`);
+    }
     this.snapshot = undefined;
-    const data = new Uint8Array(s.data.buffer, s.data.byteOffset, s.data.length);
-    const message: SnapshotRequest = { ...s.message, snapshot: { meta: s.message.snapshot.meta, data } };
+    let ended: ReturnType<IncomingSnapshot['end']>;
+    try {
+      ended = s.end(totalBytes, crc);
+    } catch (error) {
+      s.abort();
+      throw error;
+    }
+    if (!(ended instanceof Promise)) {
+      this.completeSnapshot(streamId, ended);
+      return undefined;
+    }
+    return ended.then((message) => {
+      if (!this.socket.destroyed) this.completeSnapshot(streamId, message);
+    });
+  }
+
+  private completeSnapshot(streamId: number, message: SnapshotRequest): void {
     if (this.stats !== undefined) this.stats.snapshotsReceived++;
     this.deliver(message);
-    this.socket.write(snapshotAckFrame(s.streamId));
+    this.socket.write(snapshotAckFrame(streamId));
   }
 }

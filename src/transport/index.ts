@@ -23,4 +23,11 @@ export {
   type TransportLogger,
   type TransportStats,
 } from './options.js';
+export {
+  bytesPayload,
+  framedPayload,
+  type SnapshotMode,
+  type SnapshotPayload,
+  type SnapshotSink,
+} from './snapshot-stream.js';
 export { TcpTransport } from './tcp-transport.js';

@@ -1,8 +1,9 @@
 /**
  * Options, limits and observable counters of the TCP transport.
  */
-import type { Message, NodeId } from '../raft/types.js';
+import type { Message, NodeId, SnapshotRequest } from '../raft/types.js';
 import type { TransportError } from './errors.js';
+import type { SnapshotSink } from './snapshot-stream.js';
 
 /** Where a node listens for its peers. */
 export interface PeerAddress {
@@ -102,6 +103,12 @@ export interface TcpTransportOptions extends Partial<TransportLimits> {
    * query; without it queries are not answered.
    */
   readonly clusterInfo?: () => string;
+  /**
+   * Where a `stream`-mode snapshot's payload goes (see snapshot-stream.ts): called when a
+   * peer begins one; undefined refuses it (the connection is dropped). Without this option
+   * every `stream`-mode snapshot is refused.
+   */
+  readonly openSnapshotSink?: (from: NodeId, message: SnapshotRequest) => SnapshotSink | undefined;
 }
 
 /** Counters of one peer. Bytes include frame headers. */

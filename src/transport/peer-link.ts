@@ -25,8 +25,6 @@ import {
   FRAME_KIND,
   helloFrame,
   PROTOCOL_VERSION,
-  snapshotBeginFrame,
-  snapshotChunkHeader,
 } from './frames.js';
 import {
   backoffDelayMs,
@@ -36,6 +34,8 @@ import {
   type TransportLimits,
   type TransportLogger,
 } from './options.js';
+import { OutgoingSnapshot } from './snapshot-send.js';
+import { bytesPayload, type SnapshotPayload } from './snapshot-stream.js';
 
 /** What a link needs from its transport. Callbacks are deferred by the transport. */
 export interface LinkContext {
@@ -51,14 +51,6 @@ export interface LinkContext {
 
 /** The state of a link (see the module comment). */
 export type LinkState = 'idle' | 'connecting' | 'open' | 'down' | 'closed';
-
-/** A snapshot being streamed. `offset` is -1 until the begin frame is written. */
-interface OutgoingSnapshot {
-  readonly message: SnapshotRequest;
-  readonly streamId: number;
-  offset: number;
-  ackTimer: NodeJS.Timeout | undefined;
-}
 
 /** TCP keep-alive probe delay: detects a peer host that vanished without closing the socket. */
 const KEEP_ALIVE_DELAY_MS = 5000;
@@ -120,12 +112,15 @@ export class PeerLink {
   }
 
   /**
-   * Starts streaming a snapshot. At most one snapshot per peer is in flight: another one, or
-   * one to a peer that is down, fails at once through `snapshotStatus(peer, false)`.
+   * Starts streaming a snapshot: in `data` mode (no `payload`) the message's data is the
+   * payload; in `stream` mode the message goes with its data and `payload` follows it. At
+   * most one snapshot per peer is in flight: another one, or one to a peer that is down, fails
+   * at once through `snapshotStatus(peer, false)` (and its payload is closed).
    */
-  sendSnapshot(message: SnapshotRequest): void {
-    const bytes = message.snapshot.data.length;
-    if (bytes > this.context.limits.snapshotBytesMax) {
+  sendSnapshot(message: SnapshotRequest, payload?: SnapshotPayload): void {
+    const bytes = payload === undefined ? message.snapshot.data.length : 0;
+    const tooLarge = bytes > this.context.limits.snapshotBytesMax;
+    if (tooLarge) {
       this.context.error(
         new TransportError(
           'SNAPSHOT_TOO_LARGE',
@@ -134,13 +129,21 @@ export class PeerLink {
         ),
       );
     }
-    if (bytes > this.context.limits.snapshotBytesMax || this.snapshot !== undefined || !this.canQueue()) {
+    if (tooLarge || this.snapshot !== undefined || !this.canQueue()) {
+      payload?.close();
       this.drop(1);
       this.stats.snapshotsFailed++;
       this.context.snapshotStatus(this.peer, false);
       return;
     }
-    this.snapshot = { message, streamId: this.nextStreamId, offset: -1, ackTimer: undefined };
+    const mode = payload === undefined ? 'data' : 'stream';
+    const source = payload ?? bytesPayload(message.snapshot.data);
+    const s: OutgoingSnapshot = new OutgoingSnapshot(message, mode, source, this.nextStreamId, {
+      readable: () => this.scheduleFlush(),
+      failed: (error) => this.abandonSnapshot(s, error),
+      wroteFrame: (bytes) => this.countFrame(bytes),
+    });
+    this.snapshot = s;
     this.nextStreamId = (this.nextStreamId + 1) >>> 0 || 1;
     this.scheduleFlush();
   }
@@ -352,53 +355,50 @@ export class PeerLink {
       this.unreachableReported = false;
     }
     const s = this.snapshot;
-    if (s !== undefined && s.offset < s.message.snapshot.data.length && !socket.writableNeedDrain)
-      this.scheduleFlush();
+    if (s !== undefined && !s.ended && !s.reading && !socket.writableNeedDrain) this.scheduleFlush();
   }
 
   /**
-   * Writes the begin frame or one chunk of the snapshot in flight. One chunk per flush, and
-   * only once the previous one drained: other messages are written between chunks, so a
-   * heartbeat waits behind at most one chunk rather than the whole snapshot.
+   * Writes the begin frame, one chunk of the payload, or the end frame of the snapshot in
+   * flight (see snapshot-send.ts). One chunk per flush, and only once the previous one
+   * drained: other messages are written between chunks, so a heartbeat waits behind at most
+   * one chunk rather than the whole snapshot, and the source is read no faster than the peer
+   * takes it.
    */
   private writeSnapshotStep(socket: Socket): boolean {
     const s = this.snapshot;
-    if (s === undefined || s.ackTimer !== undefined) return false;
-    const data = s.message.snapshot.data;
-    let wrote = false;
-    if (s.offset < 0) {
-      const begin = snapshotBeginFrame(s.streamId, s.message);
-      socket.write(begin);
-      this.countFrame(begin.length);
-      this.stats.messagesSent++;
-      s.offset = 0;
-      wrote = true;
-    }
-    if (s.offset < data.length && !socket.writableNeedDrain) {
-      const end = Math.min(data.length, s.offset + this.context.limits.snapshotChunkBytes);
-      const header = snapshotChunkHeader(s.streamId, s.offset, end - s.offset);
-      socket.write(header);
-      socket.write(data.subarray(s.offset, end));
-      this.countFrame(header.length + end - s.offset);
-      s.offset = end;
-      wrote = true;
-    }
-    if (s.offset === data.length) {
-      const ms = this.context.limits.snapshotAckTimeoutMs;
-      s.ackTimer = setTimeout(() => {
-        const socket = this.socket;
-        if (socket === undefined || this.snapshot !== s) return;
-        this.fail(
-          socket,
-          new TransportError(
-            'PROTOCOL',
-            `${this.describePeer()} did not acknowledge snapshot stream ${s.streamId} within ${ms} ms`,
-            { peer: this.peer },
-          ),
-        );
-      }, ms);
-    }
+    if (s === undefined || s.ended || s.reading) return false;
+    const wasBegun = s.begun;
+    const { wrote, ended } = s.step(socket, this.context.limits.snapshotChunkBytes);
+    if (!wasBegun && s.begun) this.stats.messagesSent++;
+    if (ended) this.awaitSnapshotAck(s);
     return wrote;
+  }
+
+  /** The source of a snapshot failed: report it, fail the snapshot, and drop the connection (the stream is cut). */
+  private abandonSnapshot(s: OutgoingSnapshot, error: unknown): void {
+    if (this.snapshot !== s) return;
+    const socket = this.socket;
+    const message = `snapshot stream ${s.streamId} to ${this.describePeer()} failed: ${String(error)}`;
+    this.failSnapshot();
+    if (socket !== undefined) this.fail(socket, new TransportError('PROTOCOL', message, { peer: this.peer }));
+  }
+
+  /** Waits for the peer's acknowledgement of a stream whose end frame was written. */
+  private awaitSnapshotAck(s: OutgoingSnapshot): void {
+    const ms = this.context.limits.snapshotAckTimeoutMs;
+    s.ackTimer = setTimeout(() => {
+      const socket = this.socket;
+      if (socket === undefined || this.snapshot !== s) return;
+      this.fail(
+        socket,
+        new TransportError(
+          'PROTOCOL',
+          `${this.describePeer()} did not acknowledge snapshot stream ${s.streamId} within ${ms} ms`,
+          { peer: this.peer },
+        ),
+      );
+    }, ms);
   }
 
   private countFrame(bytes: number): void {
@@ -422,8 +422,9 @@ export class PeerLink {
     if (s === undefined) return;
     clearTimeout(s.ackTimer);
     this.snapshot = undefined;
+    s.close();
     this.stats.snapshotsFailed++;
-    if (s.offset < 0) this.stats.messagesDropped++;
+    if (!s.begun) this.stats.messagesDropped++;
     this.context.snapshotStatus(this.peer, false);
   }
 

@@ -13,7 +13,7 @@
  */
 import { createServer, type Server } from 'node:net';
 import { assert } from '../raft/assert.js';
-import type { Message, NodeId } from '../raft/types.js';
+import type { Message, NodeId, SnapshotRequest } from '../raft/types.js';
 import { TransportError } from './errors.js';
 import { FRAME_HEADER_BYTES, messageFrame, SNAPSHOT_PREFIX_BYTES } from './frames.js';
 import { InboundConnection, type InboundContext } from './inbound.js';
@@ -29,6 +29,7 @@ import {
   type TransportStats,
 } from './options.js';
 import { type LinkContext, PeerLink } from './peer-link.js';
+import type { SnapshotPayload } from './snapshot-stream.js';
 
 /** Lifecycle of a transport: it can be started once and stopped once. */
 type TransportState = 'new' | 'started' | 'stopped';
@@ -79,6 +80,7 @@ export class TcpTransport implements MessageSender {
       deliver: (message) => this.options.onMessage(message),
       error: (error) => this.defer(() => this.options.onError?.(error)),
       ...(options.clusterInfo === undefined ? {} : { clusterInfo: options.clusterInfo }),
+      ...(options.openSnapshotSink === undefined ? {} : { openSnapshotSink: options.openSnapshotSink }),
     };
     this.server = createServer({ noDelay: true }, (socket) => {
       if (this.state !== 'started') {
@@ -136,6 +138,25 @@ export class TcpTransport implements MessageSender {
    * `snapshot` messages are streamed in chunks; their outcome comes via `onSnapshotStatus`.
    * The caller must not modify a message's buffers (entry data, snapshot data) after sending.
    */
+  /**
+   * Streams a snapshot whose state follows the message as `payload` (`stream` mode, see
+   * snapshot-stream.ts): the message goes with its data, the payload is read as fast as the
+   * peer takes it and written to the peer's sink. The outcome comes via `onSnapshotStatus`;
+   * the payload is closed either way.
+   */
+  sendSnapshot(message: SnapshotRequest, payload: SnapshotPayload): void {
+    const link = this.state === 'stopped' ? undefined : this.links.get(message.to);
+    if (link === undefined) {
+      payload.close();
+      if (this.state === 'stopped') return;
+      this.droppedUnknownPeer++;
+      this.linkContext.unreachable(message.to);
+      this.linkContext.snapshotStatus(message.to, false);
+      return;
+    }
+    link.sendSnapshot(message, payload);
+  }
+
   send(messages: readonly Message[]): void {
     if (this.state === 'stopped') return;
     for (const m of messages) {
