@@ -11,16 +11,23 @@
  * 5. read barriers (`readStates`) are recorded and reads served once applied reaches them;
  * 6. `advance`.
  *
+ * Steps 2 and 4 overlap: the committed entries that were already in the durable log before
+ * this Ready are applied while its write and fdatasync are in flight (etcd applies in
+ * parallel with its WAL write too); only those among this Ready's own new entries wait for
+ * the write. Applying a durable, committed entry early is safe: the state machine never gets
+ * ahead of the local log, and its applied index may get ahead of the *persisted* commit
+ * index only, which the core raises on restart (raft.ts: entries applied were committed).
+ *
  * This module owns the I/O steps (1-3: persist and send), `advance` and the scheduling: wakes
  * in one event-loop turn share one pass, so one fsync covers everything queued meanwhile. What
- * a Ready means for the group's state machine (4-5) is its {@link ReadyHandler}'s: `apply`
- * before `advance`, then `advanced` (serving reads, a snapshot when due).
+ * a Ready means for the group's state machine (4-5) is its {@link ReadyHandler}'s: `install`
+ * and `applyEntries` before `advance`, then `advanced` (serving reads, a snapshot when due).
  *
  * A storage failure is fatal: the loop stops before sending or applying anything that
  * depended on the failed write.
  */
 import { performance } from 'node:perf_hooks';
-import type { Message, RawNode, Ready, SnapshotRequest } from '../raft/index.js';
+import type { Entry, Message, RawNode, ReadState, Ready, Snapshot, SnapshotRequest } from '../raft/index.js';
 import type { FileStorage } from '../storage/index.js';
 import type { TcpTransport } from '../transport/index.js';
 import type { NodeCounters } from './counters.js';
@@ -35,8 +42,15 @@ export interface ReadyHandler {
   prepare(): void;
   /** Resolves when the state machine may be replaced by a received snapshot (none is being taken). */
   snapshotSettled(): Promise<void> | undefined;
-  /** Applies a durable Ready: its snapshot, its committed entries, its read states. */
-  apply(rd: Ready): Promise<void>;
+  /** Restores the state machine from a received snapshot, already durable. */
+  install(snapshot: Snapshot): Promise<void>;
+  /**
+   * Applies committed entries in log order; called once or twice per Ready (the entries
+   * already durable, possibly while the Ready's write is in flight; then the rest).
+   */
+  applyEntries(entries: readonly Entry[]): Promise<void>;
+  /** Records the read barriers a Ready released, once its entries are applied. */
+  released(readStates: readonly ReadState[]): void;
   /** Runs after `advance`: serves reads that became ready, takes a snapshot when due. */
   advanced(): void;
 }
@@ -119,13 +133,55 @@ export class ReadyLoop {
     const early: Message[] = [];
     for (const m of rd.messages) (m.type === 'append' || m.type === 'heartbeat' ? early : held).push(m);
     this.send(early);
-    if (rd.snapshot !== undefined) await this.deps.handler.snapshotSettled();
-    await this.persist(rd);
-    if (this.deps.stopped()) return;
-    this.send(held);
-    await this.deps.handler.apply(rd);
+    const { handler } = this.deps;
+    if (rd.snapshot !== undefined) {
+      await handler.snapshotSettled();
+      await this.persist(rd);
+      if (this.deps.stopped()) return;
+      this.send(held);
+      await handler.install(rd.snapshot);
+      await handler.applyEntries(rd.committedEntries);
+    } else {
+      if (!(await this.persistWhileApplying(rd))) return;
+      this.send(held);
+    }
+    handler.released(rd.readStates);
     this.deps.raw.advance(rd);
-    this.deps.handler.advanced();
+    handler.advanced();
+  }
+
+  /**
+   * Persists the Ready while applying its committed entries that were durable before it;
+   * then applies the rest (this Ready's own entries, once durable). False when the node
+   * stopped meanwhile (nothing more may be done for this Ready).
+   */
+  private async persistWhileApplying(rd: Ready): Promise<boolean> {
+    const committed = rd.committedEntries;
+    const firstNew = rd.entries[0]?.index ?? Number.POSITIVE_INFINITY;
+    let split = committed.findIndex((e) => e.index >= firstNew);
+    if (split < 0) split = committed.length;
+    const persisting = this.persist(rd);
+    // After one event-loop turn, so the write is handed to the disk before apply takes the CPU.
+    const applying =
+      split === 0
+        ? undefined
+        : new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+            this.deps.handler.applyEntries(
+              split === committed.length ? committed : committed.slice(0, split),
+            ),
+          );
+    // Awaited below; this keeps a persist failure (an early exit) from leaving it unobserved.
+    applying?.catch(() => {});
+    try {
+      await persisting;
+    } catch (error) {
+      await applying?.catch(() => {});
+      throw error;
+    }
+    await applying;
+    if (this.deps.stopped()) return false;
+    if (split < committed.length) await this.deps.handler.applyEntries(committed.slice(split));
+    return true;
   }
 
   /** Makes the Ready's hard state, entries and snapshot durable with one save. */

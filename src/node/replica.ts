@@ -7,7 +7,7 @@
  * transport, the tick timer, the lifecycle) belongs to the runtime (raft-node.ts) and is
  * reached through {@link ReplicaDeps}.
  */
-import type { RawNode, Ready } from '../raft/index.js';
+import type { Entry, RawNode, ReadState, Snapshot } from '../raft/index.js';
 import type { FileStorage } from '../storage/index.js';
 import { Applier } from './apply.js';
 import type { NodeCounters } from './counters.js';
@@ -199,12 +199,21 @@ export class Replica implements ReadyHandler {
     return this.snapshots.pending;
   }
 
-  /** Restores a received snapshot, applies committed entries, records released read indexes. */
-  async apply(rd: Ready): Promise<void> {
-    if (rd.snapshot !== undefined) await this.snapshots.install(rd.snapshot.meta.index, rd.snapshot.data);
-    await this.applier.apply(rd.committedEntries);
-    this.snapshots.applied(rd.committedEntries);
-    this.reads.released(rd.readStates);
+  /** Restores a received snapshot (already durable). */
+  async install(snapshot: Snapshot): Promise<void> {
+    await this.snapshots.install(snapshot.meta.index, snapshot.data);
+  }
+
+  /** Applies committed entries in order and tells the snapshot policy. */
+  async applyEntries(entries: readonly Entry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.applier.apply(entries);
+    this.snapshots.applied(entries);
+  }
+
+  /** Records the read indexes a Ready released. */
+  released(readStates: readonly ReadState[]): void {
+    this.reads.released(readStates);
   }
 
   /** After `advance`: serves reads whose index is applied, takes a snapshot when due. */
