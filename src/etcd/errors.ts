@@ -100,6 +100,9 @@ const NODE_ERRORS: Readonly<Record<NodeErrorCode, keyof typeof ETCD_ERRORS | und
   STOPPED: 'stopped',
   FATAL: 'stopped',
   INVALID_CONFIG: undefined,
+  // Runtime sessions are the library's (the KV keeps its own): never reach the etcd API.
+  SESSION_EXPIRED: undefined,
+  DUPLICATE: undefined,
 };
 
 /**

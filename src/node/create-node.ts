@@ -33,6 +33,8 @@ export interface NodeConfig<C, R, Q, A> {
   readonly snapshotEntries?: number;
   /** Entries kept in the log behind a snapshot. Default 5000. */
   readonly snapshotKeepEntries?: number;
+  /** Client sessions kept; opening one more evicts the one used longest ago. Default 10 000. */
+  readonly sessionsMax?: number;
   /** Where diagnostics go. Default: nowhere. */
   readonly logger?: NodeLogger;
   /** Called once if the node stops on a fatal error (storage failure, a throwing `apply`). */
@@ -45,6 +47,13 @@ export interface ProposeOptions {
   readonly timeoutMs?: number;
   /** Stops waiting (rejects with the signal's reason); a proposal already made may still apply. */
   readonly signal?: AbortSignal;
+  /**
+   * The command's place in a client session from {@link FlotillaNode.openSession}: `seq` is
+   * 1 for its first command and one more for each next one; a retry repeats it. A command is
+   * applied at most once per tag and a retry resolves with the first application's result;
+   * see docs/library.md, "Exactly once".
+   */
+  readonly session?: { readonly clientId: number; readonly seq: number };
 }
 
 /** Options of {@link FlotillaNode.read}. */
@@ -67,6 +76,11 @@ export interface FlotillaNode<C, R, Q, A> {
    * unknown), `PROPOSAL_DROPPED`, `STOPPED`, `FATAL`.
    */
   propose(command: C, options?: ProposeOptions): Promise<R>;
+  /**
+   * Opens a client session (a replicated entry) and resolves with its id, the `clientId` of
+   * {@link ProposeOptions.session}. Rejects like `propose`.
+   */
+  openSession(options?: Pick<ProposeOptions, 'timeoutMs' | 'signal'>): Promise<number>;
   /** The state machine's answer to `query` (see {@link ReadOptions}); rejects like `propose`. */
   read(query: Q, options?: ReadOptions): Promise<A>;
   /** This node's view of the group: role, term, leader id, commit and applied indexes, members. */
@@ -94,6 +108,7 @@ export async function createNode<C, R, Q, A>(
   return {
     id: config.id,
     propose: async (command, options = {}) => (await host.proposeCommand(command, options)) as R,
+    openSession: (options = {}) => host.openSession(options),
     read: async (query, options = {}) =>
       (await host.readQuery(query, options.consistency ?? 'linearizable')) as A,
     status: () => host.status(),
@@ -133,6 +148,7 @@ function hostInit(config: NodeConfig<unknown, unknown, unknown, unknown>): RaftN
     snapshotPolicy:
       config.snapshotEntries === undefined ? {} : { entriesPerSnapshot: config.snapshotEntries },
     snapshotKeepEntries: config.snapshotKeepEntries ?? d.snapshotKeepEntries,
+    sessionsMax: config.sessionsMax ?? d.sessionsMax,
     logger: config.logger ?? d.logger,
     onFatal: config.onFatal ?? d.onFatal,
   };

@@ -14,6 +14,11 @@ import { randomBytes } from 'node:crypto';
 /** Bytes of the envelope header: magic (1), origin (8), sequence number (8). */
 export const ENVELOPE_HEADER_BYTES = 17;
 const MAGIC = 0xf1;
+/** A command in a client session: the header, then client id (8) and session sequence (8). */
+const SESSION_MAGIC = 0xf2;
+const SESSION_HEADER_BYTES = ENVELOPE_HEADER_BYTES + 16;
+/** Opens a client session: the header alone (the entry's index becomes the client id). */
+const REGISTER_MAGIC = 0xf3;
 
 /** Identifies a proposal: the proposing process incarnation and its sequence number there. */
 export interface RequestId {
@@ -22,28 +27,79 @@ export interface RequestId {
   readonly seq: number;
 }
 
+/** A command's place in a client session (see sessions.ts). */
+export interface SessionTag {
+  /** The session's id: the index of the entry that opened it. */
+  readonly clientId: number;
+  /** The command's sequence number in the session, from 1; a retry repeats it. */
+  readonly seq: number;
+}
+
+/** What an entry carries, as the runtime wrote it. */
+export interface Unwrapped {
+  readonly id: RequestId;
+  /** The encoded command (empty when `register`). */
+  readonly command: Uint8Array;
+  /** The command's session, if it was proposed in one. */
+  readonly session?: SessionTag;
+  /** The entry opens a client session. */
+  readonly register?: true;
+}
+
 /** A fresh random origin for this process incarnation (8 bytes). */
 export function newOrigin(): Uint8Array {
   return new Uint8Array(randomBytes(8));
 }
 
-/** Prefixes an encoded command with its request id. */
-export function wrapCommand(origin: Uint8Array, seq: number, command: Uint8Array): Uint8Array {
-  const out = new Uint8Array(ENVELOPE_HEADER_BYTES + command.length);
-  out[0] = MAGIC;
+function header(magic: number, origin: Uint8Array, seq: number, bytes: number): Uint8Array {
+  const out = new Uint8Array(bytes);
+  out[0] = magic;
   out.set(origin, 1);
   new DataView(out.buffer).setBigUint64(9, BigInt(seq));
-  out.set(command, ENVELOPE_HEADER_BYTES);
   return out;
 }
 
-/** Splits an entry into its request id and command bytes; undefined when it is not an envelope. */
-export function unwrapCommand(data: Uint8Array): { id: RequestId; command: Uint8Array } | undefined {
-  if (data.length < ENVELOPE_HEADER_BYTES || data[0] !== MAGIC) return undefined;
+/** Prefixes an encoded command with its request id (and its session, if any). */
+export function wrapCommand(
+  origin: Uint8Array,
+  seq: number,
+  command: Uint8Array,
+  session?: SessionTag,
+): Uint8Array {
+  if (session === undefined) {
+    const out = header(MAGIC, origin, seq, ENVELOPE_HEADER_BYTES + command.length);
+    out.set(command, ENVELOPE_HEADER_BYTES);
+    return out;
+  }
+  const out = header(SESSION_MAGIC, origin, seq, SESSION_HEADER_BYTES + command.length);
+  const view = new DataView(out.buffer);
+  view.setBigUint64(ENVELOPE_HEADER_BYTES, BigInt(session.clientId));
+  view.setBigUint64(ENVELOPE_HEADER_BYTES + 8, BigInt(session.seq));
+  out.set(command, SESSION_HEADER_BYTES);
+  return out;
+}
+
+/** The entry that opens a client session. */
+export function wrapRegister(origin: Uint8Array, seq: number): Uint8Array {
+  return header(REGISTER_MAGIC, origin, seq, ENVELOPE_HEADER_BYTES);
+}
+
+/** Splits an entry into its request id, command and session; undefined when it is not an envelope. */
+export function unwrapCommand(data: Uint8Array): Unwrapped | undefined {
+  const magic = data[0];
+  if (data.length < ENVELOPE_HEADER_BYTES) return undefined;
+  if (magic !== MAGIC && magic !== SESSION_MAGIC && magic !== REGISTER_MAGIC) return undefined;
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const origin = Buffer.from(data.buffer, data.byteOffset + 1, 8).toString('hex');
-  const seq = Number(view.getBigUint64(9));
-  return { id: { origin, seq }, command: data.subarray(ENVELOPE_HEADER_BYTES) };
+  const id = { origin, seq: Number(view.getBigUint64(9)) };
+  if (magic === MAGIC) return { id, command: data.subarray(ENVELOPE_HEADER_BYTES) };
+  if (magic === REGISTER_MAGIC) return { id, command: data.subarray(data.length), register: true };
+  if (data.length < SESSION_HEADER_BYTES) return undefined;
+  const session = {
+    clientId: Number(view.getBigUint64(ENVELOPE_HEADER_BYTES)),
+    seq: Number(view.getBigUint64(ENVELOPE_HEADER_BYTES + 8)),
+  };
+  return { id, command: data.subarray(SESSION_HEADER_BYTES), session };
 }
 
 /** Joins KV snapshot chunks into one buffer: `[length u32 BE][chunk]` each. */

@@ -17,7 +17,11 @@ export type NodeErrorCode =
   /** A storage failure stopped the node; nothing is acknowledged after it. */
   | 'FATAL'
   /** A bad configuration (flags, data directory contents). */
-  | 'INVALID_CONFIG';
+  | 'INVALID_CONFIG'
+  /** The command's client session is not open (never opened, or evicted): open a new one. */
+  | 'SESSION_EXPIRED'
+  /** The command was applied already in its session and its result is not kept (see sessions.ts). */
+  | 'DUPLICATE';
 
 /** A failed runtime call, with a stable `code`. */
 export class NodeError extends Error {

@@ -44,7 +44,7 @@ import type { MemberChange } from './membership.js';
 import { DEFAULT_RAFT_NODE_OPTIONS, type RaftNodeInit, type RaftNodeOptions } from './options.js';
 import type { EnqueueOptions } from './proposals.js';
 import { ReadyLoop } from './ready-loop.js';
-import { Replica } from './replica.js';
+import { type ProposeOptions, Replica } from './replica.js';
 import { initialPeers, type RecoveredMember, recoverMember } from './startup.js';
 import { TickTimer } from './ticker.js';
 import { WriteTrace } from './write-trace.js';
@@ -108,10 +108,23 @@ export class Host {
     });
     this.lifecycle = lifecycle;
     const wake = (): void => this.wake();
-    const { members, spool } = recovered;
+    const { members, spool, sessions } = recovered;
     const trace = this.writeTrace;
     const peers = transport;
-    const deps = { options, counters, trace, raw, storage, machine, peers, members, spool, lifecycle, wake };
+    const deps = {
+      options,
+      counters,
+      trace,
+      raw,
+      storage,
+      machine,
+      peers,
+      members,
+      spool,
+      sessions,
+      lifecycle,
+      wake,
+    };
     this.replica = new Replica(deps);
     this.loop = new ReadyLoop({
       raw,
@@ -183,8 +196,17 @@ export class Host {
    * `NO_LEADER` (no leader within the timeout; nothing was proposed), `TIMEOUT` (proposed,
    * outcome unknown), `PROPOSAL_DROPPED`, `STOPPED`, `FATAL`; or with the signal's reason.
    */
-  proposeCommand(command: unknown, options: EnqueueOptions = {}): Promise<unknown> {
+  proposeCommand(command: unknown, options: ProposeOptions = {}): Promise<unknown> {
     return this.replica.propose(command, options);
+  }
+
+  /**
+   * Opens a client session and resolves with its id once applied here: commands proposed
+   * with `{ session: { clientId: id, seq } }` (seq 1, 2, ...) are then applied at most once
+   * however often they are retried (see sessions.ts). Rejects like {@link Host.proposeCommand}.
+   */
+  openSession(options: EnqueueOptions = {}): Promise<number> {
+    return this.replica.openSession(options);
   }
 
   /**

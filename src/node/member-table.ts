@@ -267,45 +267,61 @@ export async function readMembersFile(dir: string): Promise<Map<number, MemberAd
 
 /** Prefix of the member chunk of a raft snapshot (a KV chunk is a MessagePack array: 0x92). */
 const SNAPSHOT_MEMBERS_PREFIX = 'flotilla-members:';
+/** Prefix of the client session chunk, which follows the member chunk when there are sessions. */
+const SNAPSHOT_SESSIONS_PREFIX = Buffer.from('flotilla-sessions:');
 
 /** The first chunk of a raft snapshot's data: the member table at the snapshot's index. */
 export function snapshotMembersChunk(table: ReadonlyMap<number, MemberAddress>): Uint8Array {
   return new Uint8Array(Buffer.from(`${SNAPSHOT_MEMBERS_PREFIX}${JSON.stringify(membersToJson(table))}`));
 }
 
+function hasPrefix(chunk: Uint8Array, prefix: Buffer): boolean {
+  return chunk.length >= prefix.length && prefix.equals(chunk.subarray(0, prefix.length));
+}
+
 /**
  * Splits a raft snapshot's data (see envelope.ts: framed chunks) into its member table (absent
- * in snapshots written before tables were included, and in restored backups) and the KV
- * snapshot's chunks.
+ * in snapshots written before tables were included, and in restored backups), its client
+ * sessions (sessions.ts; absent when there are none) and the state machine snapshot's chunks.
  */
 export function splitSnapshotData(data: Uint8Array): {
   members: Map<number, MemberAddress> | undefined;
+  sessions: Uint8Array | undefined;
   kvChunks: Iterable<Uint8Array>;
 } {
-  const first = unframeChunks(data).next();
-  if (first.done === true) return { members: undefined, kvChunks: [] };
-  const prefix = Buffer.from(SNAPSHOT_MEMBERS_PREFIX);
-  const chunk = first.value;
-  if (chunk.length < prefix.length || !prefix.equals(chunk.subarray(0, prefix.length))) {
-    return { members: undefined, kvChunks: unframeChunks(data) };
-  }
-  const members = membersFromJson(JSON.parse(Buffer.from(chunk.subarray(prefix.length)).toString('utf8')));
-  const kvChunks = (function* () {
-    let skipped = false;
-    for (const c of unframeChunks(data)) {
-      if (skipped) yield c;
-      skipped = true;
+  const chunks = [...unframeChunks(data)];
+  let at = 0;
+  let members: Map<number, MemberAddress> | undefined;
+  let sessions: Uint8Array | undefined;
+  const membersPrefix = Buffer.from(SNAPSHOT_MEMBERS_PREFIX);
+  if (chunks[at] !== undefined && hasPrefix(chunks[at]!, membersPrefix)) {
+    const text = Buffer.from(chunks[at]!.subarray(membersPrefix.length)).toString('utf8');
+    members = membersFromJson(JSON.parse(text));
+    at++;
+    if (chunks[at] !== undefined && hasPrefix(chunks[at]!, SNAPSHOT_SESSIONS_PREFIX)) {
+      sessions = chunks[at]!.subarray(SNAPSHOT_SESSIONS_PREFIX.length);
+      at++;
     }
-  })();
-  return { members, kvChunks };
+  }
+  return { members, sessions, kvChunks: chunks.slice(at) };
 }
 
-/** A raft snapshot's chunks: the member table's, then the KV snapshot's. */
+/** The runtime's chunks of a raft snapshot: the member table, then the sessions if any. */
+function* runtimeChunks(
+  table: ReadonlyMap<number, MemberAddress>,
+  sessions: Uint8Array,
+): Generator<Uint8Array> {
+  yield snapshotMembersChunk(table);
+  if (sessions.length > 0) yield new Uint8Array(Buffer.concat([SNAPSHOT_SESSIONS_PREFIX, sessions]));
+}
+
+/** A raft snapshot's chunks: the runtime's (member table, sessions), then the state machine's. */
 export function* snapshotChunks(
   table: ReadonlyMap<number, MemberAddress>,
   kvChunks: Iterable<Uint8Array>,
+  sessions: Uint8Array = new Uint8Array(0),
 ): Generator<Uint8Array> {
-  yield snapshotMembersChunk(table);
+  yield* runtimeChunks(table, sessions);
   yield* kvChunks;
 }
 
@@ -313,8 +329,9 @@ export function* snapshotChunks(
 export async function* raftSnapshotChunks(
   table: ReadonlyMap<number, MemberAddress>,
   chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  sessions: Uint8Array = new Uint8Array(0),
 ): AsyncGenerator<Uint8Array> {
-  yield snapshotMembersChunk(table);
+  yield* runtimeChunks(table, sessions);
   yield* chunks;
 }
 

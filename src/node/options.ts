@@ -50,6 +50,8 @@ export interface RaftNodeOptions {
   readonly electionTicks: number;
   readonly heartbeatTicks: number;
   /** Proposals accepted and not yet applied; beyond it new ones fail with `TOO_MANY_REQUESTS`. */
+  /** Client sessions kept (sessions.ts); opening one more evicts the one used longest ago. */
+  readonly sessionsMax: number;
   readonly pendingProposalsMax: number;
   /** Linearizable reads waiting; beyond it new ones fail with `TOO_MANY_REQUESTS`. */
   readonly pendingReadsMax: number;
@@ -78,6 +80,7 @@ export const DEFAULT_RAFT_NODE_OPTIONS = Object.freeze({
   electionTicks: 10,
   heartbeatTicks: 1,
   pendingProposalsMax: 8192,
+  sessionsMax: 10_000,
   pendingReadsMax: 8192,
   applyLagEntriesMax: 10_000,
   proposalBatchBytesMax: 4 * 1024 * 1024,

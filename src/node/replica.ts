@@ -11,7 +11,7 @@ import type { Entry, RawNode, ReadState, Snapshot } from '../raft/index.js';
 import type { FileStorage } from '../storage/index.js';
 import { Applier } from './apply.js';
 import type { NodeCounters } from './counters.js';
-import { wrapCommand } from './envelope.js';
+import { type SessionTag, wrapCommand, wrapRegister } from './envelope.js';
 import type { NodeError } from './errors.js';
 import { LeaderWatch } from './leadership.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -27,10 +27,29 @@ import type { RaftNodeOptions } from './options.js';
 import { type EnqueueOptions, ProposalTracker } from './proposals.js';
 import { ReadTracker } from './reads.js';
 import type { ReadyHandler } from './ready-loop.js';
+import type { ClientSessions } from './sessions.js';
 import type { SnapshotSpool } from './snapshot-spool.js';
 import { SnapshotScheduler } from './snapshots.js';
 import { TickClock } from './ticker.js';
 import type { WriteTrace } from './write-trace.js';
+
+/** How a command is proposed: {@link EnqueueOptions}, and its client session if any. */
+export interface ProposeOptions extends EnqueueOptions {
+  /**
+   * The command's place in a client session opened with `openSession`: a retry with the same
+   * tag is applied at most once and gets the first application's result (sessions.ts).
+   */
+  readonly session?: SessionTag;
+}
+
+function checkSessionTag(tag: SessionTag): void {
+  const ok = (n: number): boolean => Number.isSafeInteger(n) && n > 0;
+  if (!ok(tag.clientId) || !ok(tag.seq)) {
+    throw new TypeError(
+      `a session tag needs a positive integer clientId and seq, got ${JSON.stringify(tag)}`,
+    );
+  }
+}
 
 /** What a {@link Replica} needs from the runtime that hosts it. */
 export interface ReplicaDeps {
@@ -50,6 +69,8 @@ export interface ReplicaDeps {
   readonly members: ReadonlyMap<number, MemberAddress>;
   /** Where state received from the leader waits for its restore (on-disk state machines). */
   readonly spool: SnapshotSpool;
+  /** The client sessions recovered on start. */
+  readonly sessions: ClientSessions;
   /** Whether the runtime runs; a fatal error stops it. */
   readonly lifecycle: Pick<Lifecycle, 'stopped' | 'ensureRunning' | 'fail'>;
   /** Schedules the Ready loop. */
@@ -97,18 +118,19 @@ export class Replica implements ReadyHandler {
     const fail = (error: unknown): void => deps.lifecycle.fail(error);
     // Background work of the state machine that fails (a KV commit) is as fatal as a WAL failure.
     machine.onFailure(fail);
-    const spool = deps.spool;
+    const { spool, sessions } = deps;
     this.snapshots = new SnapshotScheduler({
       options,
       raw,
       storage,
       machine,
       spool,
+      sessions,
       membership,
       counters,
       fail,
     });
-    this.applier = new Applier({ raw, storage, machine, proposals, membership, counters, logger });
+    this.applier = new Applier({ raw, storage, machine, proposals, membership, sessions, counters, logger });
   }
 
   /** Delivers every tick the monotonic clock says is due, before any other input. */
@@ -131,11 +153,20 @@ export class Replica implements ReadyHandler {
    * Proposes a state machine command (encoded by its codec); resolves with the state
    * machine's result once applied here. See `Host.proposeCommand`.
    */
-  async propose(command: unknown, options: EnqueueOptions = {}): Promise<unknown> {
+  async propose(command: unknown, options: ProposeOptions = {}): Promise<unknown> {
     this.deps.lifecycle.ensureRunning();
     this.proposals.checkBackPressure();
     const bytes = this.deps.machine.codec.encode(command);
-    return this.proposals.enqueue((origin, seq) => wrapCommand(origin, seq, bytes), options);
+    const { session } = options;
+    if (session !== undefined) checkSessionTag(session);
+    return this.proposals.enqueue((origin, seq) => wrapCommand(origin, seq, bytes, session), options);
+  }
+
+  /** Opens a client session (sessions.ts); resolves with its id once applied here. */
+  async openSession(options: EnqueueOptions = {}): Promise<number> {
+    this.deps.lifecycle.ensureRunning();
+    this.proposals.checkBackPressure();
+    return (await this.proposals.enqueue((origin, seq) => wrapRegister(origin, seq), options)) as number;
   }
 
   /** Answers a query from the state machine; see `Host.readQuery`. */

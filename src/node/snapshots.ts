@@ -28,6 +28,7 @@ import type { MachineDriver } from './machine-driver.js';
 import { raftSnapshotChunks, snapshotChunks, splitSnapshotData } from './member-table.js';
 import type { Membership } from './membership.js';
 import type { RaftNodeOptions } from './options.js';
+import type { ClientSessions } from './sessions.js';
 import type { SnapshotSpool } from './snapshot-spool.js';
 
 /** A snapshot message to a follower with the state that follows it (see {@link SnapshotScheduler.stream}). */
@@ -47,6 +48,8 @@ export interface SnapshotDeps {
   readonly machine: Pick<MachineDriver, 'appliedIndex' | 'onDisk' | 'openSnapshot' | 'sync' | 'restore'>;
   /** Where an on-disk state machine's state received from the leader waits for its restore. */
   readonly spool: Pick<SnapshotSpool, 'chunks' | 'clear'>;
+  /** The client sessions, which every snapshot carries. */
+  readonly sessions: Pick<ClientSessions, 'encode' | 'load'>;
   readonly membership: Membership;
   readonly counters: NodeCounters;
   /** Stops the node after a fatal error (a snapshot that could not be written). */
@@ -90,13 +93,14 @@ export class SnapshotScheduler {
     }
     const confState = this.deps.raw.confState();
     const table = this.deps.membership.snapshotTable();
+    const sessions = this.deps.sessions.encode();
     const onDisk = this.deps.machine.onDisk;
     const opening = onDisk ? undefined : this.deps.machine.openSnapshot();
     this.task = (async () => {
       const { machine, storage, options, counters } = this.deps;
       let data: Uint8Array;
       if (opening === undefined) {
-        data = frameChunks(snapshotChunks(table, []));
+        data = frameChunks(snapshotChunks(table, [], sessions));
       } else {
         const view = await opening;
         try {
@@ -104,7 +108,7 @@ export class SnapshotScheduler {
             policy.abandoned();
             return;
           }
-          data = await frameChunksAsync(raftSnapshotChunks(table, view.chunks()));
+          data = await frameChunksAsync(raftSnapshotChunks(table, view.chunks(), sessions));
         } finally {
           view.close();
         }
@@ -138,7 +142,7 @@ export class SnapshotScheduler {
     const index = machine.appliedIndex;
     if (index < m.snapshot.meta.index) return undefined;
     const meta = { index, term: storage.term(index), confState: raw.confState() };
-    const data = frameChunks(snapshotChunks(membership.snapshotTable(), []));
+    const data = frameChunks(snapshotChunks(membership.snapshotTable(), [], this.deps.sessions.encode()));
     // Pinned before anything else can run (an apply would move the state past `meta`).
     const opening = machine.openSnapshot();
     const view = opening instanceof Promise ? await opening : opening;
@@ -159,9 +163,10 @@ export class SnapshotScheduler {
    */
   async install(index: number, data: Uint8Array): Promise<void> {
     const { machine, membership, options, spool } = this.deps;
-    const { members, kvChunks } = splitSnapshotData(data);
+    const { members, sessions, kvChunks } = splitSnapshotData(data);
     // The table at the snapshot's index is authoritative for the members it lists.
     await membership.installSnapshotTable(members);
+    this.deps.sessions.load(sessions);
     if (!machine.onDisk) {
       await machine.restore(index, kvChunks);
     } else {

@@ -31,6 +31,7 @@ import {
   writeMembersFile,
 } from './member-table.js';
 import type { NodeLogger, RaftNodeOptions } from './options.js';
+import { ClientSessions } from './sessions.js';
 import { SnapshotSpool } from './snapshot-spool.js';
 
 /** A member recovered from its data directory, ready to run. */
@@ -46,6 +47,8 @@ export interface RecoveredMember {
   readonly members: Map<number, MemberAddress>;
   /** Received state waiting for its restore (empty once recovered). */
   readonly spool: SnapshotSpool;
+  /** The client sessions as of the state machine's applied index. */
+  readonly sessions: ClientSessions;
 }
 
 /**
@@ -77,8 +80,12 @@ export async function recoverMember(
       storage.snapshot().data,
       replayed.entries,
     );
+    const sessions = new ClientSessions(options.sessionsMax);
+    sessions.load(splitSnapshotData(storage.snapshot().data).sessions);
+    // What an on-disk state machine applied beyond the snapshot is not replayed: its sessions are.
+    sessions.replay(replayed.entries);
     const raw = new RawNode(storage, raftOptions(options, machine.appliedIndex));
-    return { options, storage, machine, raw, members, spool };
+    return { options, storage, machine, raw, members, spool, sessions };
   } catch (error) {
     // The caller closes the state machine; the log storage is ours to close.
     await storage.close().catch(() => {});

@@ -78,6 +78,8 @@ const NODE_STATUS: Readonly<Record<NodeErrorCode, number>> = {
   STOPPED: 503,
   FATAL: 500,
   INVALID_CONFIG: 500,
+  SESSION_EXPIRED: 409,
+  DUPLICATE: 409,
 };
 
 /** Translates any thrown value into an {@link HttpError}. */
