@@ -75,3 +75,34 @@ test('a restore survives a reopen, and a failed restore leaves the previous stat
   assert.equal(driver.kv.hash(), other.kv.hash());
   await driver.kv.close();
 });
+
+test('hashKvAsync hashes the state at the call in slices while applies go on', async () => {
+  const kv = LmdbKvBackend.open(freshPath(), { noSync: true });
+  const put = (i: number) =>
+    ({ type: 'put', key: bytes(`key${i % 5000}`), value: bytes(`value${i}`) }) as const;
+  let index = 0;
+  const apply = (n: number) => {
+    const entries = Array.from({ length: n }, () => ({ index: ++index, command: put(index) }));
+    kv.applyBatch(entries);
+  };
+  apply(20_000);
+  const expected = kv.hashKv();
+  let turns = 0;
+  const ticking = setInterval(() => turns++, 0);
+  const hashing = kv.hashKvAsync();
+  // Applies while the hash is in progress change nothing in its result.
+  for (let i = 0; i < 20; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    apply(10);
+  }
+  const result = await hashing;
+  clearInterval(ticking);
+  assert.deepEqual(result, expected);
+  assert.notEqual(kv.hashKv().hash, expected.hash, 'the store moved on meanwhile');
+  assert.ok(turns > 0, 'the event loop ran timers during the hash');
+  // The memory backend (no pinned view) answers the same.
+  const memory = new MemoryKvBackend();
+  memory.applyBatch(Array.from({ length: 50 }, (_, i) => ({ index: i + 1, command: put(i + 1) })));
+  assert.deepEqual(await memory.hashKvAsync(), memory.hashKv());
+  await kv.close();
+});

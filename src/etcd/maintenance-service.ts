@@ -84,7 +84,7 @@ export function maintenanceService(ctx: EtcdContext): UntypedServiceImplementati
     HashKV: unary(async (request: HashKvRequestWire) => {
       const revision = int64(request.revision);
       if (revision < 0) throw etcdError('futureRev');
-      const result = node.backend.hashKv(revision);
+      const result = await node.backend.hashKvAsync(revision);
       return {
         header: ctx.header(),
         hash: hash32(result.hash),

@@ -64,6 +64,11 @@ export interface KvBackend {
   hashKv(revision?: number): KvHash;
   /** A hash of the whole replicated state except the applied index. */
   hash(): string;
+  /**
+   * {@link hashKv} without holding the event loop for long: over a view pinned at the call,
+   * in slices (what the servers use; a large store takes seconds to hash).
+   */
+  hashKvAsync(revision?: number): Promise<KvHash>;
   /** A consistent snapshot of the whole state as of now (see snapshot.ts for the format). */
   snapshot(): KvSnapshot;
   /**
@@ -176,6 +181,28 @@ export abstract class BaseKvBackend {
   hash(): string {
     this.ensureUsable();
     return this.machine.hash();
+  }
+
+  /** See {@link KvBackend.hashKvAsync}. */
+  async hashKvAsync(revision = 0): Promise<KvHash> {
+    this.ensureUsable();
+    const view = this.pinRecords();
+    if (view === undefined) return this.machine.hashKv(revision);
+    try {
+      return await this.machine.hashKvYielding(revision, view.scan);
+    } finally {
+      view.release();
+    }
+  }
+
+  /**
+   * A view of the stored records pinned now, for work that yields to the event loop while
+   * applies go on; undefined when the backend has none (then such work runs at once).
+   */
+  protected pinRecords():
+    | { scan(upTo: number): Iterable<readonly [Uint8Array, Uint8Array]>; release(): void }
+    | undefined {
+    return undefined;
   }
 
   /** Throws if the backend was closed or failed. */

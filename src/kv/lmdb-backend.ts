@@ -240,6 +240,20 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     }
   }
 
+  /** An LMDB read transaction seen through a frozen copy of the overlay: the records as of now. */
+  protected override pinRecords(): {
+    scan(upTo: number): Iterable<readonly [Uint8Array, Uint8Array]>;
+    release(): void;
+  } {
+    const overlay = this.store.overlay.freeze();
+    const transaction = this.root.useReadTransaction();
+    const db = this.store.db;
+    return {
+      scan: (upTo) => encodedRecords(scanRecordView(db, overlay, 0, upTo, transaction)),
+      release: () => transaction.done(),
+    };
+  }
+
   /** See {@link KvBackend.restore}: waits for the commits in flight, fills the inactive generation, flips to it. */
   async restore(chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<void> {
     this.ensureUsable();

@@ -229,6 +229,30 @@ export class KvStateMachine implements CommittedReads, WatchSource {
     return hash.digest('hex');
   }
 
+  /**
+   * {@link hashKv} over `scan` (records up to a revision, from a view pinned at the call),
+   * yielding to the event loop every {@link RECORDS_PER_TURN} records: a large store would
+   * otherwise hold heartbeats and client requests for seconds.
+   */
+  async hashKvYielding(
+    revision: number,
+    scan: (upTo: number) => Iterable<readonly [Uint8Array, Uint8Array]>,
+  ): Promise<KvHash> {
+    const upTo = revision > 0 ? revision : this.meta.revision;
+    this.checkReadable(upTo);
+    const compactRevision = this.meta.compactRevision;
+    const hash = createHash('sha256');
+    hashNumbers(hash, compactRevision);
+    let records = 0;
+    for (const [revisionKey, bytes] of scan(upTo)) {
+      hash.update(revisionKey);
+      hashNumbers(hash, bytes.length);
+      hash.update(bytes);
+      if (++records % RECORDS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return { hash: hash.digest('hex'), revision: upTo, compactRevision };
+  }
+
   private hashRecords(hash: Hash, upTo: number): void {
     for (const [revisionKey, bytes] of this.store.scanEncoded(0, upTo)) {
       hash.update(revisionKey);
@@ -446,6 +470,9 @@ function staleSequence(session: ClientSession, lastSeq: number): KvError {
 const numberBytes = new Uint8Array(8);
 
 /** Feeds non-negative integers to `hash` as 8 big-endian bytes each. */
+/** Records hashed per event-loop turn by {@link KvStateMachine.hashKvYielding}. */
+const RECORDS_PER_TURN = 2048;
+
 function hashNumbers(hash: Hash, ...values: number[]): void {
   for (const value of values) {
     writeUint64(numberBytes, 0, value);
