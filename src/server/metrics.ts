@@ -91,6 +91,8 @@ export class NodeMetrics {
   private readonly latency: Histogram;
 
   constructor(node: RaftNode) {
+    // Starts the process's collectors now: event-loop delay is measured from the node's start.
+    processMetrics();
     const registers = [this.registry];
     for (const [name, help, value] of GAUGES) callbackGauge(this.registry, name, help, () => value(node));
     for (const [name, help, value] of COUNTERS) {
