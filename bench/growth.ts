@@ -8,7 +8,8 @@
  * into a 3-node Flotilla (`flotilla cluster start`, syncing to disk) and then a 3-node etcd
  * (the `etcd` binary, default settings), one system at a time on the same disk, with
  * etcd-load (bench/etcd-load, on etcd's own Go client: C = 100 clients over K = 10
- * connections spread over the members). The load goes in ten steps of a tenth each; after
+ * connections spread over the members). After a warm-up (N/20 puts of the first key, at
+ * most 5,000) the load goes in ten steps of a tenth each; after
  * each step it samples every member's resident memory by kind (RssAnon and RssFile of
  * /proc/PID/status), heap (Flotilla's `/metrics` heap gauge, etcd's Go heap) and disk (its
  * data directory's allocated blocks), and a sampler tracks each member's peak RSS every

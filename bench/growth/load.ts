@@ -60,16 +60,17 @@ async function start(system: System, directory: string): Promise<Cluster> {
   return cluster;
 }
 
-/** Runs one tenth: keys `[offset, offset + total)`. */
+/** Runs one tenth: keys `[offset, offset + total)`; or, with `offset` null, `total` puts of the first key. */
 async function step(
   binary: string,
   cluster: Cluster,
   args: GrowthArgs,
-  offset: number,
+  offset: number | null,
   total: number,
 ): Promise<LoadJson> {
+  const keys = offset === null ? ['-key-space', '1'] : ['-sequential', '-key-offset', String(offset)];
   const flags = [
-    ...['-op', 'put', '-sequential', '-key-offset', String(offset), '-total', String(total)],
+    ...['-op', 'put', ...keys, '-total', String(total)],
     ...['-key-size', String(KEY_SIZE), '-val-size', String(args.valueSize)],
     ...['-clients', String(args.clients), '-conns', String(args.conns)],
     ...['-endpoints', cluster.endpoints.join(',')],
@@ -87,6 +88,9 @@ export async function loadSystem(
   root: string,
 ): Promise<SystemResult> {
   const cluster = await start(system, join(root, system));
+  // Warm-up (connections, JIT, caches), so the first tenth's rate is comparable with the
+  // others': puts of the load's first key (overwritten by the load, so N keys remain).
+  await step(binary, cluster, args, null, Math.min(5000, Math.max(200, Math.floor(args.keys / 20))));
   const peaks = new PeakSampler(cluster.pids);
   const steps: StepResult[] = [];
   const errorKinds: Record<string, number> = {};
