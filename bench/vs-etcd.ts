@@ -39,14 +39,6 @@
  * limits, rounds, summary, report, breakdown and prom-histogram, main.
  */
 import { main } from './vs-etcd/main.js';
-import { cleanup, cleanupOnSignals } from './vs-etcd/processes.js';
+import { runBench } from './vs-etcd/processes.js';
 
-cleanupOnSignals();
-try {
-  await main();
-} catch (error) {
-  console.error(`error: ${(error as Error).message}`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBench(main);

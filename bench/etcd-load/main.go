@@ -4,6 +4,7 @@
 // bench/etcd-load/build.sh; driven by bench/vs-etcd.ts.
 //
 //	etcd-load -endpoints A,B,C -op put|range-l|range-s|txn-put|mixed -clients 100 -conns 10 -total 20000
+//	etcd-load -op put -sequential -key-offset 40000 -key-size 16 -val-size 1024 -total 10000  (distinct keys)
 //
 // Connections are spread over the endpoints as etcd clients spread them (connection i talks
 // to endpoint i mod N); clients share the connections round-robin and each runs one request
@@ -36,6 +37,8 @@ type options struct {
 	keySize     int
 	valSize     int
 	keySpace    int
+	sequential  bool
+	keyOffset   int64
 	rangeKey    string
 	readPercent int
 	timeout     time.Duration
@@ -67,6 +70,8 @@ func parseFlags() options {
 	flag.IntVar(&o.keySize, "key-size", 8, "bytes per key (puts)")
 	flag.IntVar(&o.valSize, "val-size", 256, "bytes per value (puts)")
 	flag.IntVar(&o.keySpace, "key-space", 100000, "distinct keys the puts choose from at random")
+	flag.BoolVar(&o.sequential, "sequential", false, "puts: request n writes key key-offset+n (distinct keys) instead of a random one")
+	flag.Int64Var(&o.keyOffset, "key-offset", 0, "-sequential: the number of the first key")
 	flag.StringVar(&o.rangeKey, "range-key", "foo", "the key the reads read")
 	flag.IntVar(&o.readPercent, "read-percent", 90, "mixed: percent of requests that are linearizable reads")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "per-request timeout")
@@ -78,7 +83,7 @@ func parseFlags() options {
 	default:
 		fail("unknown -op %q", o.op)
 	}
-	if o.clients < 1 || o.conns < 1 || o.total < 1 || o.keySize < 1 || o.keySpace < 1 ||
+	if o.clients < 1 || o.conns < 1 || o.total < 1 || o.keySize < 1 || o.keySpace < 1 || o.keyOffset < 0 ||
 		o.readPercent < 0 || o.readPercent > 100 {
 		fail("-clients, -conns, -total, -key-size and -key-space must be positive; -read-percent in [0, 100]")
 	}
@@ -90,9 +95,12 @@ func fail(format string, args ...interface{}) {
 	os.Exit(2)
 }
 
-// request runs one request of the workload on cli.
-func request(ctx context.Context, o *options, cli *clientv3.Client, rng *rand.Rand, value string) error {
+// request runs request n (from 0) of the workload on cli.
+func request(ctx context.Context, o *options, cli *clientv3.Client, rng *rand.Rand, value string, n int64) error {
 	key := func() string {
+		if o.sequential {
+			return fmt.Sprintf("%0*d", o.keySize, o.keyOffset+n)
+		}
 		return fmt.Sprintf("%0*d", o.keySize, rng.Intn(o.keySpace))[:o.keySize]
 	}
 	var err error
@@ -155,10 +163,10 @@ func main() {
 			rng := rand.New(rand.NewSource(int64(c) + 1))
 			mine := make([]time.Duration, 0, o.total/int64(o.clients)+1)
 			failed := map[string]int{}
-			for atomic.AddInt64(&next, 1) <= o.total {
+			for n := atomic.AddInt64(&next, 1); n <= o.total; n = atomic.AddInt64(&next, 1) {
 				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 				began := time.Now()
-				err := request(ctx, &o, cli, rng, value)
+				err := request(ctx, &o, cli, rng, value, n-1)
 				took := time.Since(began)
 				cancel()
 				if err != nil {

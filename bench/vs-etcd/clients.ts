@@ -48,7 +48,7 @@ interface NeutralJson {
 }
 
 /** The last line of a run's stdout as JSON; throws with the run's output if it failed. */
-function lastJson<T>(name: string, result: ChildRun): T {
+export function lastJson<T>(name: string, result: ChildRun): T {
   const last = result.stdout.trim().split('\n').pop() ?? '';
   if (result.code !== 0 || !last.startsWith('{')) {
     const output = result.stderr.trim() || result.stdout.trim();

@@ -23,6 +23,8 @@ export interface Cluster {
   readonly pids: readonly number[];
   /** Its members' HTTP client URLs (Flotilla's /metrics and /v1/cluster); none for etcd. */
   readonly clientUrls: readonly string[];
+  /** Its members' data directories, in member order. */
+  readonly dataDirs: readonly string[];
 }
 
 function etcdArgs(directory: string, name: string, client: string, peer: string, initial: string): string[] {
@@ -60,7 +62,8 @@ export async function startEtcd(directory: string): Promise<Cluster> {
     });
   });
   if (run.spawnFailure !== undefined) throw run.spawnFailure;
-  return { system: 'etcd', endpoints: names.map((_, i) => client(i)), pids, clientUrls: [] };
+  const dataDirs = names.map((name) => join(directory, name));
+  return { system: 'etcd', endpoints: names.map((_, i) => client(i)), pids, clientUrls: [], dataDirs };
 }
 
 /** Starts `flotilla cluster start --nodes 3`. */
@@ -83,7 +86,7 @@ export async function startFlotilla(directory: string): Promise<Cluster> {
   if (!up || match === null) throw new Error(`flotilla cluster start did not come up:\n${output}`);
   // cluster.json is written before the endpoints line is printed.
   const info = JSON.parse(await readFile(join(directory, 'cluster.json'), 'utf8')) as {
-    nodes: { pid: number; clientUrl: string }[];
+    nodes: { pid: number; clientUrl: string; dataDir: string }[];
   };
   for (const node of info.nodes) killAtCleanup(node.pid);
   child.on('exit', (code, signal) => {
@@ -97,6 +100,7 @@ export async function startFlotilla(directory: string): Promise<Cluster> {
     endpoints: match[1]!.split(','),
     pids: info.nodes.map((n) => n.pid),
     clientUrls: info.nodes.map((n) => n.clientUrl),
+    dataDirs: info.nodes.map((n) => n.dataDir),
   };
 }
 

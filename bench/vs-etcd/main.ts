@@ -25,7 +25,8 @@ function loadAverage(): string {
   return (loadavg()[0] ?? 0).toFixed(1);
 }
 
-function etcdVersion(): string {
+/** The `etcd` binary's version, or 'unknown'. */
+export function etcdVersion(): string {
   try {
     return execFileSync('etcd', ['--version'], { encoding: 'utf8' })
       .split('\n')[0]!

@@ -69,6 +69,25 @@ export async function waitFor(condition: () => boolean, timeoutMs: number): Prom
   return condition();
 }
 
+/**
+ * Stops the processes `pids` of a cluster this run started (SIGTERM, then SIGKILL after 5 s)
+ * and waits until they are gone; the run goes on.
+ */
+export async function stopMembers(pids: readonly number[]): Promise<void> {
+  const signal = (name: NodeJS.Signals): void => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, name);
+      } catch {
+        // gone already
+      }
+    }
+  };
+  signal('SIGTERM');
+  if (!(await waitFor(() => pids.every((p) => !alive(p)), 5000))) signal('SIGKILL');
+  await waitFor(() => pids.every((p) => !alive(p)), 5000);
+}
+
 /** Stops everything this run started and removes its directory (once). */
 export function cleanup(): Promise<void> {
   run.cleaning ??= (async () => {
@@ -148,4 +167,20 @@ export async function runChild(file: string, args: readonly string[], timeoutMs:
   const cpuAfter = reapedChildrenCpuMs();
   const cpuMs = cpuBefore === null || cpuAfter === null ? null : cpuAfter - cpuBefore;
   return { code, stdout, stderr, wallMs, cpuMs };
+}
+
+/**
+ * Runs a benchmark's `main` as the whole process: cleans up on signals, reports an error
+ * as `error: ...` with exit code 1, and always stops what the run started.
+ */
+export async function runBench(main: () => Promise<void>): Promise<void> {
+  cleanupOnSignals();
+  try {
+    await main();
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}`);
+    process.exitCode = 1;
+  } finally {
+    await cleanup();
+  }
 }

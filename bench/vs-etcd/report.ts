@@ -15,8 +15,6 @@ import type { ClientSummary, Figures, WorkloadSummary } from './summary.js';
 import { WORKLOADS, type Workload, type WorkloadKey } from './workloads.js';
 
 const RESULTS = fileURLToPath(new URL('../../../bench/RESULTS.md', import.meta.url));
-const START_MARKER = '<!-- vs-etcd:start -->';
-const END_MARKER = '<!-- vs-etcd:end -->';
 const CLIENTS: readonly Client[] = ['ours', 'neutral'];
 
 export interface Meta {
@@ -298,8 +296,13 @@ export function report(input: ReportInput): string {
   ].join('\n');
 }
 
-/** Replaces the section between the markers of bench/RESULTS.md (appends it if they are missing). */
-export async function writeResults(section: string): Promise<string> {
+/**
+ * Replaces the section between the markers `<!-- name:start -->` and `<!-- name:end -->` of
+ * bench/RESULTS.md (appends it if they are missing).
+ */
+export async function writeResults(section: string, name = 'vs-etcd'): Promise<string> {
+  const START_MARKER = `<!-- ${name}:start -->`;
+  const END_MARKER = `<!-- ${name}:end -->`;
   let text = '';
   try {
     text = await readFile(RESULTS, 'utf8');

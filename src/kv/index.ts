@@ -10,7 +10,12 @@ export { type KvBackend, KvSnapshot } from './backend.js';
 export { compareBytes, keyBytes, keyString } from './bytes.js';
 export { decodeCommand, encodeCommand } from './codec.js';
 export { ETCD_MESSAGES, isKvError, KvError, type KvErrorCode } from './errors.js';
-export { DEFAULT_LMDB_KV_OPTIONS, LmdbKvBackend, type LmdbKvOptions } from './lmdb-backend.js';
+export {
+  DEFAULT_LMDB_KV_OPTIONS,
+  LmdbKvBackend,
+  type LmdbKvOptions,
+  type LmdbKvTestHooks,
+} from './lmdb-backend.js';
 export { MemoryKvBackend } from './memory-backend.js';
 export { SNAPSHOT_FORMAT, SNAPSHOT_VERSION } from './snapshot.js';
 export { DEFAULT_KV_OPTIONS, EMPTY_KV_META, type KvOptions } from './state-machine.js';

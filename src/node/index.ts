@@ -43,6 +43,7 @@ export {
 export {
   DEFAULT_RAFT_NODE_OPTIONS,
   type HostStatus,
+  type KvStoreSettings,
   type MemberAddress,
   type MemberChange,
   type NodeCounters,

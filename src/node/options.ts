@@ -55,7 +55,10 @@ export interface RaftNodeOptions {
   readonly pendingProposalsMax: number;
   /** Linearizable reads waiting; beyond it new ones fail with `TOO_MANY_REQUESTS`. */
   readonly pendingReadsMax: number;
-  /** Committed-but-unapplied entries beyond which new proposals fail with `TOO_MANY_REQUESTS`. */
+  /**
+   * Committed-but-unapplied entries beyond which new proposals fail with `TOO_MANY_REQUESTS`
+   * (etcd's `maxGapBetweenApplyAndCommitIndex`, 5000).
+   */
   readonly applyLagEntriesMax: number;
   /** Encoded proposal bytes handed to the core in one batch. */
   readonly proposalBatchBytesMax: number;
@@ -82,7 +85,7 @@ export const DEFAULT_RAFT_NODE_OPTIONS = Object.freeze({
   pendingProposalsMax: 8192,
   sessionsMax: 10_000,
   pendingReadsMax: 8192,
-  applyLagEntriesMax: 10_000,
+  applyLagEntriesMax: 5000,
   proposalBatchBytesMax: 4 * 1024 * 1024,
   requestTimeoutMs: 5000,
   snapshotPolicy: {},

@@ -10,6 +10,8 @@ import {
   type KvCommand,
   type KvResult,
   LmdbKvBackend,
+  type LmdbKvOptions,
+  type LmdbKvTestHooks,
   type RangeRequest,
   type RangeResponse,
   validateCommand,
@@ -37,6 +39,15 @@ export interface NodeStatus extends HostStatus {
   readonly revision: number;
 }
 
+/**
+ * Settings of the node's LMDB store beyond `kvNoSync` (local, not replicated), and test
+ * seams: tests hold its commits to make apply fall behind commit.
+ */
+export interface KvStoreSettings {
+  readonly options?: Partial<LmdbKvOptions>;
+  readonly hooks?: LmdbKvTestHooks;
+}
+
 /** One raft group with its storage, transport and the KV store. */
 export class RaftNode extends Host {
   private readonly leases: LeaseKeeper;
@@ -59,12 +70,12 @@ export class RaftNode extends Host {
   /**
    * Opens (or bootstraps) the data directory, recovers storage and the KV store (in
    * `dataDir/kv`), starts the transport and the tick timer. Throws `INVALID_CONFIG` when the
-   * data directory belongs to another member or cluster.
+   * data directory belongs to another member or cluster. `store` tunes the LMDB store.
    */
-  static start(init: RaftNodeInit): Promise<RaftNode> {
+  static start(init: RaftNodeInit, store: KvStoreSettings = {}): Promise<RaftNode> {
     const kvNoSync = init.kvNoSync ?? false;
     const kv = new KvOnDiskStateMachine(() =>
-      LmdbKvBackend.open(join(init.dataDir, 'kv'), { noSync: kvNoSync }),
+      LmdbKvBackend.open(join(init.dataDir, 'kv'), { ...store.options, noSync: kvNoSync }, store.hooks),
     );
     return Host.launch(init, kv, (parts) => new RaftNode(parts, kv));
   }

@@ -2,15 +2,17 @@
  * `/metrics` in the Prometheus text format, with prom-client. Each node has its own
  * {@link Registry} (several nodes may run in one process, in tests): raft and KV gauges and
  * the runtime's and transport's counters are read from the node when scraped; the HTTP
- * request counter and latency histogram are updated per request. The Node.js process
- * metrics (CPU, memory, event loop lag, GC, handles) live in one registry per process,
- * shared by every node in it, and are appended to each node's output.
+ * request counter and latency histogram are updated per request. The process metrics
+ * (CPU, heap, resident memory by kind, event-loop delay, GC, handles: process-metrics.ts)
+ * live in one registry per process, shared by every node in it, and are appended to each
+ * node's output.
  *
  * Other servers of the node (the etcd gRPC API) register their own metrics in
  * {@link NodeMetrics.registry}.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { type NodeCounters, type RaftNode, WRITE_STAGES } from '../node/index.js';
+import { callbackGauge, processMetrics } from './process-metrics.js';
 
 /** Upper bounds of the request latency histogram, in seconds. */
 export const LATENCY_BUCKETS_SECONDS = [
@@ -24,6 +26,28 @@ export const LATENCY_BUCKETS_SECONDS = [
 export const STAGE_BUCKETS_SECONDS = [
   0.00002, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 ] as const;
+
+/** The node's gauges, read when scraped, with their help. */
+const GAUGES: readonly [name: string, help: string, value: (node: RaftNode) => number | undefined][] = [
+  ['flotilla_raft_term', 'Current raft term.', (node) => node.status().term],
+  ['flotilla_raft_commit_index', 'Commit index.', (node) => node.status().commit],
+  ['flotilla_raft_applied_index', 'Index applied to the KV store.', (node) => node.status().kvApplied],
+  ['flotilla_raft_last_index', 'Last log index.', (node) => node.status().lastIndex],
+  [
+    'flotilla_raft_is_leader',
+    '1 if this node is the leader.',
+    (node) => (node.status().role === 'leader' ? 1 : 0),
+  ],
+  ['flotilla_raft_has_leader', '1 if a leader is known.', (node) => (node.status().leader !== 0 ? 1 : 0)],
+  ['flotilla_kv_revision', 'Current KV revision.', (node) => node.status().revision],
+  // etcd's etcd_mvcc_db_total_size_in_bytes and etcd_mvcc_db_total_size_in_use_in_bytes.
+  ['flotilla_kv_db_size_bytes', 'LMDB data file size.', (node) => storageStats(node)?.fileBytes],
+  [
+    'flotilla_kv_db_size_in_use_bytes',
+    'LMDB size up to its last used page.',
+    (node) => storageStats(node)?.usedBytes,
+  ],
+];
 
 /** The counters of {@link NodeCounters} exported as Prometheus counters, with their help. */
 const COUNTERS: readonly [name: string, help: string, value: (c: NodeCounters) => number][] = [
@@ -55,15 +79,13 @@ const COUNTERS: readonly [name: string, help: string, value: (c: NodeCounters) =
   ['flotilla_peer_messages_received_total', 'Raft messages received.', (c) => c.messagesReceived],
 ];
 
-let processRegistry: Registry | undefined;
-
-/** The registry of this process's Node.js metrics, created (and its collectors started) once. */
-function processMetrics(): Registry {
-  if (processRegistry === undefined) {
-    processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry });
+/** The LMDB environment's sizes; undefined once the store is closed or failed. */
+function storageStats(node: RaftNode): { fileBytes: number; usedBytes: number } | undefined {
+  try {
+    return node.backend.storageStats();
+  } catch {
+    return undefined;
   }
-  return processRegistry;
 }
 
 /** The metrics of one node: its registry and the HTTP request instruments. */
@@ -74,26 +96,10 @@ export class NodeMetrics {
   private readonly latency: Histogram;
 
   constructor(node: RaftNode) {
+    // Starts the process's collectors now: event-loop delay is measured from the node's start.
+    processMetrics();
     const registers = [this.registry];
-    const gauge = (name: string, help: string, value: () => number): void => {
-      new Gauge({
-        name,
-        help,
-        registers,
-        collect() {
-          this.set(value());
-        },
-      });
-    };
-    gauge('flotilla_raft_term', 'Current raft term.', () => node.status().term);
-    gauge('flotilla_raft_commit_index', 'Commit index.', () => node.status().commit);
-    gauge('flotilla_raft_applied_index', 'Index applied to the KV store.', () => node.status().kvApplied);
-    gauge('flotilla_raft_last_index', 'Last log index.', () => node.status().lastIndex);
-    gauge('flotilla_raft_is_leader', '1 if this node is the leader.', () =>
-      node.status().role === 'leader' ? 1 : 0,
-    );
-    gauge('flotilla_raft_has_leader', '1 if a leader is known.', () => (node.status().leader !== 0 ? 1 : 0));
-    gauge('flotilla_kv_revision', 'Current KV revision.', () => node.status().revision);
+    for (const [name, help, value] of GAUGES) callbackGauge(this.registry, name, help, () => value(node));
     for (const [name, help, value] of COUNTERS) {
       new Counter({
         name,

@@ -3,7 +3,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/cli/cluster-command.js';
-import { clusterIdFrom, parseInitialCluster, RaftNode } from '../../src/node/index.js';
+import {
+  clusterIdFrom,
+  type KvStoreSettings,
+  parseInitialCluster,
+  RaftNode,
+  type RaftNodeInit,
+} from '../../src/node/index.js';
 import { until } from './http.js';
 
 /** A started node that leads its one-member cluster, and how to remove it. */
@@ -13,23 +19,34 @@ export interface SoloNode {
   destroy(): Promise<void>;
 }
 
-/** Starts member `solo` of a one-node cluster in a temporary directory and waits until it leads. */
-export async function startSoloNode(prefix: string): Promise<SoloNode> {
+/**
+ * Starts member `solo` of a one-node cluster in a temporary directory and waits until it
+ * leads; `options` override the node's options, `store` tunes its LMDB store.
+ */
+export async function startSoloNode(
+  prefix: string,
+  options: Partial<RaftNodeInit> = {},
+  store: KvStoreSettings = {},
+): Promise<SoloNode> {
   const root = await mkdtemp(join(tmpdir(), prefix));
   const initialCluster = `solo=127.0.0.1:${await freePort()}`;
   const members = parseInitialCluster(initialCluster);
   const self = members[0]!;
-  const node = await RaftNode.start({
-    name: 'solo',
-    id: self.id,
-    clusterId: clusterIdFrom(members),
-    initialCluster,
-    members: new Map(members.map((m) => [m.id, { name: m.name, host: m.host, port: m.port }])),
-    dataDir: join(root, 'solo'),
-    listenPeer: { host: self.host, port: self.port },
-    tickMs: 20,
-    kvNoSync: true,
-  });
+  const node = await RaftNode.start(
+    {
+      name: 'solo',
+      id: self.id,
+      clusterId: clusterIdFrom(members),
+      initialCluster,
+      members: new Map(members.map((m) => [m.id, { name: m.name, host: m.host, port: m.port }])),
+      dataDir: join(root, 'solo'),
+      listenPeer: { host: self.host, port: self.port },
+      tickMs: 20,
+      kvNoSync: true,
+      ...options,
+    },
+    store,
+  );
   await until('a leader', 5000, () => (node.role === 'leader' ? true : undefined));
   return {
     node,
