@@ -76,6 +76,8 @@ const NODE_STATUS: Readonly<Record<NodeErrorCode, number>> = {
   TIMEOUT: 504,
   PROPOSAL_DROPPED: 503,
   STOPPED: 503,
+  REMOVED: 410,
+  REFUSED: 409,
   FATAL: 500,
   INVALID_CONFIG: 500,
 };
