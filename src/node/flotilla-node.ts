@@ -13,13 +13,10 @@ import {
   StoppedError,
   TimeoutError,
 } from './errors.js';
-import type { HostStatus } from './host.js';
 import { parseHostPort } from './identity.js';
 import type { LibraryHost } from './library-host.js';
 import type { MemberChange } from './membership.js';
-
-/** This node's view of its group: role, term, leader id, commit and applied indexes, members. */
-export type NodeStatus = HostStatus;
+import type { NodeStatus } from './node-status.js';
 
 /** Options of {@link FlotillaNode.propose}. */
 export interface ProposeOptions {
@@ -198,9 +195,9 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
   }
 
   /**
-   * The status now, then again each time role, leader, term, applied index or configuration
-   * changed (changes between two `next()` calls coalesce into the latest status). Ends when
-   * the node closes or `signal` aborts.
+   * The status as of the last Ready pass, then again each time role, leader, term, applied
+   * index or configuration changed (changes between two `next()` calls coalesce into the
+   * latest status; it agrees with the events). Ends when the node closes or `signal` aborts.
    */
   async *watchStatus(options: { readonly signal?: AbortSignal } = {}): AsyncGenerator<NodeStatus, void> {
     const { signal } = options;
@@ -208,7 +205,7 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
     while (!this.#closed && signal?.aborted !== true) {
       if (seen !== this.#version) {
         seen = this.#version;
-        yield this.status();
+        yield this.#last;
         continue;
       }
       try {

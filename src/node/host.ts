@@ -24,14 +24,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import {
-  type ConfState,
-  isRaftError,
-  type Message,
-  type RawNode,
-  type Role,
-  type Status,
-} from '../raft/index.js';
+import { isRaftError, type Message, type RawNode, type Role } from '../raft/index.js';
 import type { FileStorage } from '../storage/index.js';
 import { TcpTransport } from '../transport/index.js';
 import { type NodeCounters, newNodeCounters } from './counters.js';
@@ -40,6 +33,7 @@ import { MachineDriver, type UnknownStateMachine } from './machine-driver.js';
 import { acquireLock, type DataDirLock } from './member-file.js';
 import type { MemberAddress, MemberUpdate } from './member-table.js';
 import type { MemberChange } from './membership.js';
+import type { NodeStatus } from './node-status.js';
 import { DEFAULT_RAFT_NODE_OPTIONS, type RaftNodeInit, type RaftNodeOptions } from './options.js';
 import type { EnqueueOptions } from './proposals.js';
 import { type ReadyHandler, ReadyLoop } from './ready-loop.js';
@@ -49,13 +43,7 @@ import { TickTimer } from './ticker.js';
 import { WriteTrace } from './write-trace.js';
 
 /** What this node knows about its group, for observers. */
-export interface HostStatus extends Status {
-  readonly name: string;
-  readonly clusterId: number;
-  /** The state machine's applied index. */
-  readonly machineApplied: number;
-  readonly confState: ConfState;
-}
+export type HostStatus = NodeStatus;
 
 /** What a host is built from once its data directory is recovered. */
 export interface HostParts {

@@ -26,10 +26,10 @@ export {
   FlotillaNode,
   type MemberInfo,
   type NodeEvents,
-  type NodeStatus,
   type ProposeOptions,
   type ReadOptions,
   type TransferOptions,
 } from './flotilla-node.js';
+export type { NodeStatus } from './node-status.js';
 export type { NodeLogger } from './options.js';
 export type * from './state-machine.js';
