@@ -127,7 +127,7 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
    * {@link RefusedError} when the leader refuses (`CONF_CHANGE_IN_PROGRESS`: retry) and
    * {@link TimeoutError} when not applied in time.
    */
-  addLearner(id: number, address: string, options: ChangeOptions = {}): Promise<void> {
+  async addLearner(id: number, address: string, options: ChangeOptions = {}): Promise<void> {
     const member = { name: String(id), ...parseHostPort(address, 'address') };
     return this.#change({ type: 'add-learner', id, member }, options);
   }
@@ -317,7 +317,14 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
       this.#changes.emit('change');
       for (const emit of events) emit();
     });
-    if (removing) void this.#host.stopRemoved().finally(() => this.close());
+    // A failure to close is the node's own (`onFatal` and the logger have it).
+    if (removing) {
+      const close = (): Promise<void> => this.close();
+      void this.#host
+        .stopRemoved()
+        .then(close, close)
+        .catch(() => {});
+    }
   }
 }
 

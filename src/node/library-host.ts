@@ -15,8 +15,10 @@ export class LibraryHost extends Host {
   private removedSelf = false;
 
   /** Starts a host (see `Host.launch`); `observer` may be set later. */
-  static start(init: RaftNodeInit, stateMachine: UnknownStateMachine): Promise<LibraryHost> {
-    return Host.launch(init, stateMachine, (parts: HostParts) => new LibraryHost(parts));
+  static async start(init: RaftNodeInit, stateMachine: UnknownStateMachine): Promise<LibraryHost> {
+    const host = await Host.launch(init, stateMachine, (parts: HostParts) => new LibraryHost(parts));
+    host.noticeRemoval();
+    return host;
   }
 
   /** Calls `observer` after every Ready pass (synchronously, inside the loop: it must not throw). */
@@ -24,9 +26,12 @@ export class LibraryHost extends Host {
     this.observer = observer;
   }
 
-  /** Whether this member's removal from the group is applied here (it then stops). */
+  /**
+   * Whether this member's removal from the group is applied here (checked after every Ready
+   * pass: a removal is permanent). The node then stops; see {@link LibraryHost.stopRemoved}.
+   */
   get removed(): boolean {
-    return this.removedSelf || (this.status().confState.removed ?? []).includes(this.options.id);
+    return this.removedSelf;
   }
 
   /**
@@ -34,12 +39,17 @@ export class LibraryHost extends Host {
    * then the node closes like `stop`.
    */
   stopRemoved(): Promise<void> {
-    this.removedSelf = true;
     this.replica.failAll(new RemovedError('REMOVED', `member ${this.options.id} was removed from the group`));
     return this.stop();
   }
 
   protected override onAdvanced(): void {
+    this.noticeRemoval();
     this.observer();
+  }
+
+  /** Records whether the applied configuration lists this member as removed. */
+  private noticeRemoval(): void {
+    if (!this.removedSelf) this.removedSelf = (this.raw.confState().removed ?? []).includes(this.options.id);
   }
 }
