@@ -1,92 +1,26 @@
 /**
- * A replicated counter: the smallest state machine on Flotilla's runtime, with an HTTP
- * front for trying it (and for test/example-counter.test.ts).
+ * A replicated counter: the smallest state machine on Flotilla's runtime (counter-machine.ts),
+ * with an HTTP front for trying it (and for test/example-counter.test.ts).
  *
  *   node dist/examples/counter.js --id 1 --listen 127.0.0.1:7001 --http 127.0.0.1:8001 \
  *     --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data-dir data/1
  *   curl -X POST 'localhost:8001/add?n=5'     -> {"value":5}   (once applied on this member)
- *   curl 'localhost:8001/value'               -> {"value":5}   (linearizable; ?consistency=serializable)
+ *   curl 'localhost:8001/value'               -> {"value":5}   (linearizable; ?consistency=lease|serializable)
+ *
+ * A member added later (`addLearner` on the leader) starts with `--join 127.0.0.1:7001` instead
+ * of `--peers` (see example-server.ts for the command line).
  */
-import { createServer, type ServerResponse } from 'node:http';
-import { parseArgs } from 'node:util';
-import { createNode, type InMemoryStateMachine, isNodeError, type StateMachineEntry } from '../src/index.js';
+import { Counter } from './counter-machine.js';
+import { serveExample } from './example-server.js';
 
-type Command = { readonly op: 'add'; readonly n: number };
-
-/** The state machine: a number; `add` returns the new value, the query returns the value. */
-class Counter implements InMemoryStateMachine<Command, number, null, number> {
-  readonly kind = 'in-memory';
-  readonly codec = {
-    encode: (command: Command): Uint8Array => Buffer.from(JSON.stringify(command)),
-    decode: (bytes: Uint8Array): Command => JSON.parse(Buffer.from(bytes).toString()) as Command,
-  };
-  private value = 0;
-
-  apply(entries: readonly StateMachineEntry<Command>[]): number[] {
-    return entries.map((entry) => (this.value += entry.command?.n ?? 0));
-  }
-  query(): number {
-    return this.value;
-  }
-  snapshot(): Uint8Array[] {
-    return [Buffer.from(String(this.value))]; // captured now, as the interface asks
-  }
-  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    let text = '';
-    for await (const chunk of chunks) text += Buffer.from(chunk).toString();
-    this.value = Number(text);
-  }
-  async close(): Promise<void> {}
-}
-
-const { values: args } = parseArgs({
-  options: {
-    id: { type: 'string' },
-    listen: { type: 'string' },
-    peers: { type: 'string' },
-    'data-dir': { type: 'string' },
-    http: { type: 'string' },
-    'snapshot-entries': { type: 'string' },
-  },
-});
-const peers = Object.fromEntries((args.peers ?? '').split(',').map((p) => p.split('=') as [string, string]));
-const node = await createNode({
-  id: Number(args.id),
-  listen: args.listen ?? '',
-  peers,
-  dataDir: args['data-dir'] ?? '',
-  stateMachine: new Counter(),
-  requestTimeoutMs: 3000,
-  ...(args['snapshot-entries'] === undefined
-    ? {}
-    : { snapshotEntries: Number(args['snapshot-entries']), snapshotKeepEntries: 10 }),
-});
-
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-}
-
-function route(method: string | undefined, url: URL): Promise<unknown> {
+await serveExample(new Counter(), (node, method, url) => {
   if (method === 'POST' && url.pathname === '/add') {
     return node.propose({ op: 'add', n: Number(url.searchParams.get('n') ?? 1) }).then((value) => ({ value }));
   }
   if (url.pathname === '/value') {
-    const serializable = url.searchParams.get('consistency') === 'serializable';
-    const consistency = serializable ? 'serializable' : 'linearizable';
+    const asked = url.searchParams.get('consistency');
+    const consistency = asked === 'serializable' || asked === 'lease' ? asked : 'linearizable';
     return node.read(null, { consistency }).then((value) => ({ value }));
   }
-  return Promise.resolve(node.status());
-}
-
-const [host, port] = (args.http ?? '127.0.0.1:0').split(':') as [string, string];
-const server = createServer((req, res) => {
-  route(req.method, new URL(req.url ?? '/', 'http://counter')).then(
-    (body) => reply(res, 200, body),
-    (error: unknown) =>
-      isNodeError(error)
-        ? reply(res, 503, { code: error.code, message: error.message, leader: error.leaderHint })
-        : reply(res, 500, { message: String(error) }),
-  );
+  return undefined;
 });
-server.listen(Number(port), host, () => console.log(`counter ${args.id} serving on ${args.http}`));
-process.on('SIGTERM', () => void node.close().then(() => process.exit(0)));

@@ -1,18 +1,8 @@
 /**
  * Flotilla as a library: `createNode` replicates any state machine with Raft. See
- * docs/library.md. The KV database, the raft core and the other layers have their own
- * subpath exports (`flotilla/raft`, `flotilla/kv`, ...).
+ * docs/library.md and the API reference in docs/api/. The KV database, the raft core and the
+ * other layers have their own subpath exports (`flotilla/raft`, `flotilla/kv`, ...).
+ *
+ * @packageDocumentation
  */
-export {
-  createNode,
-  type FlotillaNode,
-  type HostStatus as NodeStatus,
-  isNodeError,
-  type NodeConfig,
-  NodeError,
-  type NodeErrorCode,
-  type NodeLogger,
-  type ProposeOptions,
-  type ReadOptions,
-} from './node/index.js';
-export type * from './node/state-machine.js';
+export * from './node/library.js';

@@ -8,59 +8,32 @@
  * acknowledged count when none is unknown.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, test } from 'node:test';
+import type { ChildProcess } from 'node:child_process';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { freePort } from '../src/cli/cluster-command.js';
+import {
+  callExample,
+  type ExampleMember,
+  exampleCluster,
+  exampleLeader,
+  examplePath,
+  exampleRoot,
+  startExample,
+} from './support/examples.js';
 import { until } from './support/http.js';
 
-const COUNTER = fileURLToPath(new URL('../examples/counter.js', import.meta.url));
+const COUNTER = examplePath('counter');
 const CLIENTS = 10;
 const children = new Map<number, ChildProcess>();
-let root = '';
-after(async () => {
-  for (const child of children.values()) if (child.exitCode === null) child.kill('SIGKILL');
-  if (root !== '') await rm(root, { recursive: true, force: true });
-});
-
-interface Member {
-  readonly id: number;
-  readonly args: string[];
-  readonly url: string;
-}
-
-function start(member: Member): void {
-  const child = spawn(process.execPath, [COUNTER, ...member.args], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  children.set(member.id, child);
-}
 
 /** The fields of the counter's answers the test looks at. */
 interface CounterBody {
-  readonly role?: string;
   readonly code?: string;
   readonly value?: number;
 }
 
-async function call(url: string, init: RequestInit = {}): Promise<{ status: number; body: CounterBody }> {
-  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(8000) });
-  return { status: response.status, body: (await response.json()) as CounterBody };
-}
-
-async function leaderOf(members: readonly Member[]): Promise<number | undefined> {
-  for (const m of members) {
-    try {
-      const { body } = await call(`${m.url}/status`);
-      if (body.role === 'leader') return m.id;
-    } catch {}
-  }
-  return undefined;
-}
+const call = (url: string, init: RequestInit = {}) => callExample<CounterBody>(url, init);
+const start = (member: ExampleMember): void => startExample(COUNTER, member, children);
 
 /** How one increment ended: applied, certainly not applied, or unknown. */
 async function increment(url: string): Promise<'acked' | 'refused' | 'unknown'> {
@@ -76,18 +49,10 @@ async function increment(url: string): Promise<'acked' | 'refused' | 'unknown'> 
 }
 
 test('counter example: 3 processes, concurrent increments, leader SIGKILL and restart, every member agrees', async (t) => {
-  root = await mkdtemp(join(tmpdir(), 'flotilla-counter-'));
-  const peerPorts = [await freePort(), await freePort(), await freePort()];
-  const peers = peerPorts.map((p, i) => `${i + 1}=127.0.0.1:${p}`).join(',');
-  const members: Member[] = [];
-  for (let i = 0; i < 3; i++) {
-    const http = `127.0.0.1:${await freePort()}`;
-    const args = ['--id', String(i + 1), '--listen', `127.0.0.1:${peerPorts[i]}`, '--peers', peers];
-    args.push('--data-dir', join(root, String(i + 1)), '--http', http, '--snapshot-entries', '200');
-    members.push({ id: i + 1, args, url: `http://${http}` });
-  }
+  const root = await exampleRoot(t, 'flotilla-counter-', children);
+  const members = await exampleCluster(root, 3, ['--snapshot-entries', '200']);
   for (const m of members) start(m);
-  const firstLeader = await until('a leader', 20_000, () => leaderOf(members));
+  const firstLeader = await until('a leader', 20_000, () => exampleLeader(members));
 
   const tally = { acked: 0, refused: 0, unknown: 0 };
   let running = true;
@@ -99,7 +64,7 @@ test('counter example: 3 processes, concurrent increments, leader SIGKILL and re
     }
   });
   await sleep(1500);
-  const leader = (await leaderOf(members)) ?? firstLeader;
+  const leader = (await exampleLeader(members)) ?? firstLeader;
   children.get(leader)!.kill('SIGKILL');
   const ackedAtKill = tally.acked;
   // The two survivors elect a leader and go on (waited for, not slept: a loaded machine may

@@ -409,3 +409,30 @@ for (const readOnly of ['lease-based', 'safe'] as const) {
     assert.equal(r.term, term + 1);
   });
 }
+
+test('FAULTS 19: leaseReadIndex (per-read leases with safe reads): the commit index in lease, undefined out of it, on followers and during a transfer', () => {
+  const { h, leader, followers } = leaseCluster(191, { readOnly: 'safe' });
+  const r = raftOf(h, leader);
+  const commit = r.log.committed;
+  assert.equal(r.leaseReadIndex(), commit, 'a leader whose last round a quorum acknowledged holds a lease');
+  assert.deepEqual(r.msgs, [], 'asking sends nothing');
+  for (const id of followers) assert.equal(raftOf(h, id).leaseReadIndex(), undefined, `follower ${id}`);
+
+  h.isolate(leader);
+  const leaseTicks = electionTicks - 1 - DEFAULT_RAFT_OPTIONS.leaseDriftTicks;
+  for (let k = 1; k <= leaseTicks; k++) {
+    tickNodes(h, [leader]);
+    r.msgs = [];
+    assert.equal(r.leaseReadIndex(), k < leaseTicks ? commit : undefined, `after ${k} ticks without acks`);
+  }
+  h.heal();
+  settle(h);
+  run(h, 1);
+  assert.equal(r.leaseReadIndex(), r.log.committed, 'acknowledged again');
+  r.transferLeadership(followers[0]);
+  assert.equal(r.leaseReadIndex(), undefined, 'not while a transfer is pending');
+
+  // Without check-quorum followers promise nothing: no lease, ever.
+  const unchecked = leaseCluster(192, { readOnly: 'safe', checkQuorum: false });
+  assert.equal(raftOf(unchecked.h, unchecked.leader).leaseReadIndex(), undefined);
+});

@@ -98,6 +98,8 @@ const NODE_ERRORS: Readonly<Record<NodeErrorCode, keyof typeof ETCD_ERRORS | und
   TIMEOUT: 'timeout',
   PROPOSAL_DROPPED: 'timeoutDueToLeaderFail',
   STOPPED: 'stopped',
+  REMOVED: 'stopped',
+  REFUSED: undefined,
   FATAL: 'stopped',
   INVALID_CONFIG: undefined,
   // Runtime sessions are the library's (the KV keeps its own): never reach the etcd API.

@@ -1,33 +1,50 @@
 /**
  * The library's entry point: `createNode` runs a user's state machine (state-machine.ts) on
- * the same runtime as the KV database — a {@link Host} with one replica — and returns a
- * small typed handle: propose a command, read with a query, status, close.
+ * the same runtime as the KV database — a host with one replica (library-host.ts) — and
+ * returns a typed handle, a {@link FlotillaNode}.
  */
 
-import { NodeError } from './errors.js';
-import { Host, type HostParts, type HostStatus } from './host.js';
+import { FlotillaError, RemovedError } from './errors.js';
+import { FlotillaNode } from './flotilla-node.js';
 import { type ClusterMember, clusterIdFrom, parseHostPort } from './identity.js';
+import { LibraryHost } from './library-host.js';
 import type { MemberAddress } from './member-table.js';
 import { DEFAULT_RAFT_NODE_OPTIONS, type NodeLogger, type RaftNodeInit } from './options.js';
 import type { StateMachine } from './state-machine.js';
 
-/** Options of {@link createNode}; only the first five are required. */
+/**
+ * Options of {@link createNode}: `id`, `dataDir`, `listen`, `stateMachine`, and exactly one
+ * of `peers` (a founding member) and `join` (a member added to a running cluster) are
+ * required.
+ */
 export interface NodeConfig<C, R, Q, A> {
-  /** This member's id (a positive integer, unique in the cluster). */
+  /** This member's id (a positive integer, unique in the cluster, never reused after a removal). */
   readonly id: number;
   /** Where the node keeps its log, snapshots and member files (created if missing). */
   readonly dataDir: string;
-  /** Where to listen for peers, `host:port`. */
+  /** Where to listen for peers, `host:port`: the address the other members know it by. */
   readonly listen: string;
-  /** Every initial member's id and peer address `host:port`, this one included. */
-  readonly peers: Readonly<Record<number, string>>;
+  /**
+   * A founding member: every initial member's id and peer address `host:port`, this one
+   * included (the same on every founder). A founder restarts with the same `peers`.
+   */
+  readonly peers?: Readonly<Record<number, string>>;
+  /**
+   * A member added at runtime (`addLearner(id, listen)` on the leader first): peer addresses
+   * `host:port` of running members to learn the cluster from. A fresh data directory asks
+   * them for the cluster's id and members, then waits for a snapshot from the leader; a
+   * joined member restarts with `join` too (its data directory then knows the cluster).
+   */
+  readonly join?: readonly string[];
+  /** With `join`: how long to keep asking the members before giving up, in milliseconds. Default 30 000. */
+  readonly joinTimeoutMs?: number;
   /** The state machine this node replicates. */
   readonly stateMachine: StateMachine<C, R, Q, A>;
   /** Milliseconds per raft tick. Default 100. */
   readonly tickMs?: number;
   /** Ticks without a leader before an election (randomized up to twice this). Default 10. */
   readonly electionTicks?: number;
-  /** Default timeout of `propose` and `read`, in milliseconds. Default 5000. */
+  /** Default timeout of `propose`, `read`, membership changes and transfers, in milliseconds. Default 5000. */
   readonly requestTimeoutMs?: number;
   /** Snapshot the state machine after this many applied entries. Default 10 000. */
   readonly snapshotEntries?: number;
@@ -41,105 +58,36 @@ export interface NodeConfig<C, R, Q, A> {
   readonly onFatal?: (error: unknown) => void;
 }
 
-/** Options of {@link FlotillaNode.propose}. */
-export interface ProposeOptions {
-  /** How long to wait for the result, including for a leader. Default: the node's `requestTimeoutMs`. */
-  readonly timeoutMs?: number;
-  /** Stops waiting (rejects with the signal's reason); a proposal already made may still apply. */
-  readonly signal?: AbortSignal;
-  /**
-   * The command's place in a client session from {@link FlotillaNode.openSession}: `seq` is
-   * 1 for its first command and one more for each next one; a retry repeats it. A command is
-   * applied at most once per tag and a retry resolves with the first application's result;
-   * see docs/library.md, "Exactly once".
-   */
-  readonly session?: { readonly clientId: number; readonly seq: number };
-}
-
-/** Options of {@link FlotillaNode.read}. */
-export interface ReadOptions {
-  /**
-   * `linearizable` (default): a ReadIndex barrier confirmed by a quorum, then the query once
-   * this node has applied up to it; `serializable`: the query on local state at once.
-   */
-  readonly consistency?: 'linearizable' | 'serializable';
-}
-
-/** A running member of a cluster replicating one state machine. */
-export interface FlotillaNode<C, R, Q, A> {
-  /** This member's id. */
-  readonly id: number;
-  /**
-   * Replicates `command` and resolves with its `apply` result once applied on this node
-   * (any member may propose: followers forward to the leader). Rejects with a `NodeError`:
-   * `NO_LEADER` and `TOO_MANY_REQUESTS` (nothing was written; retry), `TIMEOUT` (outcome
-   * unknown), `PROPOSAL_DROPPED`, `STOPPED`, `FATAL`.
-   */
-  propose(command: C, options?: ProposeOptions): Promise<R>;
-  /**
-   * Opens a client session (a replicated entry) and resolves with its id, the `clientId` of
-   * {@link ProposeOptions.session}. Rejects like `propose`.
-   */
-  openSession(options?: Pick<ProposeOptions, 'timeoutMs' | 'signal'>): Promise<number>;
-  /** The state machine's answer to `query` (see {@link ReadOptions}); rejects like `propose`. */
-  read(query: Q, options?: ReadOptions): Promise<A>;
-  /** This node's view of the group: role, term, leader id, commit and applied indexes, members. */
-  status(): HostStatus;
-  /** Stops the node: waiting requests fail with `STOPPED`; closes storage and the state machine. */
-  close(): Promise<void>;
-}
-
-/** The generic host: a {@link Host} with nothing added (its constructor is protected). */
-class GenericHost extends Host {
-  static start(init: RaftNodeInit, stateMachine: StateMachine<unknown, unknown, unknown, unknown>) {
-    return Host.launch(init, stateMachine, (parts: HostParts) => new GenericHost(parts));
-  }
-}
-
 /**
- * Starts a member: opens (or bootstraps) `dataDir`, recovers the state machine (an
- * in-memory one from the latest snapshot plus the log), joins the peers. Throws a
- * `NodeError` `INVALID_CONFIG` for bad options or a data directory of another member.
+ * Starts a member: opens (or bootstraps, or joins with) `dataDir`, recovers the state machine
+ * (an in-memory one from the latest snapshot plus the log), connects to the peers. Throws a
+ * {@link FlotillaError} `INVALID_CONFIG` for bad options or a data directory of another
+ * member, and {@link RemovedError} when the data directory is of a member removed from its
+ * group.
  */
 export async function createNode<C, R, Q, A>(
   config: NodeConfig<C, R, Q, A>,
 ): Promise<FlotillaNode<C, R, Q, A>> {
-  const host = await GenericHost.start(hostInit(config), config.stateMachine);
-  return {
-    id: config.id,
-    propose: async (command, options = {}) => (await host.proposeCommand(command, options)) as R,
-    openSession: (options = {}) => host.openSession(options),
-    read: async (query, options = {}) =>
-      (await host.readQuery(query, options.consistency ?? 'linearizable')) as A,
-    status: () => host.status(),
-    close: () => host.stop(),
-  };
+  const host = await LibraryHost.start(hostInit(config), config.stateMachine);
+  if (host.removed) {
+    await host.stop();
+    throw new RemovedError('REMOVED', `member ${host.options.id} was removed from its group`);
+  }
+  return new FlotillaNode<C, R, Q, A>(host);
 }
 
 /** The runtime options of a {@link NodeConfig}. */
 function hostInit(config: NodeConfig<unknown, unknown, unknown, unknown>): RaftNodeInit {
   const { id } = config;
-  if (!Number.isSafeInteger(id) || id < 1)
-    throw new NodeError('INVALID_CONFIG', `id: expected a positive integer, got ${id}`);
-  const cluster: ClusterMember[] = [];
-  for (const [key, address] of Object.entries(config.peers)) {
-    const peerId = Number(key);
-    if (!Number.isSafeInteger(peerId) || peerId < 1)
-      throw new NodeError('INVALID_CONFIG', `peers: bad id '${key}'`);
-    cluster.push({ name: String(peerId), id: peerId, ...parseHostPort(address, `peers[${key}]`) });
-  }
-  if (!cluster.some((m) => m.id === id))
-    throw new NodeError('INVALID_CONFIG', `peers: no address for this node's id ${id}`);
-  const members = new Map<number, MemberAddress>(
-    cluster.map((m) => [m.id, { name: m.name, host: m.host, port: m.port }]),
-  );
+  if (!Number.isSafeInteger(id) || id < 1) invalid(`id: expected a positive integer, got ${id}`);
+  if ((config.peers === undefined) === (config.join === undefined))
+    invalid('give exactly one of peers and join');
   const d = DEFAULT_RAFT_NODE_OPTIONS;
+  const cluster = config.peers === undefined ? joiningMember(config) : foundingMember(id, config.peers);
   return {
+    ...cluster,
     name: String(id),
     id,
-    clusterId: clusterIdFrom(cluster),
-    initialCluster: cluster.map((m) => `${m.name}=${m.host}:${m.port}`).join(','),
-    members,
     dataDir: config.dataDir,
     listenPeer: parseHostPort(config.listen, 'listen'),
     tickMs: config.tickMs ?? d.tickMs,
@@ -152,4 +100,48 @@ function hostInit(config: NodeConfig<unknown, unknown, unknown, unknown>): RaftN
     logger: config.logger ?? d.logger,
     onFatal: config.onFatal ?? d.onFatal,
   };
+}
+
+/** What differs between a founding and a joining member's runtime options. */
+type ClusterInit = Pick<
+  RaftNodeInit,
+  'clusterId' | 'initialCluster' | 'members' | 'initialClusterState' | 'joinTimeoutMs'
+>;
+
+/** A founder's: the initial members, and the cluster id derived from them. */
+function foundingMember(id: number, peers: Readonly<Record<number, string>>): ClusterInit {
+  const cluster: ClusterMember[] = [];
+  for (const [key, address] of Object.entries(peers)) {
+    const peerId = Number(key);
+    if (!Number.isSafeInteger(peerId) || peerId < 1) invalid(`peers: bad id '${key}'`);
+    cluster.push({ name: String(peerId), id: peerId, ...parseHostPort(address, `peers[${key}]`) });
+  }
+  if (!cluster.some((m) => m.id === id)) invalid(`peers: no address for this node's id ${id}`);
+  return {
+    clusterId: clusterIdFrom(cluster),
+    initialCluster: cluster.map((m) => `${m.name}=${m.host}:${m.port}`).join(','),
+    members: new Map(cluster.map((m) => [m.id, { name: m.name, host: m.host, port: m.port }])),
+    initialClusterState: 'new',
+  };
+}
+
+/**
+ * A joining member's: the members to ask, unnamed and under placeholder ids (only their
+ * addresses are used: the cluster's answer replaces them, see join.ts).
+ */
+function joiningMember(config: NodeConfig<unknown, unknown, unknown, unknown>): ClusterInit {
+  const join = config.join ?? [];
+  if (join.length === 0) invalid('join: no member address given');
+  const asked = join.map((address, i) => parseHostPort(address, `join[${i}]`));
+  return {
+    clusterId: 0,
+    initialCluster: join.join(','),
+    members: new Map<number, MemberAddress>(asked.map((a, i) => [-(i + 1), { name: '', ...a }])),
+    initialClusterState: 'existing',
+    joinTimeoutMs: config.joinTimeoutMs ?? DEFAULT_RAFT_NODE_OPTIONS.joinTimeoutMs,
+  };
+}
+
+function invalid(message: string): never {
+  throw new FlotillaError('INVALID_CONFIG', message);
 }

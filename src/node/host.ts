@@ -24,15 +24,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import {
-  type ConfState,
-  isRaftError,
-  type Message,
-  type RawNode,
-  type Role,
-  type SnapshotRequest,
-  type Status,
-} from '../raft/index.js';
+import { isRaftError, type Message, type RawNode, type Role, type SnapshotRequest } from '../raft/index.js';
 import type { FileStorage } from '../storage/index.js';
 import { TcpTransport } from '../transport/index.js';
 import { type NodeCounters, newNodeCounters } from './counters.js';
@@ -41,22 +33,17 @@ import { MachineDriver, type UnknownStateMachine } from './machine-driver.js';
 import { acquireLock, type DataDirLock } from './member-file.js';
 import type { MemberAddress, MemberUpdate } from './member-table.js';
 import type { MemberChange } from './membership.js';
+import type { NodeStatus } from './node-status.js';
 import { DEFAULT_RAFT_NODE_OPTIONS, type RaftNodeInit, type RaftNodeOptions } from './options.js';
 import type { EnqueueOptions } from './proposals.js';
-import { ReadyLoop } from './ready-loop.js';
-import { type ProposeOptions, Replica } from './replica.js';
+import { type ReadyHandler, ReadyLoop } from './ready-loop.js';
+import { type ProposeOptions, type ReadConsistency, Replica } from './replica.js';
 import { initialPeers, type RecoveredMember, recoverMember } from './startup.js';
 import { TickTimer } from './ticker.js';
 import { WriteTrace } from './write-trace.js';
 
 /** What this node knows about its group, for observers. */
-export interface HostStatus extends Status {
-  readonly name: string;
-  readonly clusterId: number;
-  /** The state machine's applied index. */
-  readonly machineApplied: number;
-  readonly confState: ConfState;
-}
+export type HostStatus = NodeStatus;
 
 /** What a host is built from once its data directory is recovered. */
 export interface HostParts {
@@ -125,14 +112,26 @@ export class Host {
       lifecycle,
       wake,
     };
-    this.replica = new Replica(deps);
+    const replica = new Replica(deps);
+    this.replica = replica;
+    const handler: ReadyHandler = {
+      prepare: () => replica.prepare(),
+      snapshotSettled: () => replica.snapshotSettled(),
+      install: (snapshot) => replica.install(snapshot),
+      applyEntries: (entries) => replica.applyEntries(entries),
+      released: (readStates) => replica.released(readStates),
+      advanced: () => {
+        replica.advanced();
+        this.onAdvanced();
+      },
+    };
     this.loop = new ReadyLoop({
       raw,
       storage,
       transport,
       counters,
       trace,
-      handler: this.replica,
+      handler,
       sendSnapshot: (m) => this.sendSnapshot(m),
       stopped: () => lifecycle.stopped,
       fail: (error) => lifecycle.fail(error),
@@ -192,7 +191,7 @@ export class Host {
 
   /**
    * Proposes a state machine command and resolves with its result once it has been applied
-   * on this node. Rejects with a {@link NodeError}: `TOO_MANY_REQUESTS` (back-pressure),
+   * on this node. Rejects with a {@link FlotillaError}: `TOO_MANY_REQUESTS` (back-pressure),
    * `NO_LEADER` (no leader within the timeout; nothing was proposed), `TIMEOUT` (proposed,
    * outcome unknown), `PROPOSAL_DROPPED`, `STOPPED`, `FATAL`; or with the signal's reason.
    */
@@ -212,10 +211,11 @@ export class Host {
   /**
    * Answers a query from the state machine. `linearizable` waits for a ReadIndex barrier
    * confirmed by a quorum and for this node to apply up to it (followers ask the leader);
-   * `serializable` answers from local state at once (possibly stale). Rejects like
-   * {@link Host.proposeCommand}, or with what the state machine's `query` throws.
+   * `lease` answers on a leader that holds a lease without the quorum round (elsewhere as
+   * `linearizable`); `serializable` answers from local state at once (possibly stale).
+   * Rejects like {@link Host.proposeCommand}, or with what the state machine's `query` throws.
    */
-  readQuery(query: unknown, consistency: 'linearizable' | 'serializable'): Promise<unknown> {
+  readQuery(query: unknown, consistency: ReadConsistency): Promise<unknown> {
     return this.replica.read(query, consistency);
   }
 
@@ -313,6 +313,12 @@ export class Host {
 
   /** The tick timer's extra work for a subclass (the KV's lease expiry); runs after the replica's. */
   protected onTick(): void {}
+
+  /**
+   * A subclass's look at the group after each Ready pass (role, leader, applied index and
+   * configuration may have changed); runs after the replica served reads. Must not throw.
+   */
+  protected onAdvanced(): void {}
 
   /** The tick timer: catch up on ticks, re-issue stale read barriers, then {@link Host.onTick}. */
   private onTimer(): void {

@@ -3,15 +3,7 @@
  * state machine behind the public interface (`createNode` for any, `RaftNode` for the KV).
  */
 export { encodeEtcdBackup } from './backup.js';
-export {
-  createNode,
-  type FlotillaNode,
-  type NodeConfig,
-  type ProposeOptions,
-  type ReadOptions,
-} from './create-node.js';
 export { ENVELOPE_HEADER_BYTES, frameChunks, unframeChunks, unwrapCommand, wrapCommand } from './envelope.js';
-export { isNodeError, NodeError, type NodeErrorCode } from './errors.js';
 export {
   type ClusterMember,
   checkName,
@@ -31,6 +23,7 @@ export {
   parseClusterInfo,
 } from './join.js';
 export { KV_COMMAND_CODEC, KvOnDiskStateMachine } from './kv-state-machine.js';
+export * from './library.js';
 export { type MemberFile, readMemberFile } from './member-file.js';
 export {
   type MemberClientUrls,
@@ -54,15 +47,6 @@ export {
   type RaftNodeOptions,
 } from './raft-node.js';
 export { type RestoreOptions, restoreDataDir } from './restore.js';
-export type {
-  CommandCodec,
-  InMemoryStateMachine,
-  OnDiskStateMachine,
-  StateMachine,
-  StateMachineCommon,
-  StateMachineEntry,
-  StateMachineSnapshot,
-} from './state-machine.js';
 export {
   type SaveTimings,
   WRITE_STAGES,

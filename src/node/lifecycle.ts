@@ -4,7 +4,7 @@
  * `FATAL`, nothing more is sent, applied or acknowledged, and `onFatal` is called (the serve
  * command exits). A stop fails waiting requests with `STOPPED` and closes the node's I/O.
  */
-import { NodeError } from './errors.js';
+import { FatalError, type FlotillaError, StoppedError } from './errors.js';
 import type { NodeLogger } from './options.js';
 
 /** What {@link Lifecycle} does to the rest of the runtime on a transition. */
@@ -12,7 +12,7 @@ export interface LifecycleHooks {
   /** Stops the tick timer. */
   readonly stopTimer: () => void;
   /** Fails every waiting request (proposals, reads, leader and conf change waiters) with `error`. */
-  readonly failAll: (error: NodeError) => void;
+  readonly failAll: (error: FlotillaError) => void;
   /** Stops the transport (after a fatal error, without waiting for it). */
   readonly stopTransport: () => Promise<void>;
   /**
@@ -46,8 +46,8 @@ export class Lifecycle {
 
   /** Throws `FATAL` or `STOPPED` unless the node is running. */
   ensureRunning(): void {
-    if (this.fatalError !== undefined) throw new NodeError('FATAL', 'node stopped after a fatal error');
-    if (this.isStopped) throw new NodeError('STOPPED', 'node is stopped');
+    if (this.fatalError !== undefined) throw new FatalError('FATAL', 'node stopped after a fatal error');
+    if (this.isStopped) throw new StoppedError('STOPPED', 'node is stopped');
   }
 
   /**
@@ -59,7 +59,7 @@ export class Lifecycle {
     const wasStopped = this.isStopped;
     this.isStopped = true;
     this.hooks.stopTimer();
-    this.hooks.failAll(new NodeError('STOPPED', 'node is stopping'));
+    this.hooks.failAll(new StoppedError('STOPPED', 'node is stopping'));
     if (wasStopped && this.fatalError !== undefined && this.hooks.lockReleased()) return;
     await this.hooks.close();
   }
@@ -73,7 +73,7 @@ export class Lifecycle {
     this.hooks.logger.error(
       `fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
     );
-    this.hooks.failAll(new NodeError('FATAL', 'node stopped after a fatal error', { cause: error }));
+    this.hooks.failAll(new FatalError('FATAL', 'node stopped after a fatal error', { cause: error }));
     void this.hooks.stopTransport().catch(() => {});
     this.hooks.onFatal(error);
   }

@@ -7,7 +7,7 @@
  */
 import type { ConfChange, ConfState, RawNode } from '../raft/index.js';
 import type { TcpTransport } from '../transport/index.js';
-import { NodeError } from './errors.js';
+import { TimeoutError } from './errors.js';
 import {
   applyMemberUpdate,
   type MemberAddress,
@@ -134,7 +134,7 @@ export class Membership {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(token);
-        reject(new NodeError('TIMEOUT', `membership change not applied within ${timeoutMs} ms`));
+        reject(new TimeoutError('TIMEOUT', `membership change not applied within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiters.set(token, (error) => {
         clearTimeout(timer);

@@ -12,7 +12,13 @@ import { performance } from 'node:perf_hooks';
 import { isRaftError, type RawNode } from '../raft/index.js';
 import type { NodeCounters } from './counters.js';
 import { newOrigin, type RequestId } from './envelope.js';
-import { NodeError } from './errors.js';
+import {
+  type FlotillaError,
+  NotLeaderError,
+  ProposalDroppedError,
+  TimeoutError,
+  TooManyRequestsError,
+} from './errors.js';
 import type { RaftNodeOptions } from './options.js';
 import type { WriteTrace } from './write-trace.js';
 
@@ -99,12 +105,15 @@ export class ProposalTracker {
     const o = this.deps.options;
     if (this.pending.size >= o.pendingProposalsMax) {
       this.deps.counters.proposalsRejected++;
-      throw new NodeError('TOO_MANY_REQUESTS', `too many pending proposals (${o.pendingProposalsMax})`);
+      throw new TooManyRequestsError(
+        'TOO_MANY_REQUESTS',
+        `too many pending proposals (${o.pendingProposalsMax})`,
+      );
     }
     const lag = this.deps.raw.status().commit - this.deps.appliedIndex();
     if (lag > o.applyLagEntriesMax) {
       this.deps.counters.proposalsRejected++;
-      throw new NodeError(
+      throw new TooManyRequestsError(
         'TOO_MANY_REQUESTS',
         `apply lags commit by ${lag} entries (max ${o.applyLagEntriesMax})`,
       );
@@ -172,9 +181,13 @@ export class ProposalTracker {
           this.queued = queue.slice(start);
           return;
         }
-        const refused = new NodeError('PROPOSAL_DROPPED', `proposal refused: ${(error as Error).message}`, {
-          cause: error,
-        });
+        const refused = new ProposalDroppedError(
+          'PROPOSAL_DROPPED',
+          `proposal refused: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        );
         for (const p of slice) this.settle(p.seq, (q) => q.reject(refused));
         if (!isRaftError(error)) throw error;
       }
@@ -223,7 +236,7 @@ export class ProposalTracker {
   }
 
   /** Rejects every pending proposal with `error` and empties the queue. */
-  failAll(error: NodeError): void {
+  failAll(error: FlotillaError): void {
     for (const seq of [...this.pending.keys()]) this.failed(seq, error);
     this.queued = [];
   }
@@ -235,8 +248,10 @@ export class ProposalTracker {
       const ms = p.timeoutMs;
       p.reject(
         p.proposed
-          ? new NodeError('TIMEOUT', `proposal not applied within ${ms} ms; outcome unknown`, { leaderHint })
-          : new NodeError('NO_LEADER', `no leader within ${ms} ms; nothing was written`, { leaderHint }),
+          ? new TimeoutError('TIMEOUT', `proposal not applied within ${ms} ms; outcome unknown`, {
+              leaderHint,
+            })
+          : new NotLeaderError('NO_LEADER', `no leader within ${ms} ms; nothing was written`, { leaderHint }),
       );
     });
   }

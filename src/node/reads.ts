@@ -4,11 +4,12 @@
  * leader has released its index (a `readState` in a Ready) and this node has applied up to
  * it. Followers ask the leader. A barrier that gets no answer within an election timeout, or
  * that went to a leader that has since changed, is issued again: a fresh barrier is as good
- * as the old one.
+ * as the old one. A lease read (`consistency: 'lease'`) skips the barrier on a leader that
+ * holds a lease: it is served once this node has applied up to the leader's commit index.
  */
 import { isRaftError, type RawNode, type ReadState } from '../raft/index.js';
 import type { NodeCounters } from './counters.js';
-import { NodeError } from './errors.js';
+import { type FlotillaError, NotLeaderError, TimeoutError, TooManyRequestsError } from './errors.js';
 import type { MachineDriver } from './machine-driver.js';
 import type { RaftNodeOptions } from './options.js';
 
@@ -55,9 +56,29 @@ export class ReadTracker {
    * `query` once it is served. Throws `TOO_MANY_REQUESTS` when too many reads wait.
    */
   enqueue(query: unknown): Promise<unknown> {
+    return this.track(query, (read) => {
+      this.queued.push(read);
+      this.deps.wake();
+    });
+  }
+
+  /**
+   * Queues a read already confirmed at `index` (a leader's lease read): served once this
+   * node has applied up to `index`, at once if it has. Throws like {@link ReadTracker.enqueue}.
+   */
+  enqueueAt(query: unknown, index: number): Promise<unknown> {
+    return this.track(query, (read) => {
+      const key = `lease-${++this.batchSeq}`;
+      this.batches.set(key, { reads: [read], issuedTick: this.deps.ticks(), index });
+      this.serve();
+    });
+  }
+
+  /** A pending read of `query`, counted and timed, handed to `place`. */
+  private track(query: unknown, place: (read: PendingRead) => void): Promise<unknown> {
     const { pendingReadsMax, requestTimeoutMs } = this.deps.options;
     if (this.pendingCount >= pendingReadsMax) {
-      throw new NodeError('TOO_MANY_REQUESTS', `too many pending reads (${pendingReadsMax})`);
+      throw new TooManyRequestsError('TOO_MANY_REQUESTS', `too many pending reads (${pendingReadsMax})`);
     }
     return new Promise<unknown>((resolve, reject) => {
       const read: PendingRead = {
@@ -68,8 +89,7 @@ export class ReadTracker {
         timer: setTimeout(() => this.expire(read), requestTimeoutMs),
       };
       this.pendingCount++;
-      this.queued.push(read);
-      this.deps.wake();
+      place(read);
     });
   }
 
@@ -140,7 +160,7 @@ export class ReadTracker {
   }
 
   /** Fails every waiting read with `error`. */
-  failAll(error: NodeError): void {
+  failAll(error: FlotillaError): void {
     const reads = [...this.queued];
     for (const batch of this.batches.values()) reads.push(...batch.reads);
     this.queued = [];
@@ -172,8 +192,8 @@ export class ReadTracker {
     const leaderHint = this.deps.raw.status().leader;
     const error =
       leaderHint === 0
-        ? new NodeError('NO_LEADER', `no leader within ${timeoutMs} ms`)
-        : new NodeError('TIMEOUT', `read not confirmed within ${timeoutMs} ms`, { leaderHint });
+        ? new NotLeaderError('NO_LEADER', `no leader within ${timeoutMs} ms`)
+        : new TimeoutError('TIMEOUT', `read not confirmed within ${timeoutMs} ms`, { leaderHint });
     this.finish(read, () => {
       throw error;
     });

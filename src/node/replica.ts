@@ -12,7 +12,7 @@ import type { FileStorage } from '../storage/index.js';
 import { Applier } from './apply.js';
 import type { NodeCounters } from './counters.js';
 import { type SessionTag, wrapCommand, wrapRegister } from './envelope.js';
-import type { NodeError } from './errors.js';
+import type { FlotillaError } from './errors.js';
 import { LeaderWatch } from './leadership.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { MachineDriver } from './machine-driver.js';
@@ -50,6 +50,13 @@ function checkSessionTag(tag: SessionTag): void {
     );
   }
 }
+
+/**
+ * How a read is served: `linearizable` after a ReadIndex barrier confirmed by a quorum;
+ * `lease` at once on a leader holding a lease (else as `linearizable`); `serializable` from
+ * local state, possibly stale.
+ */
+export type ReadConsistency = 'linearizable' | 'lease' | 'serializable';
 
 /** What a {@link Replica} needs from the runtime that hosts it. */
 export interface ReplicaDeps {
@@ -170,11 +177,17 @@ export class Replica implements ReadyHandler {
   }
 
   /** Answers a query from the state machine; see `Host.readQuery`. */
-  async read(query: unknown, consistency: 'linearizable' | 'serializable'): Promise<unknown> {
+  async read(query: unknown, consistency: ReadConsistency): Promise<unknown> {
     this.deps.lifecycle.ensureRunning();
     if (consistency === 'serializable') {
       this.deps.counters.readsServed++;
       return this.deps.machine.query(query);
+    }
+    if (consistency === 'lease') {
+      // The lease is counted in ticks: deliver every tick due before trusting it.
+      this.catchUpTicks();
+      const index = this.deps.raw.leaseReadIndex();
+      if (index !== undefined) return this.reads.enqueueAt(query, index);
     }
     return this.reads.enqueue(query);
   }
@@ -210,7 +223,7 @@ export class Replica implements ReadyHandler {
   }
 
   /** Fails every waiting request: proposals, reads, leader waiters, conf change waiters. */
-  failAll(error: NodeError): void {
+  failAll(error: FlotillaError): void {
     this.proposals.failAll(error);
     this.reads.failAll(error);
     this.leadership.wakeWaiters();

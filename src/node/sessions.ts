@@ -26,7 +26,7 @@
 import { pack, unpack } from 'msgpackr';
 import type { Entry } from '../raft/index.js';
 import { type SessionTag, unwrapCommand } from './envelope.js';
-import { NodeError } from './errors.js';
+import { DuplicateError, type FlotillaError, SessionExpiredError } from './errors.js';
 
 /** One client session. */
 interface Session {
@@ -44,7 +44,7 @@ interface Session {
 export type SessionVerdict =
   | { readonly kind: 'apply' }
   | { readonly kind: 'duplicate'; readonly result: unknown }
-  | { readonly kind: 'refused'; readonly error: NodeError };
+  | { readonly kind: 'refused'; readonly error: FlotillaError };
 
 /** The client sessions of one raft group. */
 export class ClientSessions {
@@ -138,5 +138,7 @@ export class ClientSessions {
 }
 
 function refused(code: 'SESSION_EXPIRED' | 'DUPLICATE', message: string): SessionVerdict {
-  return { kind: 'refused', error: new NodeError(code, message) };
+  const error =
+    code === 'SESSION_EXPIRED' ? new SessionExpiredError(code, message) : new DuplicateError(code, message);
+  return { kind: 'refused', error };
 }

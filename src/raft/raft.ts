@@ -27,7 +27,7 @@ import { RaftError } from './errors.js';
 import { LeaderState } from './leader-state.js';
 import { RaftLog } from './log.js';
 import { DEFAULT_RAFT_OPTIONS, type RaftOptions } from './raft-options.js';
-import { flushReads, hasUnsentReads } from './read-index.js';
+import { flushReads, hasUnsentReads, leaseReadIndex } from './read-index.js';
 import { appendEntries, broadcastAppend, maybeCommitAndBroadcast } from './replication.js';
 import { stepCandidate } from './step-candidate.js';
 import { stepFollower } from './step-follower.js';
@@ -300,6 +300,11 @@ export class Raft {
       context,
     };
     this.step(m);
+  }
+
+  /** The index a lease read may be served at now, if this leader holds a lease; see read-index.ts. */
+  leaseReadIndex(): number | undefined {
+    return leaseReadIndex(this);
   }
 
   /** Hands leadership to `transferee` (thesis §3.10). */

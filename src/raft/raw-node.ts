@@ -86,6 +86,17 @@ export class RawNode {
     this.raft.readIndex(context);
   }
 
+  /**
+   * The index a read may be served at now without a heartbeat round, when this node is a
+   * leader holding a lease (a quorum answered within the election timeout less the clock
+   * drift bound, and an entry of its term is committed); undefined otherwise. Correct only
+   * while clocks drift by less than `leaseDriftTicks` per election timeout, and only when
+   * the caller has delivered every tick due (a paused process must catch up first).
+   */
+  leaseReadIndex(): number | undefined {
+    return this.raft.leaseReadIndex();
+  }
+
   /** Proposes a membership change; see {@link Raft.proposeConfChange} for the refusals. */
   proposeConfChange(cc: ConfChange): void {
     this.raft.proposeConfChange(cc);

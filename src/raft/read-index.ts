@@ -34,6 +34,20 @@ export function leaderReadIndex(r: Raft, request: ReadRequest): void {
   r.leaderState.readOnly.add(request);
 }
 
+/**
+ * The index a read may be served at on this leader without a heartbeat round (a lease read,
+ * thesis §6.4.1): the commit index while it holds a lease (see `inLease`) or is the only
+ * voter, once it has committed an entry of its term. Undefined otherwise — not the leader,
+ * check-quorum off (followers then promise nothing), a transfer in progress, no lease — and
+ * the caller falls back to ReadIndex.
+ */
+export function leaseReadIndex(r: Raft): number | undefined {
+  if (r.role !== 'leader' || !r.options.checkQuorum) return undefined;
+  if (r.log.term(r.log.committed) !== r.term) return undefined;
+  if (!isQuorum(r, new Set([r.id])) && !inLease(r)) return undefined;
+  return r.log.committed;
+}
+
 /** Once the leader has committed an entry of its term, the reads held for it go ahead. */
 export function onCommitInTerm(r: Raft): void {
   const lead = r.leaderState;
