@@ -295,6 +295,17 @@ describe('tcp transport: handshake', () => {
     assert.match(dialerError.message, /unknown node: node 1 is not a peer of node 2/);
   });
 
+  test('a dialer rejected as unknown redials at once when the acceptor, having learned of it, connects to it', async () => {
+    const { a, b, acceptorError } = await rejected({}, false);
+    assert.equal(acceptorError.reason, 'unknown-node');
+    // Node 2 learns of node 1 (as a member that applied node 1's addition would) and dials it:
+    // node 1 does not wait out rejectedRetryMs (10 s) before its own link to node 2 is up.
+    b.transport.addPeer(1, { host: HOST, port: a.port });
+    await waitFor('link 1 → 2 up', () => a.transport.stats().peers.get(2)!.connected, 3000);
+    a.transport.send([heartbeat(1, 2, 1)]);
+    await waitFor('the heartbeat delivered', () => b.received.some((m) => m.from === 1), 3000);
+  });
+
   test('a dialer expecting another node id is rejected', async () => {
     const { acceptorError, dialerError } = await rejected({}, true, 3);
     assert.equal(acceptorError.reason, 'node-id-mismatch');

@@ -180,6 +180,18 @@ export class PeerLink {
     return `node ${this.peer} (${this.address.host}:${this.address.port})`;
   }
 
+  /**
+   * Dials now if the link is down and waiting out its backoff: the peer just connected to us,
+   * so it is up and knows this node (a rejection meanwhile would have been because it had
+   * not yet applied this node's membership).
+   */
+  redialIfDown(): void {
+    if (this.linkState !== 'down') return;
+    clearTimeout(this.retryTimer);
+    this.rejected = false;
+    this.dial();
+  }
+
   private dial(): void {
     this.linkState = 'connecting';
     this.stats.dials++;

@@ -263,6 +263,9 @@ export class TcpTransport implements MessageSender {
     // or about to be, and keeping both would let two streams of the same sender interleave.
     if (previous !== undefined && previous !== connection) previous.close();
     this.inboundByPeer.set(peer, connection);
+    // The peer knows us now (it may have rejected us until it learned of our membership):
+    // a link to it waiting out a backoff redials at once.
+    this.links.get(peer)?.redialIfDown();
   }
 
   private onInboundClosed(connection: InboundConnection): void {
