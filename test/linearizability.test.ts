@@ -432,7 +432,7 @@ function bruteForceLinearizable(history: readonly Operation[]): boolean {
     return remaining.some((candidate, i) => {
       if (remaining.some((other) => other !== candidate && precedes(other, candidate))) return false;
       const store = new Map(value === null ? [] : [['k', value]]);
-      const actual = apply(store, candidate.input);
+      const actual = apply(store, candidate.input as KvInput);
       if (candidate.output !== undefined && JSON.stringify(actual) !== JSON.stringify(candidate.output))
         return false;
       return explore(
@@ -443,3 +443,48 @@ function bruteForceLinearizable(history: readonly Operation[]): boolean {
   };
   return explore(history, null);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Counters: add n returns the value it produced; read returns the value (the simulator's
+// user-level state machine).
+
+function add(c: number, n: number, value: number | undefined, call: number, ret?: number): Operation {
+  return ret === undefined || value === undefined
+    ? { clientId: c, input: { kind: 'add', key: 'c', n }, call, return: undefined, output: undefined }
+    : { clientId: c, input: { kind: 'add', key: 'c', n }, call, return: ret, output: { kind: 'add', value } };
+}
+
+function read(c: number, value: number, call: number, ret: number): Operation {
+  return {
+    clientId: c,
+    input: { kind: 'read', key: 'c' },
+    call,
+    return: ret,
+    output: { kind: 'read', value },
+  };
+}
+
+describe('counter histories', () => {
+  it('accepts concurrent adds in either order, and reads between them', () => {
+    assertOk([add(1, 2, 5, 0, 10), add(2, 3, 3, 0, 10), read(3, 3, 1, 2), read(3, 5, 11, 12)]);
+  });
+
+  it('accepts an add with an unknown outcome taking effect, or never', () => {
+    assertOk([add(1, 4, undefined, 0), read(2, 4, 5, 6), read(2, 4, 7, 8)]);
+    assertOk([add(1, 4, undefined, 0), read(2, 0, 5, 6)]);
+  });
+
+  it('rejects an add applied twice (a retry not suppressed)', () => {
+    const verdict = checkLinearizable([add(1, 2, 2, 0, 1), read(2, 4, 2, 3)]);
+    assert.equal(verdict.result, 'illegal');
+    if (verdict.result === 'illegal') assert.match(verdict.detail, /read\("c"\) -> 4/);
+  });
+
+  it('rejects a read that goes back (a lost add)', () => {
+    assert.equal(checkLinearizable([add(1, 2, 2, 0, 1), read(2, 0, 2, 3)]).result, 'illegal');
+  });
+
+  it('rejects a key with both register and counter operations as malformed', () => {
+    assert.throws(() => checkLinearizable([add(1, 1, 1, 0, 1), get(2, 'c', null, 2, 3)]), RangeError);
+  });
+});

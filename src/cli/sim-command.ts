@@ -47,12 +47,12 @@ export function registerSimCommand(program: Command): void {
     .option('--mutate <name>', 'switch on a deliberate bug the checkers must catch', mutationName)
     .option('--json', 'print a JSON summary as the last line')
     .option('--narrate', 'print each notable event: elections, faults, client operations')
-    .action((opts: SimFlags) => {
+    .action(async (opts: SimFlags) => {
       const single = opts.seed !== undefined && process.argv.every((a) => !a.startsWith('--seeds'));
       const first = opts.seed ?? 1;
       const count = single ? 1 : opts.seeds;
       const started = Date.now();
-      const summary = runSeeds({
+      const summary = await runSeeds({
         first,
         count,
         nodes: opts.nodes,
@@ -71,7 +71,10 @@ export function registerSimCommand(program: Command): void {
         console.log(
           `${summary.seeds} seeds in ${seconds}s: ${summary.failed} failed, ${summary.unknown} unknown; ` +
             `${summary.ops} ops, ${summary.elections} elections, ${summary.crashes} crashes, ` +
-            `${summary.partitions} partitions, ${summary.snapshots_installed} snapshots installed, max term ${summary.max_term}`,
+            `${summary.partitions} partitions, ${summary.snapshots_installed} snapshots installed, max term ${summary.max_term}; ` +
+            `profiles: ${Object.entries(summary.profiles)
+              .map(([name, seeds]) => `${name} ${seeds}`)
+              .join(', ')}`,
         );
       } else {
         console.log(JSON.stringify({ ...counters, failing_seeds: failures.map((f) => f.seed) }));

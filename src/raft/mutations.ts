@@ -24,6 +24,8 @@ export interface Mutations {
   readonly readIndexNoHeartbeat: boolean;
   /** Lease reads trust the full election timeout, ignoring the declared clock drift. */
   readonly leaseReadIgnoresDrift: boolean;
+  /** The simulator's counter state machine applies a retried add again (its session check skipped). */
+  readonly counterReappliesRetry: boolean;
 }
 
 /** The kebab-case names used on the command line. */
@@ -37,6 +39,7 @@ export const MUTATION_NAMES = {
   'no-joint-quorum': 'noJointQuorum',
   'read-index-no-heartbeat': 'readIndexNoHeartbeat',
   'lease-read-ignores-drift': 'leaseReadIgnoresDrift',
+  'counter-reapplies-retry': 'counterReappliesRetry',
 } as const satisfies Record<string, keyof Mutations>;
 
 /** A mutation's command-line name. */
@@ -53,6 +56,7 @@ export const NO_MUTATIONS: Mutations = Object.freeze({
   noJointQuorum: false,
   readIndexNoHeartbeat: false,
   leaseReadIgnoresDrift: false,
+  counterReappliesRetry: false,
 });
 
 /** The flag object with exactly one mutation switched on. */

@@ -1,8 +1,11 @@
 /**
- * The simulator's replicated state machine: a key-value map with compare-and-swap, and a
+ * The simulator's replicated key-value state machine: a map with compare-and-swap, and a
  * session table (client id -> last sequence number and its result) so a command retried by
- * its client is applied exactly once.
+ * its client is applied exactly once. It implements the public {@link InMemoryStateMachine}
+ * interface, and the simulated nodes drive it only through that interface.
  */
+import type { CommandCodec, InMemoryStateMachine, StateMachineEntry } from '../node/state-machine.js';
+import { jsonCodec, jsonImage, readJsonImage } from './machine-image.js';
 
 /** A write command as carried in a log entry. */
 export interface KvCommand {
@@ -20,33 +23,47 @@ export interface KvResult {
   readonly ok: boolean;
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+const codec: CommandCodec<KvCommand> = jsonCodec<KvCommand>();
 
 /** Encodes a command for a log entry. */
 export function encodeCommand(command: KvCommand): Uint8Array {
-  return encoder.encode(JSON.stringify(command));
+  return codec.encode(command);
 }
 
 /** Decodes a log entry's data; empty data (a leader's no-op) yields undefined. */
 export function decodeCommand(data: Uint8Array): KvCommand | undefined {
-  if (data.length === 0) return undefined;
-  return JSON.parse(decoder.decode(data)) as KvCommand;
+  return data.length === 0 ? undefined : codec.decode(data);
 }
 
-/** The key-value state machine with client sessions. */
-export class KvMachine {
+/** The image a snapshot holds. */
+interface KvImage {
+  data: [string, string][];
+  sessions: [number, { seq: number; result: KvResult }][];
+}
+
+/**
+ * The key-value state machine with client sessions. `apply` answers each write with its
+ * result, or null for an entry without a command and for a retry older than the client's last
+ * command (no one waits for it); a query is a key, answered with its value or null.
+ */
+export class KvMachine implements InMemoryStateMachine<KvCommand, KvResult | null, string, string | null> {
+  readonly kind = 'in-memory';
+  readonly codec = codec;
   private data = new Map<string, string>();
   private sessions = new Map<number, { seq: number; result: KvResult }>();
   /** How many commands were skipped as duplicates (retries already applied). */
   duplicates = 0;
 
+  apply(entries: readonly StateMachineEntry<KvCommand>[]): (KvResult | null)[] {
+    return entries.map((entry) => (entry.command === null ? null : this.applyCommand(entry.command)));
+  }
+
   /** Applies a command; a retry of the client's last command returns the first result. */
-  apply(command: KvCommand): KvResult | undefined {
+  private applyCommand(command: KvCommand): KvResult | null {
     const session = this.sessions.get(command.client);
     if (session !== undefined && command.seq <= session.seq) {
       this.duplicates++;
-      return command.seq === session.seq ? session.result : undefined;
+      return command.seq === session.seq ? session.result : null;
     }
     const current = this.data.get(command.key) ?? null;
     let result: KvResult;
@@ -60,28 +77,23 @@ export class KvMachine {
     return result;
   }
 
-  /** The value of `key`, or null. */
-  get(key: string): string | null {
+  /** The value of the key `key`, or null. */
+  query(key: string): string | null {
     return this.data.get(key) ?? null;
   }
 
-  /** Serializes the whole state (data and sessions). */
-  snapshot(): Uint8Array {
-    return encoder.encode(JSON.stringify({ data: [...this.data], sessions: [...this.sessions] }));
+  /** The whole state (data and sessions), captured now. */
+  snapshot(): Uint8Array[] {
+    const image: KvImage = { data: [...this.data], sessions: [...this.sessions] };
+    return jsonImage(image);
   }
 
-  /** Replaces the state with a snapshot's. */
-  restore(bytes: Uint8Array): void {
-    if (bytes.length === 0) {
-      this.data = new Map();
-      this.sessions = new Map();
-      return;
-    }
-    const parsed = JSON.parse(decoder.decode(bytes)) as {
-      data: [string, string][];
-      sessions: [number, { seq: number; result: KvResult }][];
-    };
-    this.data = new Map(parsed.data);
-    this.sessions = new Map(parsed.sessions);
+  /** Replaces the state with a snapshot's; an empty stream is the empty state. */
+  async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const image = await readJsonImage<KvImage>(chunks);
+    this.data = new Map(image?.data ?? []);
+    this.sessions = new Map(image?.sessions ?? []);
   }
+
+  async close(): Promise<void> {}
 }

@@ -1,7 +1,7 @@
 /** Explanations of an illegal key partition, from the longest linearizable prefix the search found. */
 import { EntryList, RETURN_ENTRY } from './linearizability-entries.js';
 import { describeOperation, type Operation, quote } from './linearizability-history.js';
-import { type CompiledOps, stepModel } from './linearizability-model.js';
+import { type CompiledOps, describeState, stepModel } from './linearizability-model.js';
 
 const MAX_LISTED = 20;
 const MAX_FULL_PARTITION = 40;
@@ -34,7 +34,7 @@ export function explainFailure(
   }
   const lines = [
     `key ${quote(key)}: no linearization exists for its ${ops.length} operations.`,
-    `Longest linearizable prefix found (${prefix.length} ops), leaving the value ${quote(compiled.values[state] ?? null)}:`,
+    `Longest linearizable prefix found (${prefix.length} ops), leaving the value ${describeState(compiled, state)}:`,
     ...listOps(ops, prefix),
   ];
   if (blocking !== -1) {

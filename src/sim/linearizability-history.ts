@@ -1,6 +1,7 @@
 /**
- * Histories of a key-value register store as clients observe them: the operation types, their
- * one-line descriptions, validation of a recorded history, and its partition by key.
+ * Histories as clients observe them, of a key-value register store or of counters: the
+ * operation types, their one-line descriptions, validation of a recorded history, and its
+ * partition by key (a counter is a key of its own).
  */
 
 /** A client request. `expected: null` on a cas means "succeed only if the key is absent". */
@@ -12,11 +13,17 @@ export type KvInput =
 /** A response. Put always succeeds once it completes; a get returns `null` for an absent key. */
 export type KvOutput = { kind: 'put' } | { kind: 'get'; value: string | null } | { kind: 'cas'; ok: boolean };
 
+/** A counter request: add `n` (a positive integer) to the counter `key`, or read it. */
+export type CounterInput = { kind: 'add'; key: string; n: number } | { kind: 'read'; key: string };
+
+/** A counter response: the value the add produced, or the value read. */
+export type CounterOutput = { kind: 'add'; value: number } | { kind: 'read'; value: number };
+
 /** One operation of a concurrent history, as observed by a client. */
 export interface Operation {
   /** The client that issued the operation (used only for descriptions, not for checking). */
   clientId: number;
-  input: KvInput;
+  input: KvInput | CounterInput;
   /** Logical time the client invoked the operation. */
   call: number;
   /**
@@ -25,7 +32,7 @@ export interface Operation {
    */
   return: number | undefined;
   /** undefined iff return is undefined. */
-  output: KvOutput | undefined;
+  output: KvOutput | CounterOutput | undefined;
 }
 
 /** A one-line, human-readable rendering of `op`, e.g. `client 2: put("k", "v") -> ok @[3, 7]`. */
@@ -42,12 +49,18 @@ export function describeOperation(op: Operation): string {
     case 'cas':
       call = `cas(${quote(input.key)}, ${quote(input.expected)} -> ${quote(input.value)})`;
       break;
+    case 'add':
+      call = `add(${quote(input.key)}, ${input.n})`;
+      break;
+    case 'read':
+      call = `read(${quote(input.key)})`;
+      break;
   }
   const window = op.return === undefined ? `@[${op.call}, pending)` : `@[${op.call}, ${op.return}]`;
   return `client ${op.clientId}: ${call} -> ${describeOutput(op.output)} ${window}`;
 }
 
-function describeOutput(output: KvOutput | undefined): string {
+function describeOutput(output: KvOutput | CounterOutput | undefined): string {
   if (output === undefined) return '?';
   switch (output.kind) {
     case 'put':
@@ -56,6 +69,9 @@ function describeOutput(output: KvOutput | undefined): string {
       return quote(output.value);
     case 'cas':
       return output.ok ? 'ok' : 'failed';
+    case 'add':
+    case 'read':
+      return String(output.value);
   }
 }
 
@@ -84,12 +100,12 @@ export function validateOperation(op: Operation): void {
 
 /**
  * Groups operations by key, in first-appearance order so results are deterministic. Pending gets are
- * dropped: they observed nothing and change nothing, so they cannot constrain the search.
+ * dropped, as are pending counter reads: they observed nothing and change nothing, so they cannot constrain the search.
  */
 export function partitionByKey(history: readonly Operation[]): Map<string, Operation[]> {
   const partitions = new Map<string, Operation[]>();
   for (const op of history) {
-    if (op.input.kind === 'get' && op.return === undefined) continue;
+    if ((op.input.kind === 'get' || op.input.kind === 'read') && op.return === undefined) continue;
     let ops = partitions.get(op.input.key);
     if (ops === undefined) {
       ops = [];

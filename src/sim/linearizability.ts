@@ -1,5 +1,6 @@
 /**
- * Linearizability checker for histories of a key-value register store.
+ * Linearizability checker for histories of a key-value register store, and of counters (add n
+ * returning the new value, read returning the value: the simulator's user-level state machine).
  *
  * Implements the Wing & Gong / Lowe search (the algorithm behind Porcupine): the history becomes a
  * time-ordered doubly linked list of call and return entries; a depth-first search repeatedly picks
@@ -8,7 +9,7 @@
  * linearized. A cache of (set of linearized operations, model state) prunes configurations already
  * explored, which is what keeps the search near-linear on well-behaved histories.
  *
- * Keys are independent registers, so the history is partitioned per key (P-compositionality) and
+ * Keys are independent registers (or counters), so the history is partitioned per key (P-compositionality) and
  * each partition is searched separately; this is both faster and gives a smaller explanation.
  *
  * Time ties: when one operation's `return` equals another's `call`, the return is ordered first, so
@@ -33,7 +34,14 @@ import { type Operation, partitionByKey, quote, validateOperation } from './line
 import { compileOps } from './linearizability-model.js';
 import { Search } from './linearizability-search.js';
 
-export { describeOperation, type KvInput, type KvOutput, type Operation } from './linearizability-history.js';
+export {
+  type CounterInput,
+  type CounterOutput,
+  describeOperation,
+  type KvInput,
+  type KvOutput,
+  type Operation,
+} from './linearizability-history.js';
 
 /** Verdict of {@link checkLinearizable}. */
 export type CheckResult =
@@ -56,7 +64,7 @@ const DEFAULT_MAX_STEPS_PER_KEY = 1_000_000;
 
 /**
  * Decides whether `history` is linearizable with respect to a map of independent registers that
- * start absent. Operations with an unknown outcome may take effect at any point after their call,
+ * start absent (put, get, cas) and counters that start at 0 (add, read). Operations with an unknown outcome may take effect at any point after their call,
  * or never. Reports the first illegal key partition if any; otherwise 'unknown' if some partition
  * ran out of budget (so 'ok' is only ever a proof); otherwise 'ok'.
  *

@@ -33,6 +33,11 @@ const PROFILES = {
   },
   /** Bulk voter replacement with the outgoing voters cut off right after the change. */
   'joint-stress': { nemesis: 'membership', forwarding: true, clientTimeoutMs: 50 },
+  /**
+   * The nodes run a user-level state machine (a counter, through the public interface) instead
+   * of the KV store, under the seed's random faults: concurrent adds and reads, retried adds.
+   */
+  counter: { service: 'counter' },
 } as const satisfies Record<string, Partial<SimParams>>;
 
 /**
@@ -45,5 +50,6 @@ export function drawParams(prng: Prng, nodes: number | undefined): SimParams {
   if (roll < 0.1)
     return { ...params, ...PROFILES['lease-stress'], nodes: nodes ?? 3, profile: 'lease-stress' };
   if (roll < 0.16) return { ...params, ...PROFILES['joint-stress'], profile: 'joint-stress' };
+  if (roll < 0.24) return { ...params, ...PROFILES.counter, profile: 'counter' };
   return params;
 }

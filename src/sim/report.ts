@@ -51,6 +51,8 @@ export function emptySimStats(): SimStats {
 /** The outcome of one seed. */
 export interface SimResult {
   readonly seed: number;
+  /** The profile the seed drew (`random` for none). */
+  readonly profile: string;
   readonly status: 'ok' | 'failed' | 'unknown';
   /** The violated property and what showed it, when failed or unknown. */
   readonly property?: string;
@@ -62,24 +64,30 @@ export interface SimResult {
  * The result of a run a checker stopped: the violated property. Errors that are neither a
  * violation nor a core invariant failing are bugs of the simulator, and are rethrown.
  */
-export function failureResult(seed: number, error: unknown, stats: SimStats): SimResult {
+export function failureResult(seed: number, profile: string, error: unknown, stats: SimStats): SimResult {
   if (error instanceof SafetyViolation) {
-    return { seed, status: 'failed', property: error.property, detail: error.message, stats };
+    return { seed, profile, status: 'failed', property: error.property, detail: error.message, stats };
   }
   if (error instanceof AssertionError) {
-    return { seed, status: 'failed', property: 'invariant', detail: error.message, stats };
+    return { seed, profile, status: 'failed', property: 'invariant', detail: error.message, stats };
   }
   throw error;
 }
 
 /** The result of a run every checker passed, given the linearizability verdict on its history. */
-export function historyResult(seed: number, verdict: CheckResult, stats: SimStats): SimResult {
-  if (verdict.result === 'ok') return { seed, status: 'ok', stats };
+export function historyResult(
+  seed: number,
+  profile: string,
+  verdict: CheckResult,
+  stats: SimStats,
+): SimResult {
+  if (verdict.result === 'ok') return { seed, profile, status: 'ok', stats };
   if (verdict.result === 'unknown') {
-    return { seed, status: 'unknown', property: 'linearizability', detail: verdict.reason, stats };
+    return { seed, profile, status: 'unknown', property: 'linearizability', detail: verdict.reason, stats };
   }
   return {
     seed,
+    profile,
     status: 'failed',
     property: 'linearizability',
     detail: `key ${verdict.key}: ${verdict.detail}`,

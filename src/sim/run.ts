@@ -18,6 +18,8 @@ type SummedStat = Exclude<keyof SimStats, (typeof NOT_SUMMED)[number]>;
  */
 export type SimSummary = {
   seeds: number;
+  /** How many seeds drew each profile (`random`: none), by name. */
+  profiles: Record<string, number>;
   failed: number;
   unknown: number;
   failures: { seed: number; property: string; detail: string }[];
@@ -42,14 +44,14 @@ export interface RunSeedsOptions {
   readonly narrate?: ((line: string) => void) | undefined;
 }
 
-/** Runs `count` seeds and returns the summary. */
-export function runSeeds(options: RunSeedsOptions): SimSummary {
-  const summary = { seeds: 0, failed: 0, unknown: 0, failures: [] } as unknown as SimSummary;
+/** Runs `count` seeds, one after another, and returns the summary. */
+export async function runSeeds(options: RunSeedsOptions): Promise<SimSummary> {
+  const summary = { seeds: 0, profiles: {}, failed: 0, unknown: 0, failures: [] } as unknown as SimSummary;
   const counters = summary as unknown as Record<string, number>;
   for (const key of SUMMED_STATS) counters[snake(key)] = 0;
   for (let i = 0; i < options.count; i++) {
     const seed = options.first + i;
-    const result = runSimulation({
+    const result = await runSimulation({
       seed,
       nodes: options.nodes,
       mutation: options.mutation,
@@ -69,6 +71,7 @@ const SUMMED_STATS = (Object.keys(emptySimStats()) as (keyof SimStats)[]).filter
 
 function add(summary: SimSummary, result: SimResult): void {
   summary.seeds++;
+  summary.profiles[result.profile] = (summary.profiles[result.profile] ?? 0) + 1;
   if (result.status === 'failed') summary.failed++;
   if (result.status === 'unknown') summary.unknown++;
   if (result.status !== 'ok') {

@@ -24,6 +24,8 @@ export class SimContext {
   now = 0;
   /** Faults happen in the safety phase only; the liveness phase has every fault healed. */
   phase: 'safety' | 'liveness' = 'safety';
+  /** Work of the event being handled that finishes asynchronously (a state machine's restore). */
+  private unsettled: Promise<void>[] = [];
 
   constructor(
     readonly prng: Prng,
@@ -39,6 +41,23 @@ export class SimContext {
   say(text: string): void {
     if (this.narrate === undefined) return;
     this.narrate(`${(this.now / 1000).toFixed(3).padStart(7)}s  ${text}`);
+  }
+
+  /**
+   * Finishes `work` before the next event: the state machine interface's `restore` returns a
+   * promise, and the event loop settles every such promise (in the order they were started)
+   * before it takes the next event, so the run stays one deterministic sequence of events.
+   */
+  waitFor(work: Promise<void>): void {
+    this.unsettled.push(work);
+  }
+
+  /** The work to finish before the next event, if any (see {@link waitFor}). */
+  settle(): Promise<unknown> | undefined {
+    if (this.unsettled.length === 0) return undefined;
+    const all = Promise.all(this.unsettled);
+    this.unsettled = [];
+    return all;
   }
 
   /** Schedules `event` `delay` virtual milliseconds from now. */

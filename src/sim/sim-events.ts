@@ -3,19 +3,22 @@
  * restarts), nemesis events, and the messages between clients and the nodes serving them.
  */
 import type { Message, NodeId } from '../raft/index.js';
-import type { KvResult } from './kv-machine.js';
 
-/** A client's request as it reaches a node: a write to propose, or a read. */
+/**
+ * A client's request as it reaches a node: a write (a command of the run's state machine, which
+ * the node encodes with the machine's codec when it proposes it), or a read (a query).
+ */
 export type ClientRequest =
-  | { kind: 'write'; client: number; seq: number; attempt: number; command: Uint8Array }
-  | { kind: 'read'; client: number; seq: number; attempt: number; key: string; serializable: boolean };
+  | { kind: 'write'; client: number; seq: number; attempt: number; command: unknown }
+  | { kind: 'read'; client: number; seq: number; attempt: number; query: unknown; serializable: boolean };
 
 /** A node's answer to one attempt of a client request: a result, or the node to try instead. */
 export type ClientReply = {
   client: number;
   seq: number;
   attempt: number;
-  outcome: { kind: 'ok'; result: KvResult | { value: string | null } } | { kind: 'redirect'; leader: NodeId };
+  /** `result`: the state machine's result of the write, or its answer to the query. */
+  outcome: { kind: 'ok'; result: unknown } | { kind: 'redirect'; leader: NodeId };
 };
 
 /** One event of a run; events on a node are held while it is paused. */

@@ -1,8 +1,9 @@
 /**
  * A simulated node (one process) and the runtime that drives its Raft core: ticks, message
  * delivery, and the Ready loop (persist with disk latency, send, apply, snapshot), with the
- * safety checkers watching every step. What the node runs on top of Raft (the KV service) is a
- * {@link NodeApplication}; the runtime knows nothing of it beyond that interface.
+ * safety checkers watching every step. What the node runs on top of Raft (the run's service and
+ * its state machine) is a {@link NodeApplication}; the runtime knows nothing of it beyond that
+ * interface.
  */
 import type { Entry, MemoryStorage, Message, NodeId, RawNode, Ready } from '../raft/index.js';
 import { decodeConfChange } from '../raft/index.js';
@@ -38,12 +39,15 @@ export interface SimNode {
  * entries, and asks it for the image of a snapshot to take.
  */
 export interface NodeApplication {
-  /** The node booted from its disk; `snapshot` is the state machine image of its latest snapshot. */
-  start(id: NodeId, snapshot: Uint8Array): void;
-  /** The node installed a snapshot (sent by the leader) in place of its state. */
-  restore(id: NodeId, snapshot: Uint8Array): void;
-  /** A committed entry other than a configuration change, in log order. */
-  applyEntry(node: SimNode, entry: Entry): void;
+  /**
+   * The node booted from its disk; `image` is the state machine image of its latest snapshot,
+   * taken at `index`. Settles once the state machine is restored.
+   */
+  start(id: NodeId, index: number, image: Uint8Array): Promise<void>;
+  /** The node installed a snapshot (sent by the leader) at `index` in place of its state. */
+  restore(id: NodeId, index: number, image: Uint8Array): Promise<void>;
+  /** Committed entries in log order, every one of them (configuration changes too). */
+  applyEntries(node: SimNode, entries: readonly Entry[]): void;
   /** Everything `rd` carried has been applied; its read states are still to be handled. */
   afterApply(node: SimNode, rd: Ready): void;
   /** The state machine image for a snapshot the node takes now. */
@@ -156,6 +160,25 @@ export class NodeRuntime {
     node.storage.saveSync({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
     for (const m of node.held) this.network.send(m);
     node.held = [];
+    const snapshot = rd.snapshot;
+    if (snapshot === undefined) {
+      this.finishReady(node, rd);
+      return;
+    }
+    // The state machine restores asynchronously (the interface's `restore`); the rest of this
+    // Ready waits for it, and the event loop lets nothing else happen in between.
+    const { ctx } = this;
+    const restored = this.application.restore(node.id, snapshot.meta.index, snapshot.data).then(() => {
+      ctx.stats.snapshotsInstalled++;
+      ctx.say(`node ${node.id} installed a snapshot at index ${snapshot.meta.index}`);
+      ctx.checker.onSnapshotRestored(node.id, snapshot);
+      this.finishReady(node, rd);
+    });
+    ctx.waitFor(restored);
+  }
+
+  /** Applies the persisted Ready's committed entries, advances, and takes the next Ready. */
+  private finishReady(node: SimNode, rd: Ready): void {
     this.apply(node, rd);
     node.inflight = undefined;
     node.raw.advance(rd);
@@ -165,19 +188,12 @@ export class NodeRuntime {
 
   private apply(node: SimNode, rd: Ready): void {
     const { ctx } = this;
-    const app = this.application;
-    if (rd.snapshot !== undefined) {
-      app.restore(node.id, rd.snapshot.data);
-      ctx.stats.snapshotsInstalled++;
-      ctx.say(`node ${node.id} installed a snapshot at index ${rd.snapshot.meta.index}`);
-      ctx.checker.onSnapshotRestored(node.id, rd.snapshot);
-    }
     for (const entry of rd.committedEntries) {
       ctx.checker.onApply(node.id, entry);
       if (entry.type === 'conf-change') this.applyConfChange(node, entry);
-      else app.applyEntry(node, entry);
     }
-    app.afterApply(node, rd);
+    this.application.applyEntries(node, rd.committedEntries);
+    this.application.afterApply(node, rd);
   }
 
   private applyConfChange(node: SimNode, entry: Entry): void {

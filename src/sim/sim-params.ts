@@ -3,11 +3,14 @@
  * drawn at random. Named profiles (`profiles.ts`) may then fix some of them.
  */
 import type { Prng } from '../raft/index.js';
+import type { ServiceName } from './sim-service.js';
 
 /** Fault and workload parameters, all drawn from the seed. */
 export interface SimParams {
   /** `random`, or the name of the profile that fixed some of the parameters. */
   profile: string;
+  /** What the nodes serve: the KV store, or the user-level counter state machine (a profile's choice). */
+  service: ServiceName;
   nodes: number;
   dropRate: number;
   duplicateRate: number;
@@ -61,6 +64,7 @@ export interface SimParams {
 export function drawRandomParams(prng: Prng, nodes: number | undefined): SimParams {
   const params: SimParams = {
     profile: 'random',
+    service: 'kv',
     nodes: nodes ?? prng.pick([3, 3, 5, 5, 5, 7]),
     dropRate: prng.pick([0, 0.01, 0.05, 0.1, 0.2]),
     duplicateRate: prng.pick([0, 0.02, 0.1]),

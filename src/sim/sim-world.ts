@@ -75,7 +75,8 @@ export class SimWorld {
     const snapshot = node.storage.snapshot();
     node.incarnation++;
     node.alive = true;
-    this.runtime.application.start(node.id, snapshot.data);
+    // The state machine is restored before the next event (see `SimContext.waitFor`).
+    ctx.waitFor(this.runtime.application.start(node.id, snapshot.meta.index, snapshot.data));
     node.inflight = undefined;
     node.held = [];
     node.raw = new RawNode(node.storage, {

@@ -2,8 +2,9 @@
  * The deterministic simulator. One seed decides everything: cluster size, fault rates,
  * workload, every delay and every fault. Nodes run the real core over a simulated disk
  * (what is not yet persisted is lost on crash) and a simulated network (drop, duplicate,
- * delay, reorder, symmetric and asymmetric partitions). Clients run put/get/cas with retries
- * and exactly-once sessions.
+ * delay, reorder, symmetric and asymmetric partitions). Each node runs the seed's state
+ * machine (the KV store, or the user-level counter) through the public state machine interface
+ * only. Clients run put/get/cas (or add/read) with retries and exactly-once sessions.
  *
  * A run has a safety phase under faults, then a liveness phase with every fault healed in
  * which a leader must be elected and every client operation must complete. Checkers run
@@ -13,23 +14,27 @@
  * parts live beside it: what the seed decides (`sim-params.ts`, `profiles.ts`); the world —
  * nodes and their lifecycle (`sim-world.ts`), each node's Raft runtime (`sim-node.ts`), network
  * (`sim-network.ts`), disk (`sim-disk.ts`) and clocks (`sim-clock.ts`); the fault schedule
- * (`nemesis.ts`, `nemesis-membership.ts`); the KV service on each node (`kv-server.ts`) and its
- * clients (`workload.ts`); and the result (`report.ts`).
+ * (`nemesis.ts`, `nemesis-membership.ts`); the service on each node (`service-server.ts`, with
+ * the KV store of `kv-service.ts` or the counter of `counter-service.ts`) and its clients
+ * (`workload.ts`); and the result (`report.ts`).
  */
 
 import type { MutationName } from '../raft/index.js';
 import { mutationsFor, NO_MUTATIONS, Prng } from '../raft/index.js';
 import { SafetyViolation } from './checkers.js';
-import { KvServer } from './kv-server.js';
+import { CounterService } from './counter-service.js';
+import { KvService } from './kv-service.js';
 import { checkLinearizable } from './linearizability.js';
 import { Nemesis } from './nemesis.js';
 import { drawParams } from './profiles.js';
 import { failureResult, historyResult, type SimResult } from './report.js';
+import { ServiceServer } from './service-server.js';
 import { SimContext } from './sim-context.js';
 import type { SimEvent } from './sim-events.js';
 import type { SimParams } from './sim-params.js';
+import type { ServiceName, SimService } from './sim-service.js';
 import { SimWorld } from './sim-world.js';
-import { KvWorkload } from './workload.js';
+import { Workload } from './workload.js';
 
 export { emptySimStats, type SimResult, type SimStats } from './report.js';
 export type { SimParams } from './sim-params.js';
@@ -50,20 +55,28 @@ export interface SimOptions {
   readonly narrate?: ((line: string) => void) | undefined;
 }
 
-/** Runs one seed to completion. */
-export function runSimulation(options: SimOptions): SimResult {
+/**
+ * Runs one seed to completion. Asynchronous only because a state machine's `restore` is; a
+ * seed's run is still one fixed sequence of events.
+ */
+export function runSimulation(options: SimOptions): Promise<SimResult> {
   return new Simulation(options).run();
 }
 
+const SERVICES: Record<ServiceName, (ctx: SimContext) => SimService> = {
+  kv: (ctx) => new KvService(ctx),
+  counter: (ctx) => new CounterService(ctx),
+};
+
 /**
- * One run: the world and the nemesis, the KV service on every node and its clients, driven
+ * One run: the world and the nemesis, the service on every node and its clients, driven
  * event by event through the safety phase and then the liveness phase.
  */
 class Simulation {
   private readonly ctx: SimContext;
   private readonly world: SimWorld;
-  private readonly kv: KvServer;
-  private readonly workload: KvWorkload;
+  private readonly server: ServiceServer;
+  private readonly workload: Workload;
   private readonly nemesis: Nemesis;
   private readonly safetyMs: number;
   private readonly livenessMs: number;
@@ -76,20 +89,22 @@ class Simulation {
     this.livenessMs = options.livenessMs ?? 8000;
     this.ctx = new SimContext(prng, params, mutations, options.narrate);
     this.world = new SimWorld(this.ctx);
-    this.kv = new KvServer(this.ctx, this.world);
-    this.workload = new KvWorkload(this.ctx, this.world);
+    const service = SERVICES[params.service](this.ctx);
+    this.server = new ServiceServer(this.ctx, this.world, service);
+    this.workload = new Workload(this.ctx, this.world, service);
     this.nemesis = new Nemesis(this.ctx, this.world);
-    this.world.runtime.attach(this.kv, (node) => this.nemesis.checkJointTrap(node));
+    this.world.runtime.attach(this.server, (node) => this.nemesis.checkJointTrap(node));
   }
 
-  run(): SimResult {
+  async run(): Promise<SimResult> {
     try {
       this.setup();
-      this.loop();
+      await this.ctx.settle();
+      await this.loop();
       this.checkLiveness();
       this.ctx.checker.checkLogMatching(this.world.liveRaws());
     } catch (error) {
-      return failureResult(this.options.seed, error, this.ctx.stats);
+      return failureResult(this.options.seed, this.ctx.params.profile, error, this.ctx.stats);
     }
     return this.checkHistory();
   }
@@ -101,7 +116,7 @@ class Simulation {
       `checks: election safety, vote-once, log matching, leader completeness, state machine safety, ` +
         `liveness ok; linearizability of ${history.length} operations: ${verdict.result}`,
     );
-    return historyResult(this.options.seed, verdict, this.ctx.stats);
+    return historyResult(this.options.seed, this.ctx.params.profile, verdict, this.ctx.stats);
   }
 
   private setup(): void {
@@ -109,7 +124,7 @@ class Simulation {
     this.ctx.say(
       `seed ${this.options.seed}: ${p.nodes} nodes, ${p.clients} clients on ${p.keys} keys, ` +
         `drop ${p.dropRate * 100}%, duplicate ${p.duplicateRate * 100}%, nemesis ${p.nemesis} every <=${p.nemesisIntervalMs} ms, ` +
-        `profile ${p.profile}, reads ${p.readOnly}`,
+        `profile ${p.profile} (${p.service}), reads ${p.readOnly}`,
     );
     this.world.bootstrap(p.nodes);
     this.workload.start();
@@ -117,7 +132,7 @@ class Simulation {
     this.ctx.queue.push(this.safetyMs, { kind: 'heal' });
   }
 
-  private loop(): void {
+  private async loop(): Promise<void> {
     const { ctx } = this;
     const end = this.safetyMs + this.livenessMs;
     for (;;) {
@@ -125,6 +140,9 @@ class Simulation {
       if (next === undefined || next.time > end) return;
       ctx.now = next.time;
       this.handle(next.item);
+      // Awaited only when the event started a restore: most events finish synchronously.
+      const settling = ctx.settle();
+      if (settling !== undefined) await settling;
       if (ctx.phase === 'liveness' && this.livenessDone()) return;
     }
   }
@@ -161,7 +179,7 @@ class Simulation {
         this.onHeal();
         return;
       case 'client-request':
-        this.kv.onClientRequest(event.node, event.request);
+        this.server.onClientRequest(event.node, event.request);
         return;
       case 'client-reply':
         this.workload.onClientReply(event.reply);

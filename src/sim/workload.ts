@@ -1,16 +1,15 @@
 /**
- * The client workload: clients that run put, get and cas on a few keys, one operation at a
- * time, with timeouts, retries and redirects, and exactly-once sessions (client id and sequence
- * number). Completed operations form the history checked for linearizability; serializable reads
- * are checked on their own.
+ * The client workload: clients that run the service's operations (put, get and cas on a few
+ * keys; or adds and reads of a counter), one operation at a time, with timeouts, retries and
+ * redirects, and exactly-once sessions (client id and sequence number). Completed operations
+ * form the history checked for linearizability; serializable reads are checked on their own.
  */
 import type { NodeId } from '../raft/index.js';
-import { SafetyViolation } from './checkers.js';
-import { encodeCommand, type KvResult } from './kv-machine.js';
-import type { KvInput, KvOutput, Operation } from './linearizability.js';
+import type { CounterInput, KvInput, Operation } from './linearizability.js';
 import { describeOperation } from './linearizability.js';
 import type { SimContext } from './sim-context.js';
 import type { ClientReply, ClientRequest } from './sim-events.js';
+import type { SimService } from './sim-service.js';
 import type { SimWorld } from './sim-world.js';
 
 /** One client: one operation at a time, each numbered for exactly-once execution. */
@@ -20,21 +19,20 @@ interface SimClient {
   attempt: number;
   target: NodeId;
   /** The operation in progress, if any. */
-  current: { input: KvInput; call: number; request: ClientRequest } | undefined;
+  current: { input: KvInput | CounterInput; call: number; request: ClientRequest } | undefined;
   done: boolean;
 }
 
 /** The clients, what they have written, and the history of what they observed. */
-export class KvWorkload {
+export class Workload {
   private readonly clients: SimClient[] = [];
   /** Completed operations, and (once the run ends) the pending ones, for the linearizability check. */
   readonly history: Operation[] = [];
-  /** Every value a write ever tried to store, for checking serializable reads. */
-  private readonly written = new Set<string>();
 
   constructor(
     private readonly ctx: SimContext,
     private readonly world: SimWorld,
+    private readonly service: SimService,
   ) {}
 
   /** Creates the clients, each starting on a random node within the first 50 ms. */
@@ -84,46 +82,12 @@ export class KvWorkload {
     }
     client.seq++;
     client.attempt = 0;
-    const { input, request } = this.nextOperation(client);
+    const { input, request: asked } = this.service.next(client.id, client.seq);
+    const request: ClientRequest = { ...asked, client: client.id, seq: client.seq, attempt: 0 };
     this.ctx.stats.ops++;
+    if (request.kind === 'read') this.ctx.stats.reads++;
     client.current = { input, call: this.ctx.now, request };
     this.sendRequest(client);
-  }
-
-  /** Draws the client's next operation: a read, or a put or cas of a value no one else writes. */
-  private nextOperation(client: SimClient): { input: KvInput; request: ClientRequest } {
-    const { prng, params } = this.ctx;
-    const id = client.id;
-    const key = `k${prng.int(params.keys)}`;
-    const value = `${id}.${client.seq}`;
-    const roll = prng.float();
-    if (roll < params.readRate) {
-      const serializable = prng.chance(params.serializableRate);
-      this.ctx.stats.reads++;
-      return {
-        input: { kind: 'get', key },
-        request: { kind: 'read', client: id, seq: client.seq, attempt: 0, key, serializable },
-      };
-    }
-    const cas = roll < params.readRate + params.casRate;
-    const expected = cas
-      ? prng.chance(0.3)
-        ? null
-        : `${1 + prng.int(params.clients)}.${1 + prng.int(client.seq)}`
-      : undefined;
-    const input: KvInput = cas
-      ? { kind: 'cas', key, expected: expected ?? null, value }
-      : { kind: 'put', key, value };
-    this.written.add(value);
-    const command = encodeCommand({
-      client: id,
-      seq: client.seq,
-      op: cas ? 'cas' : 'put',
-      key,
-      value,
-      ...(cas ? { expected: expected ?? null } : {}),
-    });
-    return { input, request: { kind: 'write', client: id, seq: client.seq, attempt: 0, command } };
   }
 
   private sendRequest(client: SimClient): void {
@@ -175,11 +139,12 @@ export class KvWorkload {
       client.target = leader;
       return;
     }
-    const output = toOutput(current.input, reply.outcome.result);
+    const output = this.service.output(current.input, reply.outcome.result);
     client.current = undefined;
     ctx.after(ctx.prng.range(0, 30), { kind: 'client-next', client: client.id });
     if (current.request.kind === 'read' && current.request.serializable) {
-      this.checkSerializableRead(current.input.key, output);
+      ctx.stats.serializableReads++;
+      this.service.checkSerializableRead(current.input, output);
       return;
     }
     this.history.push({
@@ -190,29 +155,5 @@ export class KvWorkload {
       output,
     });
     ctx.say(describeOperation(this.history[this.history.length - 1]!));
-  }
-
-  /**
-   * A serializable read may be stale, so it is not part of the linearizable history; it must
-   * still return a value some client wrote (never invented or corrupted data).
-   */
-  private checkSerializableRead(key: string, output: KvOutput): void {
-    this.ctx.stats.serializableReads++;
-    if (output.kind !== 'get' || output.value === null || this.written.has(output.value)) return;
-    throw new SafetyViolation(
-      'serializable-read',
-      `a serializable read of ${key} returned "${output.value}", never written`,
-    );
-  }
-}
-
-function toOutput(input: KvInput, result: KvResult | { value: string | null }): KvOutput {
-  switch (input.kind) {
-    case 'get':
-      return { kind: 'get', value: (result as { value: string | null }).value };
-    case 'put':
-      return { kind: 'put' };
-    case 'cas':
-      return { kind: 'cas', ok: (result as KvResult).ok };
   }
 }

@@ -1,64 +1,86 @@
 /**
- * The KV service each simulated node runs on top of Raft: its replica of the key-value state
- * machine, client requests (writes proposed, linearizable reads by read index, serializable
- * reads from local state, redirects), and the answers, which cross the same unreliable network.
+ * The service each simulated node runs on top of Raft: its replica of the run's state machine,
+ * driven only through the public state machine interface (`SimMachineDriver`), client requests
+ * (writes proposed as the codec's bytes, linearizable reads by read index, serializable reads
+ * from local state, redirects), and the answers, which cross the same unreliable network.
  */
+
+import type { CommandCodec, StateMachineEntry } from '../node/state-machine.js';
 import type { Entry, NodeId, Ready } from '../raft/index.js';
 import { isRaftError } from '../raft/index.js';
-import { decodeCommand, KvMachine } from './kv-machine.js';
 import type { SimContext } from './sim-context.js';
 import type { ClientReply, ClientRequest } from './sim-events.js';
+import { SimMachineDriver, type SimStateMachine } from './sim-machine-driver.js';
 import type { NodeApplication, SimNode } from './sim-node.js';
+import type { SimService } from './sim-service.js';
 import type { SimWorld } from './sim-world.js';
 
 /** Who is waiting for an answer: one attempt of one client operation. */
 type Waiting = { client: number; seq: number; attempt: number };
 
-/** One node's KV state: lost with the process on a crash, rebuilt from the disk on restart. */
-interface KvReplica {
-  machine: KvMachine;
+/** One node's service state: lost with the process on a crash, rebuilt from the disk on restart. */
+interface Replica {
+  machine: SimStateMachine & { readonly duplicates: number };
+  driver: SimMachineDriver;
   /** Writes proposed here whose clients wait for an answer: key `client:seq`. */
   pendingWrites: Map<string, Waiting>;
   /** Reads waiting for their read index to be released, by context key. */
-  pendingReads: Map<string, Waiting & { key: string }>;
+  pendingReads: Map<string, Waiting & { query: unknown }>;
   /** Reads released and waiting for the applied index to reach `index`. */
-  readyReads: (Waiting & { index: number; key: string })[];
+  readyReads: (Waiting & { index: number; query: unknown })[];
 }
 
-/** The KV service of every node. */
-export class KvServer implements NodeApplication {
-  private readonly replicas = new Map<NodeId, KvReplica>();
+/** The service of every node. */
+export class ServiceServer implements NodeApplication {
+  private readonly replicas = new Map<NodeId, Replica>();
 
   constructor(
     private readonly ctx: SimContext,
     private readonly world: SimWorld,
+    private readonly service: SimService,
   ) {}
 
-  start(id: NodeId, snapshot: Uint8Array): void {
-    const machine = new KvMachine();
-    machine.restore(snapshot);
-    this.replicas.set(id, { machine, pendingWrites: new Map(), pendingReads: new Map(), readyReads: [] });
+  start(id: NodeId, index: number, image: Uint8Array): Promise<void> {
+    const machine = this.service.createMachine();
+    const driver = new SimMachineDriver(machine);
+    this.replicas.set(id, {
+      machine,
+      driver,
+      pendingWrites: new Map(),
+      pendingReads: new Map(),
+      readyReads: [],
+    });
+    return driver.restore(index, image);
   }
 
-  restore(id: NodeId, snapshot: Uint8Array): void {
-    this.replica(id).machine.restore(snapshot);
+  restore(id: NodeId, index: number, image: Uint8Array): Promise<void> {
+    return this.replica(id).driver.restore(index, image);
   }
 
   snapshot(id: NodeId): Uint8Array {
-    return this.replica(id).machine.snapshot();
+    return this.replica(id).driver.snapshot();
   }
 
-  applyEntry(node: SimNode, entry: Entry): void {
+  /** Applies every committed entry; the ones Raft uses itself reach the machine as `command: null`. */
+  applyEntries(node: SimNode, entries: readonly Entry[]): void {
     const replica = this.replica(node.id);
-    const command = decodeCommand(entry.data);
-    if (command === undefined) return;
-    const result = replica.machine.apply(command);
-    const key = `${command.client}:${command.seq}`;
-    const waiting = replica.pendingWrites.get(key);
-    if (waiting !== undefined && result !== undefined) {
+    const codec = replica.machine.codec;
+    const batch: StateMachineEntry<unknown>[] = entries.map((entry) => ({
+      index: entry.index,
+      command:
+        entry.type === 'conf-change' || entry.data.length === 0 ? null : decodeOrNull(codec, entry.data),
+    }));
+    const results = replica.driver.apply(batch);
+    batch.forEach((entry, i) => {
+      const result = results[i];
+      if (entry.command === null || result === null) return;
+      const { client, seq } = this.service.session(entry.command);
+      const key = `${client}:${seq}`;
+      const waiting = replica.pendingWrites.get(key);
+      if (waiting === undefined) return;
       replica.pendingWrites.delete(key);
       this.answer(waiting, { kind: 'ok', result });
-    }
+    });
   }
 
   afterApply(node: SimNode, rd: Ready): void {
@@ -72,21 +94,16 @@ export class KvServer implements NodeApplication {
       replica.pendingReads.delete(key);
       replica.readyReads.push({ index: rs.index, ...read });
     }
-    this.serveReads(node, replica, rd);
+    this.serveReads(replica);
   }
 
   /** Serves released reads whose index the state machine has reached. */
-  private serveReads(node: SimNode, replica: KvReplica, rd: Ready): void {
-    const last = rd.committedEntries[rd.committedEntries.length - 1];
-    const applied = Math.max(node.raw.raft.log.applied, last?.index ?? 0, rd.snapshot?.meta.index ?? 0);
-    const keep: KvReplica['readyReads'] = [];
+  private serveReads(replica: Replica): void {
+    const applied = replica.driver.appliedIndex;
+    const keep: Replica['readyReads'] = [];
     for (const read of replica.readyReads) {
-      if (read.index > applied) {
-        keep.push(read);
-        continue;
-      }
-      const value = replica.machine.get(read.key);
-      this.answer(read, { kind: 'ok', result: { value } });
+      if (read.index > applied) keep.push(read);
+      else this.answer(read, { kind: 'ok', result: replica.driver.query(read.query) });
     }
     replica.readyReads = keep;
   }
@@ -99,8 +116,7 @@ export class KvServer implements NodeApplication {
     const { params, prng } = this.ctx;
     if (request.kind === 'read' && request.serializable) {
       // A serializable read is answered from local state at once: possibly stale, by request.
-      const value = this.replica(id).machine.get(request.key);
-      this.answer(request, { kind: 'ok', result: { value } });
+      this.answer(request, { kind: 'ok', result: this.replica(id).driver.query(request.query) });
       return;
     }
     if (!raft.tracker.isMember(raft.id)) {
@@ -121,13 +137,13 @@ export class KvServer implements NodeApplication {
     this.submit(node, request);
   }
 
-  /** Proposes a write or asks for a read index; the answer comes once it is applied. */
+  /** Proposes a write (the codec's bytes) or asks for a read index; the answer comes once it is applied. */
   private submit(node: SimNode, request: ClientRequest): void {
     const replica = this.replica(node.id);
     try {
       if (request.kind === 'write') {
         replica.pendingWrites.set(`${request.client}:${request.seq}`, request);
-        node.raw.propose(request.command);
+        node.raw.propose(replica.machine.codec.encode(request.command));
       } else {
         const context = `${request.client}:${request.seq}:${request.attempt}`;
         replica.pendingReads.set(context, request);
@@ -151,7 +167,16 @@ export class KvServer implements NodeApplication {
     this.ctx.after(this.world.network.latency(), { kind: 'client-reply', reply });
   }
 
-  private replica(id: NodeId): KvReplica {
+  private replica(id: NodeId): Replica {
     return this.replicas.get(id)!;
+  }
+}
+
+/** A command from its bytes; null for bytes that do not decode, as the interface asks. */
+function decodeOrNull(codec: CommandCodec<unknown>, bytes: Uint8Array): unknown {
+  try {
+    return codec.decode(bytes);
+  } catch {
+    return null;
   }
 }
