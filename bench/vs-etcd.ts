@@ -2,7 +2,7 @@
  * Flotilla against etcd, side by side on one machine:
  *
  *   npm run bench:vs-etcd [-- --rounds N] [--scale X] [--json] [--quick] [--dir D] [--no-write]
- *                            [--no-neutral] [--breakdown]
+ *                            [--no-neutral] [--breakdown] [--watchers-100k]
  *
  * Starts a 3-node etcd (the `etcd` binary) and a 3-node Flotilla (`flotilla cluster start`)
  * on loopback, both with their data under one temporary directory (one disk) and both
@@ -22,6 +22,13 @@
  *   txn_put_100  transactions of one put, 100 clients over 10 connections
  *   mixed_100    90% linearizable range of one key, 10% put, 100 clients over 10 connections
  *   watch_latency  watch-latency: 10 streams of 10 watchers, puts at 100/s (ours only)
+ *   put_100_with_10k_watchers  put_100 while 10,000 idle watchers of other keys exist (held
+ *                by bench/vs-etcd/watch-holder.ts, etcd3 npm client, 10 connections); its JSON
+ *                adds each system's watch_slowdown (put_100's rate over this one's) and the
+ *                members' RSS growth per watcher
+ *   put_100_with_100k_watchers  the same with 100,000 watchers (only with --watchers-100k)
+ *   watch_fanout 1,000 watchers of one key (etcd3 npm client, 10 connections), puts one at a
+ *                time; latency from each put's start until every watcher has its event (ours only)
  *
  * Around every run it reads the CPU time of the system's three member processes
  * (/proc/<pid>/stat) and of the client process, for server CPU per request. With

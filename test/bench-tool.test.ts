@@ -426,6 +426,8 @@ test('npm run bench:vs-etcd -- --quick: every workload, both systems, both clien
     'txn_put_100',
     'mixed_100',
     'watch_latency',
+    'put_100_with_10k_watchers',
+    'watch_fanout',
   ];
   assert.deepEqual(Object.keys(json).sort(), [...workloads, 'limits'].sort());
   for (const key of workloads) {
@@ -451,6 +453,13 @@ test('npm run bench:vs-etcd -- --quick: every workload, both systems, both clien
     }
     assert.ok((w.flotilla_client_cpu_share ?? 0) > 0 && (w.etcd_client_cpu_share ?? 0) > 0, key);
     assertNeutral(key, w);
+  }
+  const watched = json['put_100_with_10k_watchers']!;
+  for (const field of ['flotilla_watch_slowdown', 'etcd_watch_slowdown'] as const) {
+    assert.ok((watched[field] ?? 0) > 0, `put_100_with_10k_watchers.${field} = ${watched[field]}`);
+  }
+  for (const field of ['flotilla_rss_bytes_per_watcher', 'etcd_rss_bytes_per_watcher'] as const) {
+    assert.equal(typeof watched[field], 'number', `put_100_with_10k_watchers.${field}`);
   }
   assert.ok(json.limits.fdatasync_per_s > 0);
   assert.ok(json.limits.tcp_rtt_us > 0);

@@ -12,10 +12,12 @@ export interface Args {
   neutral: boolean;
   /** Scrape Flotilla's per-stage write histograms around the put_1 and put_100 runs. */
   breakdown: boolean;
+  /** Also run put_100_with_100k_watchers (minutes of watcher creation per run). */
+  watchers100k: boolean;
 }
 
 export const USAGE =
-  'npm run bench:vs-etcd [-- --rounds N] [--scale X] [--json] [--quick] [--dir D] [--no-write] [--no-neutral] [--breakdown]';
+  'npm run bench:vs-etcd [-- --rounds N] [--scale X] [--json] [--quick] [--dir D] [--no-write] [--no-neutral] [--breakdown] [--watchers-100k]';
 
 function usage(message: string): never {
   console.error(`error: ${message}`);
@@ -33,6 +35,7 @@ export function parseArgs(argv: readonly string[]): Args {
     dir: tmpdir(),
     neutral: true,
     breakdown: false,
+    watchers100k: false,
   };
   let roundsGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -59,6 +62,7 @@ export function parseArgs(argv: readonly string[]): Args {
     else if (flag === '--no-write') args.write = false;
     else if (flag === '--no-neutral') args.neutral = false;
     else if (flag === '--breakdown') args.breakdown = true;
+    else if (flag === '--watchers-100k') args.watchers100k = true;
     else if (flag === '--dir') args.dir = value();
     else usage(`unknown option '${flag}'`);
   }

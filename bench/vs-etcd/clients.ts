@@ -58,17 +58,36 @@ export function lastJson<T>(name: string, result: ChildRun): T {
 }
 
 /** Runs `flotilla bench <args> --endpoints ... --json` in a child process. */
-export async function runOurs(
+export function runOurs(
   endpoints: readonly string[],
   args: readonly string[],
   timeoutMs: number,
 ): Promise<ClientResult> {
-  const result = await runChild(
-    process.execPath,
-    [MAIN, 'bench', ...args, '--endpoints', endpoints.join(','), '--json'],
+  const argv = [MAIN, 'bench', ...args, '--endpoints', endpoints.join(','), '--json'];
+  return runNode(`bench ${args.join(' ')}`, argv, timeoutMs);
+}
+
+/**
+ * Runs `script` of bench/vs-etcd/ (compiled) with `args --endpoints ...` in a child process;
+ * it reports as `flotilla bench --json` does.
+ */
+export function runScript(
+  endpoints: readonly string[],
+  script: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<ClientResult> {
+  const path = fileURLToPath(new URL(`./${script}.js`, import.meta.url));
+  return runNode(
+    `${script} ${args.join(' ')}`,
+    [path, ...args, '--endpoints', endpoints.join(',')],
     timeoutMs,
   );
-  const json = lastJson<OursJson>(`bench ${args.join(' ')}`, result);
+}
+
+async function runNode(name: string, argv: readonly string[], timeoutMs: number): Promise<ClientResult> {
+  const result = await runChild(process.execPath, argv, timeoutMs);
+  const json = lastJson<OursJson>(name, result);
   return {
     succeeded: json.succeeded,
     errors: json.errors,

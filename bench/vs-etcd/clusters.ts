@@ -9,7 +9,17 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection, etcdMethod } from '../../src/benchmark/connections.js';
-import { freePorts, killAtCleanup, log, run, type System, sleep, track, waitFor } from './processes.js';
+import {
+  freePorts,
+  killAtCleanup,
+  log,
+  run,
+  type System,
+  sleep,
+  spawnCollecting,
+  track,
+  waitFor,
+} from './processes.js';
 import { RANGE_KEY } from './workloads.js';
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -69,21 +79,14 @@ export async function startEtcd(directory: string): Promise<Cluster> {
 /** Starts `flotilla cluster start --nodes 3`. */
 export async function startFlotilla(directory: string): Promise<Cluster> {
   const args = [MAIN, 'cluster', 'start', '--nodes', '3', '--data-dir', directory, '--base-port', '0'];
-  const child = track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    output += d.toString();
-  });
+  const { child, output } = spawnCollecting(process.execPath, args);
   const up = await waitFor(
-    () => /etcd endpoints: (\S+)/.test(output) || child.exitCode !== null || run.spawnFailure !== undefined,
+    () => /etcd endpoints: (\S+)/.test(output()) || child.exitCode !== null || run.spawnFailure !== undefined,
     60_000,
   );
   if (run.spawnFailure !== undefined) throw run.spawnFailure;
-  const match = /etcd endpoints: (\S+)/.exec(output);
-  if (!up || match === null) throw new Error(`flotilla cluster start did not come up:\n${output}`);
+  const match = /etcd endpoints: (\S+)/.exec(output());
+  if (!up || match === null) throw new Error(`flotilla cluster start did not come up:\n${output()}`);
   // cluster.json is written before the endpoints line is printed.
   const info = JSON.parse(await readFile(join(directory, 'cluster.json'), 'utf8')) as {
     nodes: { pid: number; clientUrl: string; dataDir: string }[];

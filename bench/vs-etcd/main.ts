@@ -16,7 +16,8 @@ import { log, run, type System } from './processes.js';
 import { type Meta, report, writeResults } from './report.js';
 import { type Bench, runRounds, warmUp } from './rounds.js';
 import { summarize, type WorkloadSummary, workloadJson } from './summary.js';
-import { type Sizing, WORKLOADS, type WorkloadKey } from './workloads.js';
+import { watchFields } from './watch-rows.js';
+import { activeWorkloads, type Sizing, type Workload, type WorkloadKey } from './workloads.js';
 
 const PACKAGE_JSON = fileURLToPath(new URL('../../../package.json', import.meta.url));
 
@@ -91,9 +92,13 @@ async function meta(
 }
 
 /** Each workload's arguments per client, as the report lists them. */
-function commands(sizing: Sizing, neutral: boolean): Map<WorkloadKey, Record<Client, string>> {
+function commands(
+  workloads: readonly Workload[],
+  sizing: Sizing,
+  neutral: boolean,
+): Map<WorkloadKey, Record<Client, string>> {
   return new Map(
-    WORKLOADS.map((w) => [
+    workloads.map((w) => [
       w.key,
       { ours: w.ours(sizing).join(' '), neutral: neutral && w.neutral ? w.neutral(sizing).join(' ') : '' },
     ]),
@@ -132,15 +137,16 @@ export async function main(): Promise<void> {
   const records = await runRounds(bench);
 
   const cores = cpus().length;
+  const workloads = activeWorkloads(args.watchers100k);
   const summaries = new Map<WorkloadKey, WorkloadSummary>(
-    WORKLOADS.map((w) => [
+    workloads.map((w) => [
       w.key,
       summarize(records.get(w.key)!, neutralBinary !== undefined && w.neutral !== undefined, cores),
     ]),
   );
-  const rowsJson = WORKLOADS.map((w) => {
+  const rowsJson = workloads.map((w) => {
     const note = neutralBinary === undefined ? 'run with --no-neutral' : w.noNeutral;
-    return [w.key, workloadJson(summaries.get(w.key)!, note)];
+    return [w.key, { ...(watchFields(w, summaries) ?? {}), ...workloadJson(summaries.get(w.key)!, note) }];
   });
   const breakdownJson = bench.breakdown === undefined ? {} : { breakdown: bench.breakdown.json() };
   const json = JSON.stringify({ ...Object.fromEntries(rowsJson), limits, ...breakdownJson });
@@ -150,7 +156,7 @@ export async function main(): Promise<void> {
     meta: await meta(args, limits, started, loadBefore, neutral),
     limits,
     summaries,
-    commands: commands(sizing, neutralBinary !== undefined),
+    commands: commands(workloads, sizing, neutralBinary !== undefined),
     breakdown: bench.breakdown,
     json,
   });

@@ -3,7 +3,7 @@
  * end of the run or a signal (Ctrl-C, SIGTERM, SIGHUP) stops them all and removes the
  * run's directory; plus the small waiting helpers the other modules share.
  */
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { runProcess } from '../run-process.js';
@@ -44,6 +44,21 @@ export function track(child: ChildProcess): ChildProcess {
     run.spawnFailure ??= new Error(`cannot start ${child.spawnfile}: ${error.message}`);
   });
   return child;
+}
+
+/** A tracked child `file args` whose stdout and stderr are collected together into `output()`. */
+export function spawnCollecting(
+  file: string,
+  args: readonly string[],
+): { child: ChildProcess; output(): string } {
+  const child = track(spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let output = '';
+  const collect = (d: Buffer): void => {
+    output += d.toString();
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  return { child, output: () => output };
 }
 
 /** A process that is not a child of this one (a cluster member), to kill at cleanup. */

@@ -12,6 +12,7 @@ import { CLIENT_NAMES, type Client } from './clients.js';
 import type { Limits } from './limits.js';
 import type { System } from './processes.js';
 import type { ClientSummary, Figures, WorkloadSummary } from './summary.js';
+import { watchFields } from './watch-rows.js';
 import { WORKLOADS, type Workload, type WorkloadKey } from './workloads.js';
 
 const RESULTS = fileURLToPath(new URL('../../../bench/RESULTS.md', import.meta.url));
@@ -207,6 +208,39 @@ function workloadList(input: ReportInput): string[] {
     'are from the end of each put to the arrival of its event at each watcher. etcd-load does not watch,',
     'so this row has no neutral figures.',
     '',
+    'put_100_with_*_watchers: put_100 while a child process holds that many idle watchers (one key each,',
+    'keys no row writes) over 10 connections; watch_fanout: req/s is puts per second, latencies are from',
+    'the start of each put until all 1,000 watchers have its event. Both use the etcd3 npm client.',
+    '',
+  );
+  return lines;
+}
+
+/** The idle-watcher rows: each system's put_100 rate over its rate with the watchers, and RSS per watcher. */
+function watchRows(input: ReportInput): string[] {
+  const lines = [
+    "| workload | watch_slowdown Flotilla / etcd (flotilla bench) | (etcd-load) | members' RSS growth per watcher, bytes: Flotilla / etcd |",
+    '| --- | ---: | ---: | ---: |',
+  ];
+  for (const [w] of rows(input)) {
+    const f = watchFields(w, input.summaries);
+    if (f === undefined) continue;
+    const pair = (
+      a: number | null | undefined,
+      b: number | null | undefined,
+      show: (v: number | null) => string,
+    ) => `${show(a ?? null)} / ${show(b ?? null)}`;
+    lines.push(
+      `| ${w.key} | ${pair(f.flotilla_watch_slowdown, f.etcd_watch_slowdown, fmtRatio)} | ` +
+        `${pair(f.neutral_flotilla_watch_slowdown, f.neutral_etcd_watch_slowdown, fmtRatio)} | ` +
+        `${pair(f.flotilla_rss_bytes_per_watcher, f.etcd_rss_bytes_per_watcher, (v) => fmt(v))} |`,
+    );
+  }
+  if (lines.length === 2) return [];
+  lines.push(
+    '',
+    'watch_slowdown is the put_100 rate over the rate with the watchers: 1.00x means no slowdown.',
+    '',
   );
   return lines;
 }
@@ -287,6 +321,7 @@ export function report(input: ReportInput): string {
     ...throughput(input),
     ...cpu(input),
     ...workloadList(input),
+    ...watchRows(input),
     ...perRound(input),
     ...breakdownTables(input),
     '',

@@ -6,12 +6,13 @@
  */
 import type { Args } from './args.js';
 import { type Breakdown, type NodeScrape, scrapeCluster } from './breakdown.js';
-import { CLIENT_NAMES, type Client, type ClientResult, runNeutral, runOurs } from './clients.js';
+import { CLIENT_NAMES, type Client, type ClientResult, runNeutral, runOurs, runScript } from './clients.js';
 import type { Cluster } from './clusters.js';
 import { cpuBetween, cpuOf } from './cpu.js';
 import { checkInterrupted, log, run, type System } from './processes.js';
 import type { RunRecord } from './summary.js';
-import { PUT, type Sizing, WORKLOADS, type Workload, type WorkloadKey } from './workloads.js';
+import { holdWatchers } from './watch-rows.js';
+import { activeWorkloads, PUT, type Sizing, type Workload, type WorkloadKey } from './workloads.js';
 
 /** What the runs need. */
 export interface Bench {
@@ -43,6 +44,9 @@ function runClient(
   client: Client,
   cluster: Cluster,
 ): Promise<ClientResult> {
+  if (client === 'ours' && workload.script !== undefined) {
+    return runScript(cluster.endpoints, workload.script, workload.ours(bench.sizing), bench.timeoutMs);
+  }
   if (client === 'ours') return runOurs(cluster.endpoints, workload.ours(bench.sizing), bench.timeoutMs);
   return runNeutral(
     bench.neutralBinary!,
@@ -69,8 +73,15 @@ async function measure(bench: Bench, spec: RunSpec): Promise<RunRecord> {
   const cluster = bench.clusters[system];
   const scrape = bench.breakdown !== undefined && system === 'flotilla' && workload.breakdown === true;
   const before: NodeScrape[] = scrape ? await scrapeCluster(cluster) : [];
+  const watchers = workload.idleWatchers?.(bench.sizing);
+  const held = watchers === undefined ? undefined : await holdWatchers(cluster, watchers, bench.timeoutMs);
   const cpuBefore = cpuOf(cluster.pids);
-  const result = await runClient(bench, workload, client, cluster);
+  let result: ClientResult;
+  try {
+    result = await runClient(bench, workload, client, cluster);
+  } finally {
+    await held?.stop();
+  }
   const serverCpuMs = cpuBetween(cpuBefore, cpuOf(cluster.pids));
   if (scrape) bench.breakdown?.add(workload.key, client, before, await scrapeCluster(cluster));
   const ok = result.succeeded > 0;
@@ -86,8 +97,10 @@ async function measure(bench: Bench, spec: RunSpec): Promise<RunRecord> {
     wallS: result.wallMs / 1000,
     serverCpuMs,
     clientCpuMs: result.clientCpuMs,
+    ...(held === undefined ? {} : { rssBytesPerWatcher: held.rssBytesPerWatcher }),
   };
-  log(`${runName(bench, spec)}: ${describe(result, record)}`);
+  const rss = held === undefined ? '' : `, members' RSS +${Math.round(held.rssBytesPerWatcher)} B/watcher`;
+  log(`${runName(bench, spec)}: ${describe(result, record)}${rss}`);
   return record;
 }
 
@@ -129,10 +142,11 @@ export async function warmUp(bench: Bench): Promise<void> {
 
 /** Every round's runs, by workload. */
 export async function runRounds(bench: Bench): Promise<Map<WorkloadKey, RunRecord[]>> {
-  const records = new Map<WorkloadKey, RunRecord[]>(WORKLOADS.map((w) => [w.key, []]));
+  const workloads = activeWorkloads(bench.args.watchers100k);
+  const records = new Map<WorkloadKey, RunRecord[]>(workloads.map((w) => [w.key, []]));
   for (let r = 1; r <= bench.args.rounds; r++) {
     const systems: System[] = r % 2 === 1 ? ['flotilla', 'etcd'] : ['etcd', 'flotilla'];
-    for (const workload of WORKLOADS) {
+    for (const workload of workloads) {
       for (const system of systems) {
         for (const client of clientsFor(bench, workload, r)) {
           records.get(workload.key)!.push(await measureOrFail(bench, { round: r, workload, system, client }));

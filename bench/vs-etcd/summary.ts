@@ -22,6 +22,8 @@ export interface RunRecord {
   readonly serverCpuMs: readonly number[] | null;
   /** CPU time of the client process, ms. */
   readonly clientCpuMs: number | null;
+  /** Rows with idle watchers: the members' resident memory growth per watcher, bytes. */
+  readonly rssBytesPerWatcher?: number;
   readonly failure?: string;
 }
 

@@ -11,7 +11,10 @@ export type WorkloadKey =
   | 'range_s_100'
   | 'txn_put_100'
   | 'mixed_100'
-  | 'watch_latency';
+  | 'watch_latency'
+  | 'put_100_with_10k_watchers'
+  | 'put_100_with_100k_watchers'
+  | 'watch_fanout';
 
 /** Picks a run's size: `total(normal, quick)` is `normal` times --scale, or `quick` with --quick. */
 export interface Sizing {
@@ -30,6 +33,14 @@ export interface Workload {
   readonly noNeutral?: string;
   /** Whether `--breakdown` scrapes Flotilla's per-stage write histograms around its runs. */
   readonly breakdown?: boolean;
+  /** Idle watchers (on keys no row writes) held by a child process around each run. */
+  idleWatchers?(size: Sizing): number;
+  /** The row of the same runs without watchers, for `watch_slowdown`. */
+  readonly baseline?: WorkloadKey;
+  /** Our client is this script of bench/vs-etcd/ (the `ours` arguments are its) instead of `flotilla bench`. */
+  readonly script?: string;
+  /** Run only with `--watchers-100k` (too slow for a default run). */
+  readonly optIn?: boolean;
 }
 
 /** The puts' keys and values, for `flotilla bench` and for etcd-load. */
@@ -62,6 +73,18 @@ function put(key: WorkloadKey, clients: number, conns: number, normal: number, q
     ours: (s) => [...ours(['put'], clients, conns, s.total(normal, quick)), ...PUT],
     neutral: (s) => neutral('put', clients, conns, s.total(normal, quick), NEUTRAL_PUT),
     breakdown: key !== 'put_1000',
+  };
+}
+
+/** put_100 while `normal` (`quick` with --quick) idle watchers exist. */
+function putWithWatchers(key: WorkloadKey, label: string, normal: number, quick: number): Workload {
+  const base = put(key, 100, 10, 15_000, 300);
+  return {
+    ...base,
+    label: `put, 100 clients / 10 conns, with ${label} idle watchers on other keys (etcd3 npm client, 10 conns)`,
+    breakdown: false,
+    idleWatchers: (s) => (s.quick ? quick : normal),
+    baseline: 'put_100',
   };
 }
 
@@ -119,4 +142,18 @@ export const WORKLOADS: readonly Workload[] = [
     ],
     noNeutral: 'etcd-load does not watch',
   },
+  putWithWatchers('put_100_with_10k_watchers', '10,000', 10_000, 500),
+  { ...putWithWatchers('put_100_with_100k_watchers', '100,000', 100_000, 1000), optIn: true },
+  {
+    key: 'watch_fanout',
+    label: 'watch fan-out: 1,000 watchers of one key over 10 conns (etcd3 npm client), puts one at a time',
+    script: 'watch-fanout',
+    ours: (s) => ['--watchers', s.quick ? '100' : '1000', '--conns', '10', '--puts', String(s.total(100, 5))],
+    noNeutral: 'etcd-load does not watch',
+  },
 ];
+
+/** The rows a run makes: every row, and the opt-in ones only when asked for. */
+export function activeWorkloads(watchers100k: boolean): Workload[] {
+  return WORKLOADS.filter((w) => w.optIn !== true || watchers100k);
+}

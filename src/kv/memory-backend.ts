@@ -15,7 +15,7 @@ import type { KvStore, Revision } from './store.js';
 import type { KvEntry, KvMeta, KvResult, LeaseInfo } from './types.js';
 
 /** The memory {@link KvStore}: records sorted by revision. */
-class MemoryStore implements KvStore {
+export class MemoryStore implements KvStore {
   // Invariant: ascending by (main, sub).
   private records: StoredRecord[] = [];
 

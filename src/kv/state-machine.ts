@@ -37,6 +37,7 @@ import type {
 } from './types.js';
 import { DEFAULT_KV_LIMITS, type KvLimits, validateCommand } from './validate.js';
 import { type Watcher, WatchHub, type WatchHubOptions, type WatchSource } from './watch-hub.js';
+import { NO_WATCH_MUTATIONS, type WatchMutations } from './watch-routes.js';
 import { type CommittedReads, type RangeCandidate, WriteTxn } from './write-txn.js';
 
 /**
@@ -77,11 +78,13 @@ export class KvStateMachine implements CommittedReads, WatchSource {
     private readonly store: KvStore,
     /** The options (already merged with the defaults). */
     readonly options: KvOptions,
+    /** Deliberate watch routing bugs, for the watch model test's mutation check only. */
+    watchMutations: WatchMutations = NO_WATCH_MUTATIONS,
   ) {
     assert(options.sessionsMax >= 1, 'kv: sessionsMax must be positive');
     assert(options.watchQueueBatchesMax >= 1, 'kv: watchQueueBatchesMax must be positive');
     assert(options.watchCatchUpRevisionsMax >= 1, 'kv: watchCatchUpRevisionsMax must be positive');
-    this.hub = new WatchHub(this, options);
+    this.hub = new WatchHub(this, options, watchMutations);
   }
 
   /** The current revision. */
@@ -133,7 +136,7 @@ export class KvStateMachine implements CommittedReads, WatchSource {
     this.sessions.load(sessions);
     this.meta = { ...meta };
     this.published = [];
-    this.hub.wakeAll();
+    this.hub.resync();
   }
 
   /**

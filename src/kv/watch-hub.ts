@@ -1,19 +1,24 @@
 /**
  * Watches: streams of the events of a key range, revision by revision, each event exactly
- * once. A watcher holds `nextRevision`, the first revision it has not yet taken: every
+ * once. A watcher's `nextRevision` is the first revision it has not yet taken: every
  * revision below it has been queued (or had no matching event), none at or above it has.
- * The apply path publishes each new revision's events; a watcher takes them only if it is
- * synced (`nextRevision` is that very revision) and its queue has room. Otherwise it falls
- * behind and, when its consumer drains the queue, catches up from the stored history in
- * bounded steps until it is synced again — so replay and live delivery meet with no gap
- * and no duplicate, and a slow consumer never makes the apply path buffer without bound.
+ * The apply path publishes each new revision's events, and the hub routes each event by its
+ * key (watch-routes.ts) to the synced watchers it matches, so a write costs the watchers it
+ * reaches, not all of them. A synced watcher whose queue is full falls behind: it leaves the
+ * routing index for the unsynced group, which publishing never visits, and when its
+ * consumer drains the queue it catches up from the stored history in bounded steps until it
+ * is synced again — so replay and live delivery meet with no gap and no duplicate, and a
+ * slow consumer never makes the apply path buffer without bound (etcd's synced and unsynced
+ * watcher groups, `mvcc/watchable_store.go`).
  *
  * Watch delivery is not part of the replicated state: it only reads it.
  */
 
+import { strict as assert } from 'node:assert';
 import { inKeyRange, type KeyRange, keyString, parseKeyRange } from './bytes.js';
 import { invalidArgument, KvError } from './errors.js';
 import type { WatchBatch, WatchEvent, WatchRequest } from './types.js';
+import { NO_WATCH_MUTATIONS, type WatchMutations, WatchRoutes } from './watch-routes.js';
 
 /** What the hub needs from the store. */
 export interface WatchSource {
@@ -36,19 +41,48 @@ export interface WatchHubOptions {
   readonly watchCatchUpRevisionsMax: number;
 }
 
-/** Creates watchers and feeds them the events the apply path publishes. */
+/**
+ * Creates watchers and routes the events the apply path publishes to them. Every watcher is
+ * in exactly one group:
+ * - synced: it has taken every revision below {@link WatchHub.syncRevision}; indexed by key
+ *   range, so publishing a revision visits only the synced watchers its keys reach;
+ * - unsynced: it is behind (`nextRevision < syncRevision`) and catches up from history when
+ *   its consumer polls; publishing never visits it;
+ * - waiting: it starts at a revision not published yet, and joins the synced group then.
+ */
 export class WatchHub {
-  private readonly watchers = new Map<number, Watcher>();
+  private readonly synced: WatchRoutes<Watcher>;
+  private readonly unsynced = new Set<Watcher>();
+  private readonly waiting = new Map<number, Set<Watcher>>();
   private nextId = 1;
+  private count = 0;
+  // Invariant: every revision below `published` has been published, none at or above it.
+  private published: number;
 
   constructor(
-    private readonly source: WatchSource,
-    private readonly options: WatchHubOptions,
-  ) {}
+    /** The store the hub reads history from. */
+    readonly source: WatchSource,
+    /** The hub's limits. */
+    readonly options: WatchHubOptions,
+    mutations: WatchMutations = NO_WATCH_MUTATIONS,
+  ) {
+    this.synced = new WatchRoutes(mutations);
+    this.published = source.revision + 1;
+  }
+
+  /** The first revision not yet published: a synced watcher has taken every one below it. */
+  get syncRevision(): number {
+    return this.published;
+  }
 
   /** How many watchers are active. */
   get size(): number {
-    return this.watchers.size;
+    return this.count;
+  }
+
+  /** How many watchers are synced (the ones publishing routes to). */
+  get syncedSize(): number {
+    return this.synced.size;
   }
 
   /**
@@ -66,68 +100,158 @@ export class WatchHub {
       throw new KvError('COMPACTED', undefined, compactRevision);
     }
     const nextRevision = startRevision > 0 ? startRevision : this.source.revision + 1;
-    const watcher = new Watcher(this.nextId++, request, range, nextRevision, this, this.source, this.options);
-    this.watchers.set(watcher.id, watcher);
+    const watcher = new Watcher(this.nextId++, request, range, nextRevision, this);
+    this.count++;
+    this.place(watcher);
     return watcher;
   }
 
-  /** Offers a new revision's events (every event with its prevKv, if any) to every watcher. */
+  /**
+   * Routes a new revision's events (every event with its prevKv, if any) to the synced
+   * watchers they match. Revisions must be published in order, each once.
+   */
   publish(batch: WatchBatch): void {
-    for (const watcher of this.watchers.values()) watcher.offer(batch);
+    assert(
+      batch.revision === this.published,
+      `watch: revision ${batch.revision} published while ${this.published} was expected`,
+    );
+    if (this.synced.size > 0) this.route(batch);
+    this.published = batch.revision + 1;
+    const starting = this.waiting.get(this.published);
+    if (starting === undefined) return;
+    this.waiting.delete(this.published);
+    for (const watcher of starting) this.place(watcher);
   }
 
-  /** Wakes every waiting watcher so it re-reads the store (after a restore replaced it). */
-  wakeAll(): void {
-    for (const watcher of this.watchers.values()) watcher.wake();
+  /**
+   * Regroups every watcher after a restore replaced the store (its revision may have jumped):
+   * synced ones fall behind and catch up from the new history, and all are woken to re-read.
+   */
+  resync(): void {
+    const synced = this.synced.all();
+    for (const watcher of synced) this.synced.remove(watcher);
+    const waiting = [...this.waiting.values()].flatMap((group) => [...group]);
+    this.waiting.clear();
+    for (const watcher of synced) watcher.fellBehind(this.published);
+    this.published = this.source.revision + 1;
+    for (const watcher of [...synced, ...waiting, ...this.unsynced]) {
+      this.unsynced.delete(watcher);
+      this.place(watcher);
+    }
+    for (const watcher of this.all()) watcher.wake();
   }
 
   /** Cancels every watcher. */
   cancelAll(): void {
-    for (const watcher of [...this.watchers.values()]) watcher.cancel();
+    for (const watcher of this.all()) watcher.cancel();
+  }
+
+  /** Moves a synced watcher whose queue is full to the unsynced group, behind `revision`. */
+  demote(watcher: Watcher, revision: number): void {
+    assert(this.synced.remove(watcher), `watch: watcher ${watcher.id} demoted while not synced`);
+    watcher.fellBehind(revision);
+    this.unsynced.add(watcher);
+  }
+
+  /** Puts a watcher (new, caught up, or regrouped) in the group its next revision selects. */
+  place(watcher: Watcher): void {
+    const next = watcher.pendingRevision;
+    if (next < this.published) {
+      watcher.regroup('unsynced');
+      this.unsynced.add(watcher);
+    } else if (next === this.published) {
+      this.unsynced.delete(watcher);
+      watcher.regroup('synced');
+      this.synced.add(watcher);
+    } else {
+      watcher.regroup('waiting');
+      const group = this.waiting.get(next);
+      if (group === undefined) this.waiting.set(next, new Set([watcher]));
+      else group.add(watcher);
+    }
   }
 
   /** Forgets a canceled watcher. */
   remove(watcher: Watcher): void {
-    this.watchers.delete(watcher.id);
+    const removed =
+      this.synced.remove(watcher) ||
+      this.unsynced.delete(watcher) ||
+      this.waiting.get(watcher.pendingRevision)?.delete(watcher) === true;
+    if (removed) this.count--;
+    if (this.waiting.get(watcher.pendingRevision)?.size === 0) this.waiting.delete(watcher.pendingRevision);
+  }
+
+  private route(batch: WatchBatch): void {
+    const matched = new Map<Watcher, WatchEvent[]>();
+    for (const event of batch.events) {
+      this.synced.forEachMatch(keyString(event.kv.key), (watcher) => {
+        const shaped = watcher.shape(event);
+        if (shaped === undefined) return;
+        const events = matched.get(watcher);
+        if (events === undefined) matched.set(watcher, [shaped]);
+        else events.push(shaped);
+      });
+    }
+    for (const [watcher, events] of matched) watcher.take({ revision: batch.revision, events });
+  }
+
+  private all(): Watcher[] {
+    const waiting = [...this.waiting.values()].flatMap((group) => [...group]);
+    return [...this.synced.all(), ...this.unsynced, ...waiting];
   }
 }
+
+/** A watcher's group in its hub (see {@link WatchHub}). */
+export type WatchGroup = 'synced' | 'unsynced' | 'waiting' | 'canceled';
 
 /**
  * One watch stream. Pull with {@link Watcher.poll} (synchronous, for the simulator) or
  * iterate with `for await` (ends when canceled; throws `COMPACTED` if it fell behind a
  * compaction). Each batch holds all matching events of one revision, in revision order.
+ *
+ * An idle watcher holds no queue and no waiter list: both are made when first needed, so
+ * that a hundred thousand idle watchers cost little more than their ranges.
  */
 export class Watcher implements AsyncIterable<WatchBatch> {
-  // Invariant: the queue holds batches of revisions < nextRevision, ascending.
+  // Invariant: while synced, the queue holds batches of revisions below the hub's
+  // syncRevision; while not, of revisions below nextRevision, which it has taken all of.
   private nextRevision: number;
-  private readonly queue: WatchBatch[] = [];
-  private waiters: (() => void)[] = [];
-  private canceled = false;
+  private group: WatchGroup = 'unsynced';
+  private queue: WatchBatch[] | undefined;
+  // One pending `next` is held directly, several in an array.
+  private waiters: (() => void) | (() => void)[] | undefined;
   private failure: KvError | undefined;
+  private readonly filters: number;
 
   constructor(
     /** Identifies the watcher within its hub. */
     readonly id: number,
-    /** What it asked for. */
-    readonly request: WatchRequest,
+    request: WatchRequest,
     /** Its key range. */
     readonly range: KeyRange,
     nextRevision: number,
     private readonly hub: WatchHub,
-    private readonly source: WatchSource,
-    private readonly options: WatchHubOptions,
   ) {
     this.nextRevision = nextRevision;
+    this.filters =
+      (request.noPut === true ? NO_PUT : 0) |
+      (request.noDelete === true ? NO_DELETE : 0) |
+      (request.prevKv === true ? PREV_KV : 0);
   }
 
   /** Whether the watcher was canceled (by its consumer, a failure or the hub). */
   get isCanceled(): boolean {
-    return this.canceled;
+    return this.group === 'canceled';
   }
 
   /** Whether the watcher wants each event's previous kv. */
   get wantsPrevKv(): boolean {
-    return this.request.prevKv === true;
+    return (this.filters & PREV_KV) !== 0;
+  }
+
+  /** The first revision it has not taken: the hub's syncRevision while synced. */
+  get pendingRevision(): number {
+    return this.group === 'synced' ? this.hub.syncRevision : this.nextRevision;
   }
 
   /**
@@ -137,26 +261,43 @@ export class Watcher implements AsyncIterable<WatchBatch> {
    */
   poll(): WatchBatch | undefined {
     if (this.failure !== undefined) throw this.failure;
-    if (this.canceled) return undefined;
-    while (this.queue.length === 0 && this.nextRevision <= this.source.revision) this.catchUp();
-    return this.queue.shift();
+    if (this.group === 'canceled') return undefined;
+    while (this.group === 'unsynced' && this.queueLength === 0) this.catchUp();
+    const batch = this.queue?.shift();
+    if (this.queue?.length === 0) this.queue = undefined;
+    return batch;
   }
 
-  /** The next batch, waiting for one; undefined once canceled. */
-  async next(): Promise<WatchBatch | undefined> {
-    for (;;) {
-      const batch = this.poll();
-      if (batch !== undefined || this.canceled) return batch;
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+  /**
+   * The next batch, waiting for one; undefined once canceled. Written without `async`: a
+   * suspended async function costs several hundred bytes, and a hundred thousand idle
+   * watchers each have a consumer waiting here.
+   */
+  next(): Promise<WatchBatch | undefined> {
+    let batch: WatchBatch | undefined;
+    try {
+      batch = this.poll();
+    } catch (error) {
+      return Promise.reject(error);
     }
+    if (batch !== undefined || this.isCanceled) return Promise.resolve(batch);
+    return new Promise((resolve, reject) => {
+      const waiter = () => {
+        this.next().then(resolve, reject);
+      };
+      if (this.waiters === undefined) this.waiters = waiter;
+      else if (Array.isArray(this.waiters)) this.waiters.push(waiter);
+      else this.waiters = [this.waiters, waiter];
+    });
   }
 
   /** Stops the stream; pending and later `next` calls return undefined. */
   cancel(): void {
-    if (this.canceled) return;
-    this.canceled = true;
-    this.queue.length = 0;
+    if (this.group === 'canceled') return;
     this.hub.remove(this);
+    this.nextRevision = this.pendingRevision;
+    this.group = 'canceled';
+    this.queue = undefined;
     this.wake();
   }
 
@@ -175,47 +316,86 @@ export class Watcher implements AsyncIterable<WatchBatch> {
 
   /** Keeps the events this watcher matches, shaped as it asked (prevKv dropped if unwanted). */
   select(events: readonly WatchEvent[]): WatchEvent[] {
-    const { noPut = false, noDelete = false } = this.request;
     const selected: WatchEvent[] = [];
     for (const event of events) {
-      if (event.type === 'PUT' ? noPut : noDelete) continue;
       if (!inKeyRange(keyOf(event), this.range)) continue;
-      const keepPrevKv = this.wantsPrevKv || event.prevKv === undefined;
-      selected.push(keepPrevKv ? event : { type: event.type, kv: event.kv });
+      const shaped = this.shape(event);
+      if (shaped !== undefined) selected.push(shaped);
     }
     return selected;
   }
 
-  /** Takes a published revision if synced and the queue has room; else falls behind. */
-  offer(batch: WatchBatch): void {
-    if (this.canceled || batch.revision !== this.nextRevision) return;
-    if (this.queue.length >= this.options.watchQueueBatchesMax) return;
-    const events = this.select(batch.events);
-    if (events.length > 0) this.queue.push({ revision: batch.revision, events });
-    this.nextRevision = batch.revision + 1;
-    if (events.length > 0) this.wake();
+  /** An event of its range as it asked for it: undefined if filtered out, prevKv dropped if unwanted. */
+  shape(event: WatchEvent): WatchEvent | undefined {
+    if ((this.filters & (event.type === 'PUT' ? NO_PUT : NO_DELETE)) !== 0) return undefined;
+    if (this.wantsPrevKv || event.prevKv === undefined) return event;
+    return { type: event.type, kv: event.kv };
+  }
+
+  /** Takes a published batch routed to it (synced only), or falls behind if its queue is full. */
+  take(batch: WatchBatch): void {
+    assert(this.group === 'synced', `watch: batch routed to ${this.group} watcher ${this.id}`);
+    if (this.queueLength >= this.hub.options.watchQueueBatchesMax) {
+      this.hub.demote(this, batch.revision);
+      return;
+    }
+    if (this.queue === undefined) this.queue = [batch];
+    else this.queue.push(batch);
+    this.wake();
+  }
+
+  /** The hub moved it out of the synced group: it has taken every revision below `revision`. */
+  fellBehind(revision: number): void {
+    this.nextRevision = revision;
+    this.group = 'unsynced';
+  }
+
+  /** The hub moved it into `group`. */
+  regroup(group: WatchGroup): void {
+    this.group = group;
   }
 
   /** Resolves pending `next` calls so they poll again. */
   wake(): void {
     const waiters = this.waiters;
-    this.waiters = [];
-    for (const resolve of waiters) resolve();
+    if (waiters === undefined) return;
+    this.waiters = undefined;
+    if (Array.isArray(waiters)) for (const waiter of waiters) waiter();
+    else waiters();
   }
 
-  /** Reads one bounded step of history into the queue, or fails if it was compacted. */
+  private get queueLength(): number {
+    return this.queue?.length ?? 0;
+  }
+
+  /**
+   * Reads one bounded step of the published history into the queue, or fails if it was
+   * compacted; joins the synced group once it has read up to the hub's syncRevision.
+   */
   private catchUp(): void {
-    const compactRevision = this.source.compactRevision;
+    const source = this.hub.source;
+    const compactRevision = source.compactRevision;
     if (this.nextRevision < compactRevision) {
       this.failure = new KvError('COMPACTED', undefined, compactRevision);
       this.cancel();
       throw this.failure;
     }
-    const to = Math.min(this.source.revision, this.nextRevision + this.options.watchCatchUpRevisionsMax - 1);
-    this.queue.push(...this.source.history(this.nextRevision, to, this));
+    const last = this.hub.syncRevision - 1;
+    const to = Math.min(last, this.nextRevision + this.hub.options.watchCatchUpRevisionsMax - 1);
+    assert(
+      to >= this.nextRevision && this.queue === undefined,
+      `watch: watcher ${this.id} caught up out of turn`,
+    );
+    const batches = source.history(this.nextRevision, to, this);
+    if (batches.length > 0) this.queue = batches;
     this.nextRevision = to + 1;
+    if (this.nextRevision === this.hub.syncRevision) this.hub.place(this);
   }
 }
+
+const NO_PUT = 1;
+const NO_DELETE = 2;
+const PREV_KV = 4;
 
 function keyOf(event: WatchEvent): string {
   return keyString(event.kv.key);

@@ -19,12 +19,12 @@ const NEUTRAL_FIELDS = [
 ] as const;
 
 /**
- * The neutral client's fields: all null for watch_latency (etcd-load does not watch), with a
+ * The neutral client's fields: all null for the watch rows (etcd-load does not watch), with a
  * note saying so; numbers elsewhere, both systems served it, and the servers' CPU was counted
  * (etcd's can be under one clock tick, 10 ms, in a run this small, so only >= 0).
  */
 export function assertNeutral(key: string, w: WorkloadJson): void {
-  if (key === 'watch_latency') {
+  if (key === 'watch_latency' || key === 'watch_fanout') {
     for (const field of NEUTRAL_FIELDS) assert.equal(w[field], null, `${key}.${field}`);
     assert.match(w.neutral_note ?? '', /etcd-load does not watch/);
     return;
@@ -42,6 +42,10 @@ export function assertNeutral(key: string, w: WorkloadJson): void {
 export interface WorkloadJson {
   flotilla_rps: number;
   etcd_rps: number;
+  flotilla_watch_slowdown?: number | null;
+  etcd_watch_slowdown?: number | null;
+  flotilla_rss_bytes_per_watcher?: number | null;
+  etcd_rss_bytes_per_watcher?: number | null;
   flotilla_p99_ms: number;
   etcd_p99_ms: number;
   rps_ratio: number;
