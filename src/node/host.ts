@@ -28,9 +28,9 @@ import { isRaftError, type Message, type RawNode, type Role, type SnapshotReques
 import type { FileStorage } from '../storage/index.js';
 import { TcpTransport } from '../transport/index.js';
 import { type NodeCounters, newNodeCounters } from './counters.js';
+import { acquireLock, type DataDirLock } from './data-dir-lock.js';
 import { Lifecycle } from './lifecycle.js';
 import { MachineDriver, type UnknownStateMachine } from './machine-driver.js';
-import { acquireLock, type DataDirLock } from './member-file.js';
 import type { MemberAddress, MemberUpdate } from './member-table.js';
 import type { MemberChange } from './membership.js';
 import type { NodeStatus } from './node-status.js';

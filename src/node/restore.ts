@@ -15,10 +15,11 @@ import { LmdbKvBackend } from '../kv/index.js';
 import { EMPTY_CONF_STATE } from '../raft/index.js';
 import { FileStorage } from '../storage/index.js';
 import { decodeBackup } from './backup.js';
+import { acquireLock } from './data-dir-lock.js';
 import { frameChunks } from './envelope.js';
 import { NodeError } from './errors.js';
 import { type ClusterMember, clusterIdFrom } from './identity.js';
-import { acquireLock, readMemberFile, writeMemberFile } from './member-file.js';
+import { readMemberFile, writeMemberFile } from './member-file.js';
 import { type MemberAddress, snapshotChunks } from './member-table.js';
 
 /** What {@link restoreDataDir} needs. */
