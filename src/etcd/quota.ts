@@ -50,7 +50,8 @@ export async function checkQuota(ctx: EtcdContext, command: KvCommand): Promise<
   if (!growsStore(command)) return;
   const { usedBytes } = ctx.node.backend.storageStats();
   const quotaBytes = ctx.node.options.quotaBackendBytes;
-  if (usedBytes + quotaCost(command) <= quotaBytes) return;
+  // Strictly below, as etcd's backendQuota.Available.
+  if (usedBytes + quotaCost(command) < quotaBytes) return;
   const raised = ctx.node.backend
     .alarmList()
     .some((a) => a.memberId === ctx.memberId && a.alarm === 'NOSPACE');
