@@ -101,6 +101,8 @@ class Model {
         });
         return { type: 'leaseCheckpoint', revision: this.revision };
       }
+      case 'alarm':
+        throw new Error('the model does not generate alarm commands');
     }
   }
 

@@ -44,6 +44,7 @@ interface ClusterFlags {
   tickMs?: string;
   basePort: string;
   kvNoSync?: boolean;
+  quotaBackendBytes?: string;
   logLevel?: string;
 }
 
@@ -275,6 +276,7 @@ export function registerClusterCommand(program: Command): void {
       String(BASE_PORT_DEFAULT),
     )
     .option('--kv-no-sync', 'never fsync the KV stores (tests and benchmarks only)')
+    .option('--quota-backend-bytes <bytes>', "each node's space quota (serve's flag; default 2 GiB)")
     .option('--log-level <level>', `least severe level the nodes log: ${LOG_LEVELS.join(', ')}`)
     .action(async (flags: ClusterFlags) => {
       const count = Number(flags.nodes);
@@ -303,6 +305,7 @@ export function registerClusterCommand(program: Command): void {
       await runCluster(count, resolve(flags.dataDir), basePort, [
         ...(flags.tickMs === undefined ? [] : ['--tick-ms', flags.tickMs]),
         ...(flags.kvNoSync === true ? ['--kv-no-sync'] : []),
+        ...(flags.quotaBackendBytes === undefined ? [] : ['--quota-backend-bytes', flags.quotaBackendBytes]),
         ...(flags.logLevel === undefined ? [] : ['--log-level', flags.logLevel]),
       ]);
     });

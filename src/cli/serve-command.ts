@@ -6,6 +6,7 @@ import {
   type ClusterMember,
   checkName,
   clusterIdFrom,
+  DEFAULT_RAFT_NODE_OPTIONS,
   isNodeError,
   parseHostPort,
   parseInitialCluster,
@@ -28,6 +29,7 @@ interface ServeFlags {
   requestTimeoutMs?: string;
   snapshotEntries?: string;
   kvNoSync?: boolean;
+  quotaBackendBytes?: string;
   logLevel?: string;
 }
 
@@ -49,6 +51,8 @@ export interface ServeConfig {
   readonly requestTimeoutMs: number;
   readonly snapshotEntries: number;
   readonly kvNoSync: boolean;
+  /** etcd's `--quota-backend-bytes` (0 on the command line: etcd's default, 2 GiB). */
+  readonly quotaBackendBytes: number;
   /** Least severe level logged (JSON lines on stderr). */
   readonly logLevel: LogLevel;
 }
@@ -149,6 +153,9 @@ export function parseServeFlags(flags: ServeFlags): ServeConfig {
     requestTimeoutMs: integer(flags.requestTimeoutMs, '--request-timeout-ms', 5000, 10, 600_000),
     snapshotEntries: integer(flags.snapshotEntries, '--snapshot-entries', 100_000, 1, 100_000_000),
     kvNoSync: flags.kvNoSync === true,
+    quotaBackendBytes:
+      integer(flags.quotaBackendBytes, '--quota-backend-bytes', 0, 0, Number.MAX_SAFE_INTEGER) ||
+      DEFAULT_RAFT_NODE_OPTIONS.quotaBackendBytes,
     logLevel,
   };
 }
@@ -174,6 +181,7 @@ export async function runServe(
     requestTimeoutMs: config.requestTimeoutMs,
     snapshotPolicy: { entriesPerSnapshot: config.snapshotEntries },
     kvNoSync: config.kvNoSync,
+    quotaBackendBytes: config.quotaBackendBytes,
     // Published to the cluster (etcd MemberList clientURLs, /v1/members).
     clientUrls: {
       http: urlOf(config.listenClient),
@@ -264,6 +272,11 @@ export function registerServeCommand(program: Command): void {
     .option('--request-timeout-ms <ms>', 'how long a request may wait, including for a leader', '5000')
     .option('--snapshot-entries <n>', 'snapshot after this many applied entries', '100000')
     .option('--kv-no-sync', 'never fsync the KV store (tests and benchmarks only)')
+    .option(
+      '--quota-backend-bytes <bytes>',
+      "raise the NOSPACE alarm and refuse writes when the KV store's size in use would exceed this (0: 2 GiB)",
+      '0',
+    )
     .option('--log-level <level>', `least severe level logged: ${LOG_LEVELS.join(', ')}`, 'info')
     .exitOverride(exitOnUsageError)
     .action(async (flags: ServeFlags) => {

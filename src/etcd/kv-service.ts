@@ -31,6 +31,7 @@ import type {
 import type { KvReply } from './codec.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { EtcdGrpcError, etcdError } from './errors.js';
+import { checkQuota } from './quota.js';
 import { unary } from './unary.js';
 import {
   enumName,
@@ -126,7 +127,9 @@ export function kvService(ctx: EtcdContext): UntypedServiceImplementation {
       return { header: ctx.header(response.revision), body: response };
     }),
     Put: unary(async (request: PutRequestWire): Promise<KvReply<PutResponse>> => {
-      const response = expect(await node.propose(putCommand(request)), 'put');
+      const command = putCommand(request);
+      await checkQuota(ctx, command);
+      const response = expect(await node.propose(command), 'put');
       return { header: ctx.header(response.revision), body: response };
     }),
     DeleteRange: unary(async (request: DeleteRangeRequestWire): Promise<KvReply<DeleteRangeResponse>> => {
@@ -135,6 +138,7 @@ export function kvService(ctx: EtcdContext): UntypedServiceImplementation {
     }),
     Txn: unary(async (request: TxnRequestWire): Promise<KvReply<TxnResponse>> => {
       const txn = txnRequest(request, ctx.node.backend.options.txnOpsMax);
+      await checkQuota(ctx, { type: 'txn', ...txn });
       const response = expect(await node.propose({ type: 'txn', ...txn }), 'txn');
       return { header: ctx.header(response.revision), body: response };
     }),

@@ -16,6 +16,7 @@ import { drained } from '../server/drained.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { etcdError, toGrpcError } from './errors.js';
 import { expect } from './kv-service.js';
+import { checkQuota } from './quota.js';
 import { unary } from './unary.js';
 import { type Int64, id64, int64 } from './wire.js';
 
@@ -57,7 +58,9 @@ export function leaseService(ctx: EtcdContext): UntypedServiceImplementation {
       }
       for (let attempt = 1; ; attempt++) {
         const id = asked !== 0 ? asked : randomInt(1, LEASE_ID_MAX);
-        const result = await node.propose({ type: 'leaseGrant', id, ttlSeconds, nowMs: Date.now() });
+        const grant = { type: 'leaseGrant', id, ttlSeconds, nowMs: Date.now() } as const;
+        await checkQuota(ctx, grant);
+        const result = await node.propose(grant);
         // A server-picked id that happens to be taken: pick again.
         if (!result.ok && asked === 0 && isKvError(result.error, 'LEASE_EXISTS') && attempt < 5) continue;
         const response = expect(result, 'leaseGrant');

@@ -11,14 +11,16 @@
  *   save` accepts it, and `flotilla snapshot restore` restores the file (node/backup.ts).
  * - MoveLeader: on the leader only (etcdctl finds it through Status); answers once the target
  *   leads, or etcd's timeout error.
- * - Alarm: Flotilla raises no alarms (no space quota, corruption stops the node), so the
- *   list is always empty. Defragment: LMDB reuses freed pages and needs none: success.
+ * - Alarm: the replicated alarms (quota.ts): GET lists them, ACTIVATE / DEACTIVATE of
+ *   NOSPACE go through raft. Defragment: LMDB reuses the pages compaction frees, so the size
+ *   in use drops without it; it answers success and changes nothing (the file keeps its size).
  */
 import { type ServerWritableStream, status, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { encodeEtcdBackup } from '../node/index.js';
 import { drained } from '../server/drained.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { EtcdGrpcError, etcdError, toGrpcError } from './errors.js';
+import { type AlarmRequestWire, answerAlarm } from './quota.js';
 import { unary } from './unary.js';
 import { type Int64, id64, int64 } from './wire.js';
 
@@ -43,10 +45,6 @@ interface HashKvRequestWire {
 
 interface MoveLeaderRequestWire {
   readonly targetID?: Int64;
-}
-
-interface AlarmRequestWire {
-  readonly action?: string | number;
 }
 
 interface StatusResponseWire {
@@ -95,10 +93,8 @@ export function maintenanceService(ctx: EtcdContext): UntypedServiceImplementati
     Defragment: unary(async () => ({ header: ctx.header() })),
 
     Alarm: unary(async (request: AlarmRequestWire) => {
-      if (request.action === 'Activate' || request.action === 'ACTIVATE' || request.action === 1) {
-        throw new EtcdGrpcError(status.UNIMPLEMENTED, 'etcdserver: Flotilla raises no alarms');
-      }
-      return { header: ctx.header(), alarms: [] };
+      const alarms = await answerAlarm(ctx, request);
+      return { header: ctx.header(), alarms };
     }),
 
     MoveLeader: unary((request: MoveLeaderRequestWire) => moveLeader(ctx, request)),

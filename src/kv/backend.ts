@@ -8,6 +8,7 @@
 import { KvError } from './errors.js';
 import type { KvOptions, KvStateMachine } from './state-machine.js';
 import type {
+  KvAlarm,
   KvEntry,
   KvHash,
   KvMeta,
@@ -56,6 +57,8 @@ export interface KvBackend {
   range(request: RangeRequest): RangeResponse;
   /** Every lease by ascending id. */
   leaseList(): LeaseInfo[];
+  /** The raised alarms (replicated state; see alarms.ts), by member id. */
+  alarmList(): KvAlarm[];
   /** etcd `LeaseTimeToLive` as of the caller's clock; `ttlSeconds` -1 for an unknown lease. */
   leaseTimeToLive(id: number, nowMs: number, withKeys?: boolean): LeaseTimeToLive;
   /** Starts a watcher (see {@link Watcher}). */
@@ -157,6 +160,12 @@ export abstract class BaseKvBackend {
   leaseList(): LeaseInfo[] {
     this.ensureUsable();
     return this.machine.leaseList();
+  }
+
+  /** See {@link KvBackend.alarmList}. */
+  alarmList(): KvAlarm[] {
+    this.ensureUsable();
+    return this.machine.alarmList();
   }
 
   /** See {@link KvBackend.leaseTimeToLive}. */

@@ -20,6 +20,7 @@ export type KvErrorCode =
   | 'LEASE_NOT_FOUND'
   | 'LEASE_EXISTS'
   | 'LEASE_TTL_TOO_LARGE'
+  | 'NO_SPACE'
   | 'STALE_SEQUENCE'
   | 'CORRUPT'
   | 'CLOSED';
@@ -35,6 +36,7 @@ export const ETCD_MESSAGES: Readonly<Partial<Record<KvErrorCode, string>>> = Obj
   LEASE_NOT_FOUND: 'etcdserver: requested lease not found',
   LEASE_EXISTS: 'etcdserver: lease already exists',
   LEASE_TTL_TOO_LARGE: 'etcdserver: too large lease TTL',
+  NO_SPACE: 'etcdserver: mvcc: database space exceeded',
 });
 
 /** A failed key-value call or command, with a stable `code`. */

@@ -6,6 +6,7 @@
  * `node:test` and `fast-check`.
  */
 
+export { growsStore } from './alarms.js';
 export { type KvBackend, KvSnapshot } from './backend.js';
 export { compareBytes, keyBytes, keyString } from './bytes.js';
 export { decodeCommand, encodeCommand } from './codec.js';

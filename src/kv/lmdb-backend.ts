@@ -105,6 +105,19 @@ export const DEFAULT_LMDB_KV_OPTIONS: LmdbKvOptions = Object.freeze({
 
 const GENERATION_KEY = Uint8Array.of(0x67); // 'g'
 
+/** What lmdb-js's `getStats` reports of one tree. */
+interface PageStats {
+  readonly pageSize?: number;
+  readonly treeBranchPageCount?: number;
+  readonly treeLeafPageCount?: number;
+  readonly overflowPages?: number;
+}
+
+/** The pages a tree occupies. */
+function treePages(stats: PageStats): number {
+  return (stats.treeBranchPageCount ?? 0) + (stats.treeLeafPageCount ?? 0) + (stats.overflowPages ?? 0);
+}
+
 /** A key-value backend stored in an LMDB environment. */
 export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
   private restoring = false;
@@ -280,15 +293,20 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
   }
 
   /**
-   * The environment's size: `fileBytes` allocated on disk (etcd's `dbSize`) and `usedBytes` up
-   * to its last used page (etcd's `dbSizeInUse`; LMDB reuses freed pages below it).
+   * The environment's size: `fileBytes` allocated on disk (etcd's `dbSize`) and `usedBytes`,
+   * the pages of its trees as last committed (etcd's `dbSizeInUse`): pages that compaction
+   * frees leave it at once, and LMDB reuses them for later writes without a defragmentation.
    */
   storageStats(): { fileBytes: number; usedBytes: number } {
     this.ensureUsable();
-    const stats = this.root.getStats() as { pageSize?: number; lastPageNumber?: number };
+    const stats = this.root.getStats() as PageStats & { lastPageNumber?: number; free?: PageStats };
     const pageSize = stats.pageSize ?? 4096;
-    const usedBytes = ((stats.lastPageNumber ?? 0) + 1) * pageSize;
-    let fileBytes = usedBytes;
+    const highWaterPages = (stats.lastPageNumber ?? 0) + 1;
+    // Two meta pages, the main and free trees, and the named databases.
+    let pages = 2 + treePages(stats) + treePages(stats.free ?? {});
+    for (const db of [this.metaDb, ...this.generations]) pages += treePages(db.getStats() as PageStats);
+    const usedBytes = Math.min(pages, highWaterPages) * pageSize;
+    let fileBytes = highWaterPages * pageSize;
     try {
       fileBytes = statSync(join(this.path, 'data.mdb')).size;
     } catch {

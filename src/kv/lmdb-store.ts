@@ -14,6 +14,7 @@
 
 import type { Database, Transaction } from 'lmdb';
 import { assert } from '../raft/assert.js';
+import { parseAlarms } from './alarms.js';
 import { readUint64, revisionKey, writeUint64 } from './bytes.js';
 import { decodeRecord, encodeRecord, encodeResult, pack, type StoredRecord, unpack } from './codec.js';
 import { KvError } from './errors.js';
@@ -58,16 +59,24 @@ export function recordKeyOf(revision: Uint8Array): Uint8Array {
 
 /** The `m` record's bytes for `meta`. */
 export function encodeMeta(meta: KvMeta): Uint8Array {
-  return pack([STORE_FORMAT_VERSION, meta.appliedIndex, meta.revision, meta.compactRevision]);
+  const fields = [STORE_FORMAT_VERSION, meta.appliedIndex, meta.revision, meta.compactRevision];
+  // Raised alarms follow as [memberId, type] pairs (absent when none, the format before alarms).
+  const alarms = meta.alarms ?? [];
+  return pack(alarms.length === 0 ? fields : [...fields, alarms.map((a) => [a.memberId, a.alarm])]);
 }
 
 /** Reads the `m` record of `db` (in `transaction`, or the open write transaction, or the latest). */
 export function readMeta(db: BinaryDatabase, transaction?: Transaction): KvMeta | undefined {
   const bytes = db.get(META_KEY, transaction ? { transaction } : {});
   if (bytes === undefined) return undefined;
-  const [version, appliedIndex, revision, compactRevision] = unpack(bytes) as number[];
+  const [version, appliedIndex, revision, compactRevision, alarms] = unpack(bytes) as unknown[];
   if (version !== STORE_FORMAT_VERSION) throw new KvError('CORRUPT', `kv: unknown store format ${version}`);
-  return { appliedIndex: appliedIndex!, revision: revision!, compactRevision: compactRevision! };
+  const position = {
+    appliedIndex: appliedIndex as number,
+    revision: revision as number,
+    compactRevision: compactRevision as number,
+  };
+  return alarms === undefined ? position : { ...position, alarms: parseAlarms(alarms) };
 }
 
 /** The LMDB entry of a lease. */

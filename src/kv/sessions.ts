@@ -7,7 +7,8 @@
  */
 
 import { assert } from '../raft/assert.js';
-import type { KvResult } from './types.js';
+import { KvError } from './errors.js';
+import type { ClientSession, KvResult } from './types.js';
 
 /** One client's session. */
 export interface SessionRecord {
@@ -68,4 +69,18 @@ export class SessionTable {
   list(): SessionRecord[] {
     return [...this.sessions.values()];
   }
+}
+
+/** Whether a session's client id and sequence are positive safe integers. */
+export function validSession(session: ClientSession): boolean {
+  const { clientId, seq } = session;
+  return Number.isSafeInteger(clientId) && clientId > 0 && Number.isSafeInteger(seq) && seq > 0;
+}
+
+/** The `STALE_SEQUENCE` error of a command older than its client's last applied one. */
+export function staleSequence(session: ClientSession, lastSeq: number): KvError {
+  return new KvError(
+    'STALE_SEQUENCE',
+    `kv: command ${session.seq} of client ${session.clientId} precedes its last applied command ${lastSeq}`,
+  );
 }

@@ -15,6 +15,7 @@
  */
 
 import { createHash } from 'node:crypto';
+import { parseAlarms } from './alarms.js';
 import { compareBytes, equalBytes, readUint64 } from './bytes.js';
 import { pack, unpack } from './codec.js';
 import { KvError } from './errors.js';
@@ -62,13 +63,15 @@ export function* encodeSnapshot(source: SnapshotSource, chunkBytesMax: number): 
     checksum.update(bytes);
     return bytes;
   };
-  const { appliedIndex, revision, compactRevision } = source.meta;
+  const { appliedIndex, revision, compactRevision, alarms = [] } = source.meta;
   yield chunk('header', {
     format: SNAPSHOT_FORMAT,
     version: SNAPSHOT_VERSION,
     appliedIndex,
     revision,
     compactRevision,
+    // Only when raised: a snapshot without alarms is byte for byte what it was before them.
+    ...(alarms.length === 0 ? {} : { alarms: alarms.map((a) => [a.memberId, a.alarm]) }),
   });
   const records = mapIterable(
     source.records,
@@ -250,6 +253,7 @@ function parseHeader(body: unknown): KvMeta {
     readonly appliedIndex?: unknown;
     readonly revision?: unknown;
     readonly compactRevision?: unknown;
+    readonly alarms?: unknown;
   };
   if (header.format !== SNAPSHOT_FORMAT || header.version !== SNAPSHOT_VERSION) {
     throw corrupt(`unsupported format ${String(header.format)} v${String(header.version)}`);
@@ -259,7 +263,8 @@ function parseHeader(body: unknown): KvMeta {
     3,
   );
   if (revision! < 1 || compactRevision! > revision!) throw corrupt('bad revisions in header');
-  return { appliedIndex: appliedIndex!, revision: revision!, compactRevision: compactRevision! };
+  const meta = { appliedIndex: appliedIndex!, revision: revision!, compactRevision: compactRevision! };
+  return header.alarms === undefined ? meta : { ...meta, alarms: parseAlarms(header.alarms) };
 }
 
 function expectArray(body: unknown): unknown[] {

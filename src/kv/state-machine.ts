@@ -8,17 +8,20 @@
 
 import { createHash, type Hash } from 'node:crypto';
 import { assert } from '../raft/assert.js';
+import { AlarmTable, growsStore } from './alarms.js';
 import { inKeyRange, type KeyRange, keyBytes, keyString, parseKeyRange, writeUint64 } from './bytes.js';
 import { encodeResult, type StoredRecord } from './codec.js';
 import { isKvError, KvError } from './errors.js';
 import { type IndexEntry, KeyIndex } from './key-index.js';
 import { LeaseTable, remainingSeconds } from './leases.js';
 import { selectRange } from './range.js';
-import { type SessionRecord, SessionTable } from './sessions.js';
+import { type SessionRecord, SessionTable, staleSequence, validSession } from './sessions.js';
 import type { KvStore } from './store.js';
 import type {
+  AlarmRequest,
   ClientSession,
   KeyValue,
+  KvAlarm,
   KvCommand,
   KvEntry,
   KvHash,
@@ -69,6 +72,7 @@ export class KvStateMachine implements CommittedReads, WatchSource {
   private readonly index = new KeyIndex();
   private readonly leases = new LeaseTable();
   private readonly sessions = new SessionTable();
+  private readonly alarms = new AlarmTable();
   /** Revisions committed since the last {@link KvStateMachine.publishWatchEvents}. */
   private published: WatchBatch[] = [];
   /** The watch hub fed by this machine. */
@@ -102,9 +106,15 @@ export class KvStateMachine implements CommittedReads, WatchSource {
     return this.meta.appliedIndex;
   }
 
-  /** A copy of the position (applied index, revision, compacted revision). */
+  /** A copy of the position (applied index, revisions) with the raised alarms, if any. */
   position(): KvMeta {
-    return { ...this.meta };
+    const alarms = this.alarms.list();
+    return alarms.length === 0 ? { ...this.meta } : { ...this.meta, alarms };
+  }
+
+  /** The raised alarms (etcd `AlarmList`). */
+  alarmList(): KvAlarm[] {
+    return this.alarms.list();
   }
 
   /**
@@ -134,7 +144,9 @@ export class KvStateMachine implements CommittedReads, WatchSource {
       this.leases.move(key, 0, lease);
     }
     this.sessions.load(sessions);
-    this.meta = { ...meta };
+    this.alarms.load(meta.alarms);
+    const { appliedIndex, revision, compactRevision } = meta;
+    this.meta = { appliedIndex, revision, compactRevision };
     this.published = [];
     this.hub.resync();
   }
@@ -229,6 +241,8 @@ export class KvStateMachine implements CommittedReads, WatchSource {
       hashNumbers(hash, 2, session.clientId, session.seq, session.lastIndex, result.length);
       hash.update(result);
     }
+    // Hashed only when raised, so a store without alarms hashes as before alarms existed.
+    for (const alarm of this.alarms.list()) hashNumbers(hash, 3, alarm.memberId);
     return hash.digest('hex');
   }
 
@@ -345,6 +359,7 @@ export class KvStateMachine implements CommittedReads, WatchSource {
   private execute(command: KvCommand): KvResult {
     try {
       validateCommand(command, this.options);
+      if (this.alarms.raised('NOSPACE') && growsStore(command)) throw new KvError('NO_SPACE');
       return { ok: true, response: this.dispatch(command) };
     } catch (error) {
       // CORRUPT is a storage failure, not an outcome: it must halt the node.
@@ -369,6 +384,8 @@ export class KvStateMachine implements CommittedReads, WatchSource {
         return this.leaseRevoke(command.id);
       case 'leaseCheckpoint':
         return this.leaseCheckpoint(command);
+      case 'alarm':
+        return this.alarm(command);
     }
   }
 
@@ -444,6 +461,10 @@ export class KvStateMachine implements CommittedReads, WatchSource {
     return { type: 'leaseCheckpoint', revision: this.meta.revision };
   }
 
+  private alarm(request: AlarmRequest): KvResponse {
+    return { type: 'alarm', revision: this.meta.revision, alarms: this.alarms.apply(request) };
+  }
+
   private recordSession(session: ClientSession, index: number, result: KvResult): void {
     const record: SessionRecord = { clientId: session.clientId, seq: session.seq, lastIndex: index, result };
     const evicted = this.sessions.put(record, this.options.sessionsMax);
@@ -458,24 +479,12 @@ export class KvStateMachine implements CommittedReads, WatchSource {
   }
 }
 
-function validSession(session: ClientSession): boolean {
-  const { clientId, seq } = session;
-  return Number.isSafeInteger(clientId) && clientId > 0 && Number.isSafeInteger(seq) && seq > 0;
-}
-
-function staleSequence(session: ClientSession, lastSeq: number): KvError {
-  return new KvError(
-    'STALE_SEQUENCE',
-    `kv: command ${session.seq} of client ${session.clientId} precedes its last applied command ${lastSeq}`,
-  );
-}
-
 const numberBytes = new Uint8Array(8);
 
-/** Feeds non-negative integers to `hash` as 8 big-endian bytes each. */
 /** Records hashed per event-loop turn by {@link KvStateMachine.hashKvYielding}. */
 const RECORDS_PER_TURN = 2048;
 
+/** Feeds non-negative integers to `hash` as 8 big-endian bytes each. */
 function hashNumbers(hash: Hash, ...values: number[]): void {
   for (const value of values) {
     writeUint64(numberBytes, 0, value);

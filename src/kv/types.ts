@@ -170,6 +170,27 @@ export interface LeaseCheckpointRequest {
   readonly nowMs: number;
 }
 
+/** The alarms a member can raise (etcd `AlarmType`; Flotilla raises only `NOSPACE`). */
+export type AlarmType = 'NOSPACE';
+
+/** A raised alarm (etcd `AlarmMember`): part of the replicated state until disarmed. */
+export interface KvAlarm {
+  /** The member that raised it. */
+  readonly memberId: number;
+  readonly alarm: AlarmType;
+}
+
+/**
+ * Raises or clears an alarm (etcd `AlarmRequest` ACTIVATE / DEACTIVATE). While `NOSPACE` is
+ * raised, commands that could grow the store (puts, txns with puts, lease grants) fail with
+ * `NO_SPACE`; reads, deletes and compactions go on.
+ */
+export interface AlarmRequest {
+  readonly action: 'activate' | 'deactivate';
+  readonly memberId: number;
+  readonly alarm: AlarmType;
+}
+
 /** A client's exactly-once session: `seq` increases with each new command of `clientId`. */
 export interface ClientSession {
   readonly clientId: number;
@@ -186,6 +207,7 @@ export type KvCommand = (
   | ({ readonly type: 'leaseGrant' } & LeaseGrantRequest)
   | ({ readonly type: 'leaseRevoke' } & LeaseRevokeRequest)
   | ({ readonly type: 'leaseCheckpoint' } & LeaseCheckpointRequest)
+  | ({ readonly type: 'alarm' } & AlarmRequest)
 ) & {
   /** Present when the client wants exactly-once application of retries. */
   readonly session?: ClientSession;
@@ -202,7 +224,9 @@ export type KvResponse =
       readonly ttlSeconds: number;
     }
   | { readonly type: 'leaseRevoke'; readonly revision: number }
-  | { readonly type: 'leaseCheckpoint'; readonly revision: number };
+  | { readonly type: 'leaseCheckpoint'; readonly revision: number }
+  /** `alarms`: the alarm activated or deactivated, empty when nothing changed (as etcd answers). */
+  | { readonly type: 'alarm'; readonly revision: number; readonly alarms: readonly KvAlarm[] };
 
 /** The outcome of one command: a response, or the error it deterministically failed with. */
 export type KvResult =
@@ -271,6 +295,8 @@ export interface KvMeta {
   readonly revision: number;
   /** Reads below this revision fail with `COMPACTED`; 0 before any compaction. */
   readonly compactRevision: number;
+  /** The raised alarms, by member id; absent when none is raised. */
+  readonly alarms?: readonly KvAlarm[];
 }
 
 /** A hash of the key-value history (etcd `HashKV`), to check that replicas agree. */

@@ -75,6 +75,12 @@ function validateOperation(command: KvCommand, limits: KvLimits): void {
       expectCount(command.remainingTtlSeconds, 'remainingTtlSeconds');
       expectCount(command.nowMs, 'nowMs');
       break;
+    case 'alarm':
+      if (!isPositive(command.memberId)) throw invalidArgument('alarm member id must be a positive integer');
+      if (command.action !== 'activate' && command.action !== 'deactivate')
+        throw invalidArgument('bad alarm action');
+      if (command.alarm !== 'NOSPACE') throw invalidArgument('unknown alarm type');
+      break;
     default:
       throw invalidArgument(`unknown command type ${JSON.stringify((command as { type: unknown }).type)}`);
   }

@@ -70,6 +70,11 @@ export interface RaftNodeOptions {
   readonly snapshotKeepEntries: number;
   /** Skip LMDB fsyncs (tests and benchmarks only; see docs/kv.md). */
   readonly kvNoSync: boolean;
+  /**
+   * etcd's `--quota-backend-bytes`: a write that would take the KV store's size in use past
+   * this raises the replicated `NOSPACE` alarm and fails (see src/etcd/quota.ts). Local.
+   */
+  readonly quotaBackendBytes: number;
   readonly logger: NodeLogger;
   /** Called once when the node stops because of a fatal error. */
   readonly onFatal: (error: unknown) => void;
@@ -91,6 +96,8 @@ export const DEFAULT_RAFT_NODE_OPTIONS = Object.freeze({
   snapshotPolicy: {},
   snapshotKeepEntries: 5000,
   kvNoSync: false,
+  /** etcd's default, 2 GiB. */
+  quotaBackendBytes: 2 * 1024 * 1024 * 1024,
   logger: Object.freeze({ info: () => {}, warn: () => {}, error: () => {} }),
   onFatal: () => {},
 });

@@ -64,6 +64,7 @@ const KV_STATUS: Readonly<Record<KvErrorCode, number>> = {
   LEASE_NOT_FOUND: 404,
   LEASE_EXISTS: 409,
   LEASE_TTL_TOO_LARGE: 400,
+  NO_SPACE: 507,
   STALE_SEQUENCE: 409,
   CORRUPT: 500,
   CLOSED: 503,
