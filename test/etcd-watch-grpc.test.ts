@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { type ClientDuplexStream, credentials, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { EtcdGrpcServer, etcdService } from '../src/etcd/index.js';
 import type { RaftNode } from '../src/node/index.js';
+import { unaryCall } from './support/grpc-call.js';
 import { until } from './support/http.js';
 import { type SoloNode, startSoloNode } from './support/solo-node.js';
 
@@ -61,13 +62,7 @@ after(async () => {
 });
 
 function call<T>(method: string, request: object): Promise<T> {
-  return new Promise((resolve, reject) => {
-    (kv[method] as (r: object, cb: (e: Error | null, r: T) => void) => void).call(
-      kv,
-      request,
-      (error, response) => (error === null ? resolve(response) : reject(error)),
-    );
-  });
+  return unaryCall<T>(kv, method, request);
 }
 
 async function put(key: string, value: string | Buffer): Promise<number> {

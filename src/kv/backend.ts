@@ -31,6 +31,12 @@ export interface KvBackend {
   readonly compactRevision: number;
   /** The options in force. */
   readonly options: KvOptions;
+  /**
+   * How many watchers are active, and how many of them are synced (the rest are behind,
+   * catching up from history or parked because their consumer is not reading, or waiting
+   * for a future start revision).
+   */
+  readonly watcherCounts: WatcherCounts;
 
   /**
    * Applies committed entries, in index order, starting right after `appliedIndex` with no
@@ -122,6 +128,12 @@ export class KvSnapshot implements Iterable<Uint8Array> {
   }
 }
 
+/** See {@link KvBackend.watcherCounts}. */
+export interface WatcherCounts {
+  readonly watchers: number;
+  readonly synced: number;
+}
+
 /** What both backends share: reads served by the state machine, and the usable-state guard. */
 export abstract class BaseKvBackend {
   /** Set when a storage failure left memory and storage apart: the backend must be reopened. */
@@ -148,6 +160,11 @@ export abstract class BaseKvBackend {
   /** The options in force. */
   get options(): KvOptions {
     return this.machine.options;
+  }
+
+  /** See {@link KvBackend.watcherCounts}. */
+  get watcherCounts(): WatcherCounts {
+    return { watchers: this.machine.hub.size, synced: this.machine.hub.syncedSize };
   }
 
   /** See {@link KvBackend.range}. */

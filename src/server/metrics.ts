@@ -40,6 +40,13 @@ const GAUGES: readonly [name: string, help: string, value: (node: RaftNode) => n
   ],
   ['flotilla_raft_has_leader', '1 if a leader is known.', (node) => (node.status().leader !== 0 ? 1 : 0)],
   ['flotilla_kv_revision', 'Current KV revision.', (node) => node.status().revision],
+  // etcd's etcd_debugging_mvcc_watcher_total and (the rest) etcd_debugging_mvcc_slow_watcher_total.
+  ['flotilla_kv_watchers', 'Active watchers.', (node) => node.backend.watcherCounts.watchers],
+  [
+    'flotilla_kv_watchers_synced',
+    'Watchers that have every published event (the others are behind, parked or waiting).',
+    (node) => node.backend.watcherCounts.synced,
+  ],
   // etcd's etcd_mvcc_db_total_size_in_bytes and etcd_mvcc_db_total_size_in_use_in_bytes.
   ['flotilla_kv_db_size_bytes', 'LMDB data file size.', (node) => storageStats(node)?.fileBytes],
   [
