@@ -7,6 +7,7 @@
  * same `--data-dir` and it restarts the same members on the same ports.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -48,17 +49,10 @@ interface ClusterFlags {
   logLevel?: string;
 }
 
-/** A free TCP port on 127.0.0.1 (bound, then released: a tiny race, fine for local use). */
+/** A free TCP port on 127.0.0.1 (see {@link freePorts}). */
 export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
+  const [port] = await freePorts(1);
+  return port!;
 }
 
 /** The `serve` arguments of one node. */
@@ -122,17 +116,21 @@ async function planNodes(count: number, dataDir: string, basePort: number): Prom
   return nodes;
 }
 
-/** `count` distinct free TCP ports on 127.0.0.1: all bound at once, then released. */
+/**
+ * `count` distinct free TCP ports on 127.0.0.1, all bound at once (so none is handed out
+ * twice), then released for the caller's processes to bind. They are drawn below the
+ * kernel's ephemeral range where it leaves room (Linux: `ip_local_port_range`, usually from
+ * 32768): a port from that range, once released, can be taken by any process's outgoing
+ * connection before the caller binds it; one below it is taken only by another listener.
+ */
 export async function freePorts(count: number): Promise<number[]> {
+  const ceiling = await ephemeralFloor();
   const servers: ReturnType<typeof createServer>[] = [];
   try {
-    for (let i = 0; i < count; i++) {
-      const server = createServer();
-      servers.push(server);
-      await new Promise<void>((resolveListen, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolveListen());
-      });
+    for (let attempts = 0; servers.length < count; attempts++) {
+      const candidate = ceiling > 20_000 && attempts < 50 * count ? 10_000 + randomInt(ceiling - 10_000) : 0;
+      const server = await listenOn(candidate);
+      if (server !== undefined) servers.push(server);
     }
     return servers.map((server) => {
       const address = server.address();
@@ -140,6 +138,29 @@ export async function freePorts(count: number): Promise<number[]> {
     });
   } finally {
     await Promise.all(servers.map((server) => new Promise((resolveClose) => server.close(resolveClose))));
+  }
+}
+
+/** A server listening on 127.0.0.1:`port` (0: any), or undefined when the port is taken. */
+function listenOn(port: number): Promise<ReturnType<typeof createServer> | undefined> {
+  return new Promise((resolveListen, reject) => {
+    const server = createServer();
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE' && port !== 0) resolveListen(undefined);
+      else reject(error);
+    });
+    server.listen(port, '127.0.0.1', () => resolveListen(server));
+  });
+}
+
+/** The lowest port the kernel hands to outgoing connections (0 when unknown). */
+async function ephemeralFloor(): Promise<number> {
+  try {
+    const text = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+    const low = Number.parseInt(text.trim().split(/\s+/)[0] ?? '', 10);
+    return Number.isSafeInteger(low) ? low : 0;
+  } catch {
+    return 0;
   }
 }
 

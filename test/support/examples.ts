@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../src/cli/cluster-command.js';
+import { freePorts } from '../../src/cli/cluster-command.js';
 
 /** One member of an example cluster: its id, its command line and its HTTP base URL. */
 export interface ExampleMember {
@@ -29,12 +29,13 @@ export async function exampleCluster(
   size: number,
   extra: string[] = [],
 ): Promise<ExampleMember[]> {
-  const peerPorts: number[] = [];
-  for (let i = 0; i < size; i++) peerPorts.push(await freePort());
+  // Every port taken in one go, so none is handed out twice (see freePorts).
+  const ports = await freePorts(2 * size);
+  const peerPorts = ports.slice(0, size);
   const peers = peerPorts.map((p, i) => `${i + 1}=127.0.0.1:${p}`).join(',');
   const members: ExampleMember[] = [];
   for (let i = 0; i < size; i++) {
-    const http = `127.0.0.1:${await freePort()}`;
+    const http = `127.0.0.1:${ports[size + i]}`;
     const args = ['--id', String(i + 1), '--listen', `127.0.0.1:${peerPorts[i]}`, '--peers', peers];
     args.push('--data-dir', join(root, String(i + 1)), '--http', http, ...extra);
     members.push({ id: i + 1, args, url: `http://${http}` });
