@@ -104,13 +104,14 @@ export class ReadyLoop {
   private send(messages: readonly Message[]): void {
     if (messages.length === 0) return;
     this.deps.counters.messagesSent += messages.length;
-    const snapshots = messages.filter((m) => m.type === 'snapshot');
-    if (snapshots.length === 0) this.deps.transport.send(messages);
-    else {
-      this.deps.transport.send(messages.filter((m) => m.type !== 'snapshot'));
-      for (const m of snapshots) this.deps.sendSnapshot(m);
-    }
+    this.deps.transport.send(messages);
     if (this.deps.trace.enabled) this.deps.trace.sent(messages, performance.now());
+  }
+
+  /** Sends snapshot messages (a state machine's state may follow each as a stream), counted. */
+  private sendSnapshots(snapshots: readonly SnapshotRequest[]): void {
+    this.deps.counters.messagesSent += snapshots.length;
+    for (const m of snapshots) this.deps.sendSnapshot(m);
   }
 
   private async drive(): Promise<void> {
@@ -131,7 +132,11 @@ export class ReadyLoop {
     if (this.deps.trace.enabled) this.deps.trace.readyStarted(rd, performance.now());
     const held: Message[] = [];
     const early: Message[] = [];
-    for (const m of rd.messages) (m.type === 'append' || m.type === 'heartbeat' ? early : held).push(m);
+    const snapshots: SnapshotRequest[] = [];
+    for (const m of rd.messages) {
+      if (m.type === 'snapshot') snapshots.push(m);
+      else (m.type === 'append' || m.type === 'heartbeat' ? early : held).push(m);
+    }
     this.send(early);
     const { handler } = this.deps;
     if (rd.snapshot !== undefined) {
@@ -139,11 +144,13 @@ export class ReadyLoop {
       await this.persist(rd);
       if (this.deps.stopped()) return;
       this.send(held);
+      this.sendSnapshots(snapshots);
       await handler.install(rd.snapshot);
       await handler.applyEntries(rd.committedEntries);
     } else {
       if (!(await this.persistWhileApplying(rd))) return;
       this.send(held);
+      this.sendSnapshots(snapshots);
     }
     handler.released(rd.readStates);
     this.deps.raw.advance(rd);

@@ -50,18 +50,20 @@ export class SnapshotSpool {
     return join(this.directory, `${index.toString(16).padStart(16, '0')}${SUFFIX}`);
   }
 
-  /** Whether a complete file for `index` exists (not yet verified). */
-  async has(index: number): Promise<boolean> {
-    return (await this.fs.list(this.directory)).includes(this.pathOf(index).slice(this.directory.length + 1));
-  }
-
   /**
    * The chunks of the state received for `index`, read back after the whole file was checked
-   * against its trailer. Throws `FATAL` when it does not match.
+   * against its trailer; undefined when there is no complete file for `index`. Throws
+   * `FATAL` when the file does not match its trailer.
    */
-  async chunks(index: number): Promise<AsyncIterable<Uint8Array>> {
+  async chunks(index: number): Promise<AsyncIterable<Uint8Array> | undefined> {
     const path = this.pathOf(index);
-    const file = await this.fs.open(path, 'read');
+    let file: StorageFile;
+    try {
+      file = await this.fs.open(path, 'read');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
     let payloadBytes: number;
     try {
       payloadBytes = await verify(file, path);

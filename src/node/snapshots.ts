@@ -172,7 +172,10 @@ export class SnapshotScheduler {
     } else {
       const inline = [...kvChunks];
       // A snapshot from a member that still copied the state into raft snapshots carries it inline.
-      await machine.restore(index, inline.length > 0 ? inline : await spool.chunks(index));
+      const chunks = inline.length > 0 ? inline : await spool.chunks(index);
+      if (chunks === undefined)
+        throw new Error(`snapshot at index ${index}: its state is missing from the spool`);
+      await machine.restore(index, chunks);
       await machine.sync();
       await spool.clear();
     }

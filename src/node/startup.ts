@@ -247,7 +247,8 @@ async function recoverMachine(
     await machine.restore(index, inline);
     return;
   }
-  if (!(await spool.has(index))) {
+  const received = await spool.chunks(index);
+  if (received === undefined) {
     throw new NodeError(
       'FATAL',
       `the state machine is at index ${machine.appliedIndex}, behind the raft snapshot at ${index}, and the ` +
@@ -255,7 +256,7 @@ async function recoverMachine(
         'remove it from the cluster and add it again with an empty data directory',
     );
   }
-  await machine.restore(index, await spool.chunks(index));
+  await machine.restore(index, received);
   await machine.sync();
 }
 
