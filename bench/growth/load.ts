@@ -9,6 +9,7 @@ import { type Cluster, startEtcd, startFlotilla, waitReady } from '../vs-etcd/cl
 import { log, run, runChild, type System, stopMembers } from '../vs-etcd/processes.js';
 import type { GrowthArgs } from './args.js';
 import { type MemberSample, PeakSampler, round, sampleMembers } from './members.js';
+import { type RejoinResult, rejoin } from './rejoin.js';
 
 /** Steps of the load: one sample per tenth. */
 export const STEPS = 10;
@@ -52,6 +53,8 @@ export interface SystemResult {
   /** Peak resident memory (anonymous + file-backed) per member, MB. */
   readonly peak_rss_mb: readonly number[];
   readonly steps: readonly StepResult[];
+  /** Restart and catch-up with the data in place (see rejoin.ts). */
+  readonly rejoin: Omit<RejoinResult, 'pids'>;
 }
 
 async function start(system: System, directory: string): Promise<Cluster> {
@@ -97,6 +100,7 @@ export async function loadSystem(
   let succeeded = 0;
   let seconds = 0;
   let peakRssMb: number[] = [];
+  let rejoined: RejoinResult | undefined;
   try {
     for (let i = 0; i < STEPS; i++) {
       const offset = Math.floor((args.keys * i) / STEPS);
@@ -115,13 +119,16 @@ export async function loadSystem(
         `${system} ${offset + total} keys: ${Math.round(rps)} put/s, p99 ${p99_ms} ms, RSS anon+file MB ${rss}`,
       );
     }
-  } finally {
     peakRssMb = peaks.stop();
+    rejoined = await rejoin(cluster, join(root, system));
+  } finally {
+    peaks.stop();
     // The clusters' exit handlers report a member that stops: say why first.
     run.stopped[system] = `${system}'s load is over`;
-    await stopMembers(cluster.pids);
+    await stopMembers([...cluster.pids, ...(rejoined?.pids ?? [])]);
   }
-  return summarize(steps, errorKinds, succeeded / seconds, peakRssMb);
+  const { pids: _pids, ...rejoinFigures } = rejoined;
+  return { ...summarize(steps, errorKinds, succeeded / seconds, peakRssMb), rejoin: rejoinFigures };
 }
 
 function summarize(
@@ -129,7 +136,7 @@ function summarize(
   errorKinds: Readonly<Record<string, number>>,
   rps: number,
   peakRssMb: readonly number[],
-): SystemResult {
+): Omit<SystemResult, 'rejoin'> {
   const first = steps[0]!;
   const last = steps[steps.length - 1]!;
   return {

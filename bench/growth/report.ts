@@ -22,6 +22,10 @@ export interface GrowthJson {
   readonly errors: number;
   /** Flotilla's last tenth's rate over its first's (etcd's when Flotilla did not run). */
   readonly last_decile_over_first: number;
+  /** Seconds until a member killed with SIGKILL and started again serves, per system. */
+  readonly restart_s: Partial<Record<System, number>>;
+  /** Seconds until a member added with an empty data directory has the data, per system. */
+  readonly catchup_s: Partial<Record<System, number>>;
   readonly systems: Partial<Record<System, SystemResult>>;
 }
 
@@ -32,6 +36,15 @@ function ratio(ours: number | undefined, theirs: number | undefined): number | n
 
 function maxOf(values: readonly (number | null)[]): number {
   return Math.max(0, ...values.map((v) => v ?? 0));
+}
+
+function perSystem(
+  systems: Partial<Record<System, SystemResult>>,
+  pick: (result: SystemResult) => number,
+): Partial<Record<System, number>> {
+  const out: Partial<Record<System, number>> = {};
+  for (const [system, result] of Object.entries(systems) as [System, SystemResult][]) out[system] = pick(result);
+  return out;
 }
 
 /** The summary JSON of a run. */
@@ -53,6 +66,8 @@ export function growthJson(args: GrowthArgs, systems: Partial<Record<System, Sys
     disk_ratio: ratio(finalDisk(flotilla), finalDisk(etcd)),
     errors: main.errors,
     last_decile_over_first: main.last_decile_over_first,
+    restart_s: perSystem(systems, (r) => r.rejoin.restart_s),
+    catchup_s: perSystem(systems, (r) => r.rejoin.catchup_s),
     systems,
   };
 }
@@ -66,7 +81,9 @@ function systemTable(system: System, result: SystemResult): string[] {
   return [
     `**${system}**: ${Math.round(result.rps)} put/s, worst-tenth p99 ${result.p99_ms} ms, max ${result.max_ms} ms, ` +
       `${result.errors} failed${errors.length > 0 ? ` (${errors.join(', ')})` : ''}; last tenth at ` +
-      `${result.last_decile_over_first}x the first's rate; peak RSS per member ${result.peak_rss_mb.join(' / ')} MB`,
+      `${result.last_decile_over_first}x the first's rate; peak RSS per member ${result.peak_rss_mb.join(' / ')} MB; ` +
+      `a member killed with SIGKILL serves again ${result.rejoin.restart_s} s after its start; a new member ` +
+      `has the data after ${result.rejoin.catchup_s} s (peak RSS ${result.rejoin.catchup_peak_rss_mb} MB)`,
     '',
     '| keys | put/s | p99 ms | max ms | failed | RSS anon MB | RSS file MB | heap MB | disk MB |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
