@@ -6,6 +6,8 @@
  * afresh; the restarted member installs it and serves every acknowledged write. Then the old
  * leader is let go (SIGCONT) and finishes its now stale stream: the member must ignore it.
  * At the end every member holds the same store (etcd's HashKV, through the real etcdctl).
+ * And a member killed while it writes a stream to its spool restarts, discards the partial
+ * file and is streamed the store afresh.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -20,14 +22,15 @@ import { requestJson, until } from './support/http.js';
 
 const run = promisify(execFile);
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+/** Every member process started, by data directory (names repeat across tests). */
 const children = new Map<string, ChildProcess>();
-let root = '';
+const roots: string[] = [];
 after(async () => {
   for (const child of children.values()) {
     child.kill('SIGCONT');
     child.kill('SIGKILL');
   }
-  if (root !== '') await rm(root, { recursive: true, force: true });
+  await Promise.all(roots.map((root) => rm(root, { recursive: true, force: true })));
 });
 
 // More than the 5,000 entries a member keeps behind its snapshot, so the log cannot serve the catch-up.
@@ -64,7 +67,7 @@ function start(node: ClusterNodeInfo, initialCluster: string): void {
     '--kv-no-sync',
   ]);
   const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'ignore', 'ignore'] });
-  children.set(node.name, child);
+  children.set(node.dataDir, child);
 }
 
 async function count(url: string): Promise<number> {
@@ -98,42 +101,13 @@ async function soon(what: string, timeoutMs: number, probe: () => Promise<boolea
 }
 
 test('a follower whose snapshot stream stops mid-way (leader frozen) catches up from the next leader', async () => {
-  root = await mkdtemp(join(tmpdir(), 'flotilla-stream-'));
-  const ports = await freePorts(9);
-  const nodes: ClusterNodeInfo[] = [1, 2, 3].map((k) => ({
-    name: `n${k}`,
-    id: 0,
-    pid: 0,
-    peerUrl: `http://127.0.0.1:${ports[3 * k - 3]}`,
-    clientUrl: `http://127.0.0.1:${ports[3 * k - 2]}`,
-    grpcEndpoint: `127.0.0.1:${ports[3 * k - 1]}`,
-    dataDir: join(root, `n${k}`),
-  }));
-  const initialCluster = initialClusterOf(nodes);
-  for (const n of nodes) start(n, initialCluster);
+  const { nodes, initialCluster, behind, live, leader, spool } = await clusterWithOneBehind();
   const url = (name: string): string => nodes.find((n) => n.name === name)!.clientUrl;
-  const first = await until('a leader', 20_000, () => leaderName(nodes[0]!.clientUrl));
-  // The follower to kill and bring back: the first member that is not the leader.
-  const behind = nodes.find((n) => n.name !== first)!;
-  children.get(behind.name)!.kill('SIGKILL');
-  const live = nodes.filter((n) => n !== behind);
-  // Writes far past the killed member's log (snapshots every 200 entries compact it).
-  for (let i = 0; i < KEYS; i += 50) {
-    const batch = Array.from(
-      { length: Math.min(50, KEYS - i) },
-      (_, j) => `k${String(i + j).padStart(5, '0')}`,
-    );
-    const results = await Promise.all(batch.map((key) => put(live[i % 2]!.clientUrl, key)));
-    assert.ok(results.every(Boolean), `puts from ${i} acknowledged`);
-  }
-  const leader = await until('a leader', 10_000, () => leaderName(live[0]!.clientUrl));
+  const dataDirOf = (name: string): string => nodes.find((n) => n.name === name)!.dataDir;
   start(behind, initialCluster);
   // Freeze the leader as soon as the restarted member is receiving its stream.
-  const spool = join(behind.dataDir, 'snap-received');
-  await soon('the stream to begin', 20_000, async () =>
-    (await readdir(spool).catch(() => [] as string[])).some((n) => n.endsWith('.tmp')),
-  );
-  children.get(leader)!.kill('SIGSTOP');
+  await streamBegun(spool);
+  children.get(dataDirOf(leader))!.kill('SIGSTOP');
   // Frozen mid-stream: nothing was installed yet (the stream's file is not complete).
   assert.equal((await readdir(spool)).filter((n) => n.endsWith('.state')).length, 0);
   assert.ok((await count(behind.clientUrl).catch(() => 0)) < KEYS, 'frozen before the store was installed');
@@ -148,21 +122,96 @@ test('a follower whose snapshot stream stops mid-way (leader frozen) catches up 
       (await count(behind.clientUrl).catch(() => 0)) === KEYS ? true : undefined,
     );
   } finally {
-    children.get(leader)!.kill('SIGCONT');
+    children.get(dataDirOf(leader))!.kill('SIGCONT');
   }
   // The old leader's stale stream completes or is dropped; nothing changes.
   await until('the old leader to rejoin', 20_000, async () =>
     (await count(url(leader)).catch(() => 0)) === KEYS ? true : undefined,
   );
-  assert.ok(await put(behind.clientUrl, 'k-after'), 'the cluster takes writes afterwards');
+  await sameStoreEverywhere(nodes, behind);
+});
+
+test('a follower killed while it receives the stream restarts, drops the partial file and catches up', async () => {
+  const { nodes, initialCluster, behind, spool } = await clusterWithOneBehind();
+  start(behind, initialCluster);
+  await streamBegun(spool);
+  children.get(behind.dataDir)!.kill('SIGKILL');
+  await new Promise((resolve) => children.get(behind.dataDir)!.once('exit', resolve));
+  assert.ok(
+    (await readdir(spool)).some((n) => n.endsWith('.tmp')),
+    'killed with the stream half written',
+  );
+  start(behind, initialCluster);
+  await until('the restarted member to hold every key', 60_000, async () =>
+    (await count(behind.clientUrl).catch(() => 0)) === KEYS ? true : undefined,
+  );
+  // Installed from a complete stream; the partial one is gone, and so is the installed one.
+  await until('the spool to be empty', 10_000, async () =>
+    (await readdir(spool)).length === 0 ? true : undefined,
+  );
+  await sameStoreEverywhere(nodes, behind);
+});
+
+/**
+ * Three members; the first follower is killed and the others write far past its log
+ * (snapshots every 200 entries compact it).
+ */
+async function clusterWithOneBehind(): Promise<{
+  nodes: ClusterNodeInfo[];
+  initialCluster: string;
+  behind: ClusterNodeInfo;
+  live: ClusterNodeInfo[];
+  leader: string;
+  spool: string;
+}> {
+  const root = await mkdtemp(join(tmpdir(), 'flotilla-stream-'));
+  roots.push(root);
+  const ports = await freePorts(9);
+  const nodes: ClusterNodeInfo[] = [1, 2, 3].map((k) => ({
+    name: `n${k}`,
+    id: 0,
+    pid: 0,
+    peerUrl: `http://127.0.0.1:${ports[3 * k - 3]}`,
+    clientUrl: `http://127.0.0.1:${ports[3 * k - 2]}`,
+    grpcEndpoint: `127.0.0.1:${ports[3 * k - 1]}`,
+    dataDir: join(root, `n${k}`),
+  }));
+  const initialCluster = initialClusterOf(nodes);
+  for (const n of nodes) start(n, initialCluster);
+  const first = await until('a leader', 20_000, () => leaderName(nodes[0]!.clientUrl));
+  const behind = nodes.find((n) => n.name !== first)!;
+  children.get(behind.dataDir)!.kill('SIGKILL');
+  const live = nodes.filter((n) => n !== behind);
+  for (let i = 0; i < KEYS; i += 50) {
+    const batch = Array.from(
+      { length: Math.min(50, KEYS - i) },
+      (_, j) => `k${String(i + j).padStart(5, '0')}`,
+    );
+    const results = await Promise.all(batch.map((key) => put(live[i % 2]!.clientUrl, key)));
+    assert.ok(results.every(Boolean), `puts from ${i} acknowledged`);
+  }
+  const leader = await until('a leader', 10_000, () => leaderName(live[0]!.clientUrl));
+  return { nodes, initialCluster, behind, live, leader, spool: join(behind.dataDir, 'snap-received') };
+}
+
+/** Resolves once the restarted member is writing a stream into its spool. */
+async function streamBegun(spool: string): Promise<void> {
+  await soon('the stream to begin', 20_000, async () =>
+    (await readdir(spool).catch(() => [] as string[])).some((n) => n.endsWith('.tmp')),
+  );
+}
+
+/** A last write reaches every member, and every member holds the same store, history included. */
+async function sameStoreEverywhere(nodes: readonly ClusterNodeInfo[], via: ClusterNodeInfo): Promise<void> {
+  assert.ok(await put(via.clientUrl, 'k-after'), 'the cluster takes writes afterwards');
   for (const n of nodes) {
     await until(`${n.name} to apply the last write`, 20_000, async () =>
       (await count(n.clientUrl).catch(() => 0)) === KEYS + 1 ? true : undefined,
     );
   }
-  // The same store everywhere, history included (HashKV up to the last write's revision).
-  const { body } = await requestJson(`${behind.clientUrl}/v1/kv/k-after?consistency=serializable`);
+  // HashKV up to the last write's revision.
+  const { body } = await requestJson(`${via.clientUrl}/v1/kv/k-after?consistency=serializable`);
   const revision = Number(body.revision);
   const hashes = await Promise.all(nodes.map((n) => hashKv(n.grpcEndpoint, revision)));
   assert.equal(new Set(hashes).size, 1, `HashKV differs between members: ${hashes.join(', ')}`);
-});
+}
