@@ -5,7 +5,6 @@
  * `createNode` returns.
  */
 
-import type { TransportStats } from '../transport/index.js';
 import { FlotillaError } from './errors.js';
 import { FlotillaNode } from './flotilla-node.js';
 import { type ClusterMember, clusterIdFrom, parseHostPort } from './identity.js';
@@ -62,8 +61,20 @@ export interface HostStats {
   readonly droppedUnknownGroup: number;
   /** Messages received and handed to their group. */
   readonly messagesRouted: number;
-  /** The host's transport: per peer host, messages and bytes sent and received. */
-  readonly transport: TransportStats;
+  /** The host's transport, per peer host id: what this host sent it and received from it. */
+  readonly peers: ReadonlyMap<number, HostPeerStats>;
+}
+
+/** What a host's transport exchanged with one peer host (bytes include frame headers). */
+export interface HostPeerStats {
+  readonly messagesSent: number;
+  readonly messagesReceived: number;
+  /** Messages to the peer dropped: its connection down, its queue full. */
+  readonly messagesDropped: number;
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  /** Whether the connection to the peer is established. */
+  readonly connected: boolean;
 }
 
 /**
@@ -139,7 +150,13 @@ export class FlotillaHost {
 
   /** The host's counters. */
   stats(): HostStats {
-    return this.#host.stats();
+    const { groups, droppedUnknownGroup, messagesRouted, transport } = this.#host.stats();
+    const peers = new Map<number, HostPeerStats>();
+    for (const [id, p] of transport.peers) {
+      const { messagesSent, messagesReceived, messagesDropped, bytesSent, bytesReceived, connected } = p;
+      peers.set(id, { messagesSent, messagesReceived, messagesDropped, bytesSent, bytesReceived, connected });
+    }
+    return { groups, droppedUnknownGroup, messagesRouted, peers };
   }
 
   /** Closes every group (their data stays), the transport, and releases the data directory. */

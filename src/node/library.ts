@@ -8,6 +8,7 @@ export {
   FlotillaHost,
   type GroupConfig,
   type HostConfig,
+  type HostPeerStats,
   type HostStats,
 } from './create-host.js';
 export { createNode, type NodeConfig } from './create-node.js';
