@@ -4,10 +4,11 @@
  * writes; a host stopped and restarted from its data directory recovers every group (its
  * acknowledged writes, and new ones); a group destroyed on every host is gone with its files;
  * messages for a group a host does not run are counted, not fatal. A second test opens 210
- * groups on three hosts and reports how long until every group has a leader.
+ * groups on three hosts and reports how long until every group has a leader. A third checks
+ * what `openGroup` refuses, and that a host finishes a deletion a crash interrupted.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -160,4 +161,38 @@ test('210 groups open and elect leaders on three hosts within seconds', { timeou
   } finally {
     await Promise.all(hosts.map((h) => h.close()));
   }
+});
+
+test('openGroup refuses bad groups; a deletion interrupted by a crash is finished on start', async () => {
+  const root = await tempRoot();
+  const [config] = await planHosts(root, 3);
+  const dataDir = config!.dataDir;
+  await mkdir(join(dataDir, 'groups', '.removing-9', 'raft'), { recursive: true });
+  await writeFile(join(dataDir, 'groups', '.removing-9', 'raft', 'junk'), 'x');
+  const [host] = await startHosts([config!]);
+  try {
+    assert.equal(await exists(join(dataDir, 'groups', '.removing-9')), false);
+    const open = (groupId: number, members: number[]) =>
+      host!.openGroup(groupId, { stateMachine: new Counter(), members });
+    await assert.rejects(open(0, [1, 2, 3]), { code: 'INVALID_CONFIG' });
+    await assert.rejects(open(2 ** 32, [1, 2, 3]), { code: 'INVALID_CONFIG' });
+    await assert.rejects(open(1, [2, 3]), { code: 'INVALID_CONFIG' }, 'members without this host');
+    await assert.rejects(open(1, [1, 4]), { code: 'INVALID_CONFIG' }, 'a member that is no host');
+    const group = await open(1, [1, 2, 3]);
+    assert.equal(group.status().groupId, 1);
+    await assert.rejects(open(1, [1, 2, 3]), { code: 'INVALID_CONFIG' }, 'already open');
+    assert.deepEqual(await host!.storedGroups(), [1]);
+    // A group closed through its handle may be opened again; destroying one not open deletes its data.
+    await group.close();
+    assert.deepEqual(host!.groups(), []);
+    await open(1, [1, 2, 3]);
+    assert.deepEqual(host!.groups(), [1]);
+    await host!.destroyGroup(1);
+    assert.deepEqual(await host!.storedGroups(), []);
+  } finally {
+    await host!.close();
+  }
+  await assert.rejects(host!.openGroup(2, { stateMachine: new Counter(), members: [1] }), {
+    code: 'STOPPED',
+  });
 });

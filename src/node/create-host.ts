@@ -5,16 +5,31 @@
  * `createNode` returns.
  */
 
+import type { NodeConfig } from './create-node.js';
 import { FlotillaError } from './errors.js';
 import { FlotillaNode } from './flotilla-node.js';
 import { type ClusterMember, clusterIdFrom, parseHostPort } from './identity.js';
 import type { MemberAddress } from './member-table.js';
 import { MultiHost } from './multi-host.js';
-import { DEFAULT_RAFT_NODE_OPTIONS, type NodeLogger } from './options.js';
+import { DEFAULT_RAFT_NODE_OPTIONS } from './options.js';
 import type { StateMachine } from './state-machine.js';
 
-/** Options of {@link createHost}: `id`, `dataDir`, `listen` and `peers` are required. */
-export interface HostConfig {
+/**
+ * Options of {@link createHost}: `id`, `dataDir`, `listen` and `peers` are required. The
+ * tuning options are {@link NodeConfig}'s, for every group of the host; log lines of a group
+ * start with `group <groupId> replica <id>:`.
+ */
+export interface HostConfig
+  extends Pick<
+    NodeConfig<unknown, unknown, unknown, unknown>,
+    | 'tickMs'
+    | 'electionTicks'
+    | 'requestTimeoutMs'
+    | 'snapshotEntries'
+    | 'snapshotKeepEntries'
+    | 'sessionsMax'
+    | 'logger'
+  > {
   /** This host's id (a positive integer, unique among the hosts): its replicas' id in every group. */
   readonly id: number;
   /** Where the host keeps every group's files, one directory per group (created if missing). */
@@ -23,20 +38,6 @@ export interface HostConfig {
   readonly listen: string;
   /** Every host's id and peer address `host:port`, this one included (the same on every host). */
   readonly peers: Readonly<Record<number, string>>;
-  /** Milliseconds per raft tick, for every group. Default 100. */
-  readonly tickMs?: number;
-  /** Ticks without a leader before an election (randomized up to twice this). Default 10. */
-  readonly electionTicks?: number;
-  /** Default timeout of requests to a group, in milliseconds. Default 5000. */
-  readonly requestTimeoutMs?: number;
-  /** Snapshot a group's state machine after this many applied entries. Default 10 000. */
-  readonly snapshotEntries?: number;
-  /** Entries kept in a group's log behind a snapshot. Default 5000. */
-  readonly snapshotKeepEntries?: number;
-  /** Client sessions kept per group. Default 10 000. */
-  readonly sessionsMax?: number;
-  /** Where diagnostics go; a group's lines start with `group <groupId> replica <id>:`. Default: nowhere. */
-  readonly logger?: NodeLogger;
   /** Called once for each group that stops on a fatal error (the host and its other groups run on). */
   readonly onFatal?: (error: unknown, groupId: number) => void;
 }
