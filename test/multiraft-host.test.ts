@@ -135,7 +135,12 @@ test('three hosts run 20 groups: elections, writes, restart from disk, destroy, 
     await assert.rejects(groups[0]!.get(7)!.propose({ op: 'add', n: 1 }), { code: 'STOPPED' });
     assert.equal(await groups[0]!.get(8)!.propose({ op: 'add', n: 1 }), expected.get(8)! + 1);
     const stats = hosts[0]!.stats();
-    t.diagnostic(`host 1: ${stats.groups} groups, ${stats.messagesRouted} messages routed`);
+    const sent = [...stats.peers.values()].reduce((sum, p) => sum + p.messagesSent, 0);
+    const writes = [...stats.peers.values()].reduce((sum, p) => sum + p.writes, 0);
+    t.diagnostic(
+      `host 1: ${stats.groups} groups, ${stats.messagesRouted} messages routed, ` +
+        `${sent} sent in ${writes} socket writes`,
+    );
     assert.equal(stats.groups, 20 - 1);
   } finally {
     await Promise.all(hosts.map((h) => h.close()));

@@ -74,6 +74,11 @@ export interface HostPeerStats {
   readonly messagesDropped: number;
   readonly bytesSent: number;
   readonly bytesReceived: number;
+  /**
+   * Socket writes to the peer: everything queued for it in one event-loop turn (the messages
+   * of every group that ran a Ready pass in that turn) goes in one write.
+   */
+  readonly writes: number;
   /** Whether the connection to the peer is established. */
   readonly connected: boolean;
 }
@@ -154,8 +159,17 @@ export class FlotillaHost {
     const { groups, droppedUnknownGroup, messagesRouted, transport } = this.#host.stats();
     const peers = new Map<number, HostPeerStats>();
     for (const [id, p] of transport.peers) {
-      const { messagesSent, messagesReceived, messagesDropped, bytesSent, bytesReceived, connected } = p;
-      peers.set(id, { messagesSent, messagesReceived, messagesDropped, bytesSent, bytesReceived, connected });
+      const { messagesSent, messagesReceived, messagesDropped, bytesSent, bytesReceived, writes, connected } =
+        p;
+      peers.set(id, {
+        messagesSent,
+        messagesReceived,
+        messagesDropped,
+        bytesSent,
+        bytesReceived,
+        writes,
+        connected,
+      });
     }
     return { groups, droppedUnknownGroup, messagesRouted, peers };
   }
