@@ -2,7 +2,8 @@
  * The multi-raft host on loopback: three hosts in one process with real sockets and data
  * directories, each running the same 20 counter groups. Every group elects a leader and takes
  * writes; a host stopped and restarted from its data directory recovers every group (its
- * acknowledged writes, and new ones); a group destroyed on every host is gone with its files;
+ * acknowledged writes, and new ones; groups whose logs were compacted past it meanwhile
+ * catch up from a snapshot); a group destroyed on every host is gone with its files;
  * messages for a group a host does not run are counted, not fatal. A second test opens 210
  * groups on three hosts and reports how long until every group has a leader. A third checks
  * what `openGroup` refuses, and that a host finishes a deletion a crash interrupted.
@@ -57,7 +58,8 @@ test('three hosts run 20 groups: elections, writes, restart from disk, destroy, 
   timeout: 120_000,
 }, async (t) => {
   const root = await tempRoot();
-  const configs = await planHosts(root, 3);
+  // Snapshots every 20 entries keeping 5: a host that was down catches up from a snapshot.
+  const configs = await planHosts(root, 3, { snapshotEntries: 20, snapshotKeepEntries: 5 });
   const hosts: FlotillaHost[] = await startHosts(configs);
   try {
     const ids = range(20);
@@ -100,12 +102,15 @@ test('three hosts run 20 groups: elections, writes, restart from disk, destroy, 
         ? true
         : undefined,
     );
+    // Groups 1-4 move on by 40 entries: their logs are compacted past host 3's.
     await Promise.all(
       ids.map(async (g) => {
-        await groups[0]!.get(g)!.propose({ op: 'add', n: 1 });
-        expected.set(g, expected.get(g)! + 1);
+        for (let i = 0; i < (g <= 4 ? 40 : 1); i++) await groups[0]!.get(g)!.propose({ op: 'add', n: 1 });
+        expected.set(g, expected.get(g)! + (g <= 4 ? 40 : 1));
       }),
     );
+    const stale = groups[2]!.get(1)!.status().lastIndex;
+    assert.ok(groups[0]!.get(1)!.status().firstIndex > stale + 1, 'group 1 compacted past host 3');
     hosts[2] = (await startHosts([configs[2]!]))[0]!;
     assert.deepEqual(await hosts[2].storedGroups(), ids, 'host 3 has every group on disk');
     groups[2] = await openCounters(hosts[2], await hosts[2].storedGroups(), [1, 2, 3]);
