@@ -6,7 +6,9 @@
  * catch up from a snapshot); a group destroyed on every host is gone with its files;
  * messages for a group a host does not run are counted, not fatal. A second test opens 210
  * groups on three hosts and reports how long until every group has a leader. A third checks
- * what `openGroup` refuses, and that a host finishes a deletion a crash interrupted.
+ * what `openGroup` refuses, and that a host finishes a deletion a crash interrupted; a fourth
+ * runs groups of an on-disk state machine (the KV store), which catch a restarted host up by
+ * streaming their state to it.
  */
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
@@ -14,7 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Counter } from '../examples/counter-machine.js';
-import type { FlotillaHost } from '../src/index.js';
+import type { FlotillaHost, FlotillaNode } from '../src/index.js';
+import { LmdbKvBackend } from '../src/kv/index.js';
+import { KvOnDiskStateMachine } from '../src/node/index.js';
 import { until } from './support/http.js';
 import { type CounterGroup, openCounters, planHosts, range, startHosts } from './support/multiraft.js';
 
@@ -31,7 +35,7 @@ async function tempRoot(): Promise<string> {
 
 /** Waits until every group of every host knows a leader; returns the leaders' host ids by group. */
 async function leaders(
-  hosts: readonly Map<number, CounterGroup>[],
+  hosts: readonly Map<number, Pick<CounterGroup, 'status'>>[],
   timeoutMs: number,
 ): Promise<Map<number, number>> {
   return until('a leader in every group', timeoutMs, () => {
@@ -205,4 +209,64 @@ test('openGroup refuses bad groups; a deletion interrupted by a crash is finishe
   await assert.rejects(host!.openGroup(2, { stateMachine: new Counter(), members: [1] }), {
     code: 'STOPPED',
   });
+});
+
+type KvGroup = FlotillaNode<
+  Parameters<KvOnDiskStateMachine['apply']>[0][number]['command'] & {},
+  unknown,
+  Parameters<KvOnDiskStateMachine['query']>[0],
+  Awaited<ReturnType<KvOnDiskStateMachine['query']>>
+>;
+
+/** Opens group `g` on `host` with the KV store (an on-disk state machine) in the group's directory. */
+function openKv(host: FlotillaHost, g: number): Promise<KvGroup> {
+  const dir = join(host.groupDirectory(g), 'kv');
+  const stateMachine = new KvOnDiskStateMachine(() => LmdbKvBackend.open(dir, { noSync: true }));
+  return host.openGroup(g, { stateMachine, members: [1, 2, 3] });
+}
+
+test('groups of an on-disk state machine catch a restarted host up by streamed snapshots', {
+  timeout: 120_000,
+}, async () => {
+  const root = await tempRoot();
+  const configs = await planHosts(root, 3, { snapshotEntries: 20, snapshotKeepEntries: 5 });
+  const hosts = await startHosts(configs);
+  const key = (i: number) => new TextEncoder().encode(`key-${String(i).padStart(3, '0')}`);
+  const put = (node: KvGroup, i: number) => node.propose({ type: 'put', key: key(i), value: key(i) });
+  const count = async (node: KvGroup, consistency: 'linearizable' | 'serializable') =>
+    (await node.read({ key: key(0), rangeEnd: key(999), countOnly: true }, { consistency })).count;
+  try {
+    const groups = await Promise.all(
+      hosts.map(
+        async (h) =>
+          new Map([
+            [1, await openKv(h, 1)],
+            [2, await openKv(h, 2)],
+          ]),
+      ),
+    );
+    await leaders(groups, 30_000);
+    for (const g of [1, 2]) for (let i = 0; i < 5; i++) await put(groups[0]!.get(g)!, i);
+    await hosts[2]!.close();
+    await until('leaders on the live hosts', 30_000, () =>
+      groups.slice(0, 2).every((h) => [...h.values()].every((n) => [1, 2].includes(n.status().leader)))
+        ? true
+        : undefined,
+    );
+    for (const g of [1, 2]) for (let i = 5; i < 45; i++) await put(groups[0]!.get(g)!, i);
+    const stale = groups[2]!.get(1)!.status().lastIndex;
+    assert.ok(groups[0]!.get(1)!.status().firstIndex > stale + 1, 'group 1 compacted past host 3');
+    hosts[2] = (await startHosts([configs[2]!]))[0]!;
+    const restarted = new Map([
+      [1, await openKv(hosts[2], 1)],
+      [2, await openKv(hosts[2], 2)],
+    ]);
+    for (const g of [1, 2]) {
+      const node = restarted.get(g)!;
+      assert.equal(await count(node, 'linearizable'), 45, `group ${g}: every key on the restarted host`);
+      assert.equal(await count(node, 'serializable'), 45, `group ${g}: in its own store`);
+    }
+  } finally {
+    await Promise.all(hosts.map((h) => h.close()));
+  }
 });

@@ -8,6 +8,7 @@
 import type { NodeConfig } from './create-node.js';
 import { FlotillaError } from './errors.js';
 import { FlotillaNode } from './flotilla-node.js';
+import { groupDirectory, isGroupId } from './group-dirs.js';
 import { type ClusterMember, clusterIdFrom, parseHostPort } from './identity.js';
 import type { MemberAddress } from './member-table.js';
 import { MultiHost } from './multi-host.js';
@@ -125,6 +126,21 @@ export class FlotillaHost {
   group(groupId: number): FlotillaNode<unknown, unknown, unknown, unknown> | undefined {
     const node = this.#nodes.get(groupId);
     return node !== undefined && this.#host.group(groupId) !== undefined ? node : undefined;
+  }
+
+  /**
+   * The directory of group `groupId`'s files on this host (it exists once the group was
+   * opened). An on-disk state machine may keep its own files in a subdirectory of its own
+   * there (not `raft/` nor `snap-received/`): they are deleted with the group.
+   */
+  groupDirectory(groupId: number): string {
+    if (!isGroupId(groupId)) {
+      throw new FlotillaError(
+        'INVALID_CONFIG',
+        `group id: expected an integer in [1, 2^32 - 1], got ${groupId}`,
+      );
+    }
+    return groupDirectory(this.#host.options.dataDir, groupId);
   }
 
   /** The ids of the groups open here, ascending. */
