@@ -14,6 +14,7 @@ import type { MemberAddress } from './member-table.js';
 import { MultiHost } from './multi-host.js';
 import { DEFAULT_RAFT_NODE_OPTIONS } from './options.js';
 import type { StateMachine } from './state-machine.js';
+import { tunedOptions } from './tuning.js';
 
 /**
  * Options of {@link createHost}: `id`, `dataDir`, `listen` and `peers` are required. The
@@ -228,15 +229,7 @@ export async function createHost(config: HostConfig): Promise<FlotillaHost> {
     dataDir: config.dataDir,
     hosts,
     clusterId: clusterIdFrom(cluster),
-    groupDefaults: {
-      tickMs: config.tickMs ?? d.tickMs,
-      electionTicks: config.electionTicks ?? d.electionTicks,
-      requestTimeoutMs: config.requestTimeoutMs ?? d.requestTimeoutMs,
-      snapshotPolicy:
-        config.snapshotEntries === undefined ? {} : { entriesPerSnapshot: config.snapshotEntries },
-      snapshotKeepEntries: config.snapshotKeepEntries ?? d.snapshotKeepEntries,
-      sessionsMax: config.sessionsMax ?? d.sessionsMax,
-    },
+    groupDefaults: tunedOptions(config),
     logger: config.logger ?? d.logger,
     onFatal: config.onFatal ?? (() => {}),
   });

@@ -45,15 +45,13 @@ import type { PeerDirectory } from './membership.js';
 import { DEFAULT_RAFT_NODE_OPTIONS, type NodeLogger, type RaftNodeOptions } from './options.js';
 import { recoverMember } from './startup.js';
 import { TickTimer } from './ticker.js';
+import type { TunedOptions } from './tuning.js';
 
 /** Messages queued per peer host: one turn may carry a heartbeat of every group. */
 const HOST_SEND_QUEUE_MESSAGES_MAX = 1 << 18;
 
 /** The runtime options every group of a host shares (a group's own come from {@link MultiHost.openGroup}). */
-export type GroupDefaults = Pick<
-  RaftNodeOptions,
-  'tickMs' | 'electionTicks' | 'requestTimeoutMs' | 'snapshotPolicy' | 'snapshotKeepEntries' | 'sessionsMax'
->;
+export type GroupDefaults = TunedOptions;
 
 /** Options of {@link MultiHost.start}. */
 export interface MultiHostOptions {
