@@ -11,6 +11,7 @@ import { LibraryHost } from './library-host.js';
 import type { MemberAddress } from './member-table.js';
 import { DEFAULT_RAFT_NODE_OPTIONS, type NodeLogger, type RaftNodeInit } from './options.js';
 import type { StateMachine } from './state-machine.js';
+import { tunedOptions } from './tuning.js';
 
 /**
  * Options of {@link createNode}: `id`, `dataDir`, `listen`, `stateMachine`, and exactly one
@@ -90,13 +91,7 @@ function hostInit(config: NodeConfig<unknown, unknown, unknown, unknown>): RaftN
     id,
     dataDir: config.dataDir,
     listenPeer: parseHostPort(config.listen, 'listen'),
-    tickMs: config.tickMs ?? d.tickMs,
-    electionTicks: config.electionTicks ?? d.electionTicks,
-    requestTimeoutMs: config.requestTimeoutMs ?? d.requestTimeoutMs,
-    snapshotPolicy:
-      config.snapshotEntries === undefined ? {} : { entriesPerSnapshot: config.snapshotEntries },
-    snapshotKeepEntries: config.snapshotKeepEntries ?? d.snapshotKeepEntries,
-    sessionsMax: config.sessionsMax ?? d.sessionsMax,
+    ...tunedOptions(config),
     logger: config.logger ?? d.logger,
     onFatal: config.onFatal ?? d.onFatal,
   };

@@ -21,18 +21,22 @@
  * Process-wide I/O, here: startup.ts (opening and recovering the data directory), the tick
  * timer (ticker.ts), ready-loop.ts (persist and send, in order), lifecycle.ts (stop and fatal
  * failure), and the transport. The raft group's concerns are its {@link Replica}.
+ *
+ * A host started by {@link Host.launch} owns its transport, timer and data directory lock. A
+ * group of a multi-raft host (multi-host.ts) is a host too, built on {@link HostParts} whose
+ * {@link SharedIo} belongs to the process: stopping the group detaches it from them.
  */
 import { mkdir } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { isRaftError, type Message, type RawNode, type Role, type SnapshotRequest } from '../raft/index.js';
 import type { FileStorage } from '../storage/index.js';
-import { TcpTransport } from '../transport/index.js';
+import { type SnapshotSink, TcpTransport } from '../transport/index.js';
 import { type NodeCounters, newNodeCounters } from './counters.js';
-import { acquireLock, type DataDirLock } from './data-dir-lock.js';
+import { acquireLock } from './data-dir-lock.js';
 import { Lifecycle } from './lifecycle.js';
 import { MachineDriver, type UnknownStateMachine } from './machine-driver.js';
 import type { MemberAddress, MemberUpdate } from './member-table.js';
-import type { MemberChange } from './membership.js';
+import type { MemberChange, PeerDirectory } from './membership.js';
 import type { NodeStatus } from './node-status.js';
 import { DEFAULT_RAFT_NODE_OPTIONS, type RaftNodeInit, type RaftNodeOptions } from './options.js';
 import type { EnqueueOptions } from './proposals.js';
@@ -48,8 +52,26 @@ export type HostStatus = NodeStatus;
 /** What a host is built from once its data directory is recovered. */
 export interface HostParts {
   readonly recovered: RecoveredMember;
-  readonly transport: TcpTransport;
-  readonly lock: DataDirLock;
+  /** Sends the group's messages (shared by every group of a multi-raft host). */
+  readonly transport: Pick<TcpTransport, 'send' | 'sendSnapshot' | 'stats'>;
+  /** The transport's peers as the group's membership changes may edit them. */
+  readonly peers: PeerDirectory;
+  readonly shared: SharedIo;
+}
+
+/**
+ * What a host holds of the process's I/O: a single-group host owns its transport, timer and
+ * data directory lock; a group of a multi-raft host only detaches itself from the process's.
+ */
+export interface SharedIo {
+  /** Stops the ticks this host gets (its timer, or its place in the process's timer). */
+  stopTicks(): void;
+  /** Stops delivery of messages to this host (the transport it owns, or its route in a shared one). */
+  detach(): Promise<void>;
+  /** Releases what is left once the host's storage and state machine are closed (the lock it owns). */
+  release(): Promise<void>;
+  /** Whether {@link SharedIo.release} ran (nothing is left to close). */
+  readonly released: boolean;
 }
 
 /** One raft group with its storage, transport and state machine. */
@@ -63,11 +85,11 @@ export class Host {
    */
   readonly writeTrace = new WriteTrace();
 
-  // Process-wide I/O (with many groups, a host would share these among them).
+  // The group's storage, and the process-wide I/O it uses (owned, or shared by many groups).
   private readonly storage: FileStorage;
-  private readonly transport: TcpTransport;
-  private readonly lock: DataDirLock;
-  private readonly timer = new TickTimer();
+  private readonly transport: HostParts['transport'];
+  private readonly shared: SharedIo;
+  private readonly spool: RecoveredMember['spool'];
   private readonly lifecycle: Lifecycle;
   private readonly loop: ReadyLoop;
   // The raft group: its core, its state machine and its replica concerns.
@@ -75,7 +97,7 @@ export class Host {
   private readonly machine: MachineDriver;
   protected readonly replica: Replica;
 
-  protected constructor({ recovered, transport, lock }: HostParts) {
+  protected constructor({ recovered, transport, peers, shared }: HostParts) {
     const { options, raw, storage, machine } = recovered;
     const { counters } = this;
     this.options = options;
@@ -83,13 +105,14 @@ export class Host {
     this.storage = storage;
     this.machine = machine;
     this.transport = transport;
-    this.lock = lock;
+    this.shared = shared;
+    this.spool = recovered.spool;
     const lifecycle = new Lifecycle({
-      stopTimer: () => this.timer.stop(),
+      stopTimer: () => shared.stopTicks(),
       failAll: (error) => this.replica.failAll(error),
-      stopTransport: () => transport.stop(),
+      stopTransport: () => shared.detach(),
       close: () => this.close(),
-      lockReleased: () => lock.released,
+      lockReleased: () => shared.released,
       logger: options.logger,
       onFatal: options.onFatal,
     });
@@ -97,7 +120,6 @@ export class Host {
     const wake = (): void => this.wake();
     const { members, spool, sessions } = recovered;
     const trace = this.writeTrace;
-    const peers = transport;
     const deps = {
       options,
       counters,
@@ -161,18 +183,27 @@ export class Host {
         listen: options.listenPeer,
         peers: initialPeers(options.id, recovered.members, raw.confState()),
         onMessage: (m) => node?.onMessage(m),
-        onUnreachable: (peer) => node?.onReport(() => raw.reportUnreachable(peer)),
-        onSnapshotStatus: (peer, ok) => node?.onReport(() => raw.reportSnapshot(peer, ok)),
+        onUnreachable: (peer) => node?.reportUnreachable(peer),
+        onSnapshotStatus: (peer, ok) => node?.reportSnapshot(peer, ok),
         onError: (error) => options.logger.warn(`transport: ${error.message}`),
         logger: { warn: (m) => options.logger.warn(m), error: (m) => options.logger.error(m) },
         clusterInfo: () => JSON.stringify(node?.clusterInfo() ?? {}),
         // An on-disk state machine's state arrives as a stream, written to disk before delivery.
-        ...(machine.onDisk ? { openSnapshotSink: (_from, m) => recovered.spool.sink(m) } : {}),
+        ...(machine.onDisk ? { openSnapshotSink: (_from, m) => node?.snapshotSink(m) } : {}),
       });
-      node = make({ recovered, transport, lock });
+      const timer = new TickTimer();
+      const shared: SharedIo = {
+        stopTicks: () => timer.stop(),
+        detach: () => transport.stop(),
+        release: () => lock.release(),
+        get released() {
+          return lock.released;
+        },
+      };
+      node = make({ recovered, transport, peers: transport, shared });
       await transport.start();
       const started = node;
-      started.timer.start(options.tickMs, () => started.onTimer());
+      timer.start(options.tickMs, () => started.onTimer());
       options.logger.info(
         `node ${options.name} (${options.id}) started: applied ${machine.appliedIndex}, ` +
           `voters [${raw.confState().voters.join(',')}]`,
@@ -229,6 +260,7 @@ export class Host {
     return {
       ...this.raw.status(),
       name: this.options.name,
+      groupId: this.options.groupId,
       clusterId: this.options.clusterId,
       machineApplied: this.machine.appliedIndex,
       confState: this.raw.confState(),
@@ -245,7 +277,7 @@ export class Host {
     return this.raw.status().term;
   }
 
-  /** The transport's counters. */
+  /** The transport's counters (the process's, on a multi-raft host). */
   transportStats(): ReturnType<TcpTransport['stats']> {
     return this.transport.stats();
   }
@@ -321,14 +353,15 @@ export class Host {
   protected onAdvanced(): void {}
 
   /** The tick timer: catch up on ticks, re-issue stale read barriers, then {@link Host.onTick}. */
-  private onTimer(): void {
+  onTimer(): void {
     if (this.lifecycle.stopped) return;
     this.replica.onTimer();
     this.onTick();
     this.wake();
   }
 
-  private onMessage(message: Message): void {
+  /** A message from a peer, for this group (the transport, or a multi-raft host's router). */
+  onMessage(message: Message): void {
     if (this.lifecycle.stopped) return;
     this.counters.messagesReceived++;
     if (this.writeTrace.enabled) this.writeTrace.receivedMessage(message, performance.now());
@@ -340,6 +373,26 @@ export class Host {
       if (!isRaftError(error)) throw error;
     }
     this.wake();
+  }
+
+  /** The transport could not reach `peer` (a dropped message, a failed connection). */
+  reportUnreachable(peer: number): void {
+    this.onReport(() => this.raw.reportUnreachable(peer));
+  }
+
+  /** A snapshot sent to `peer` by this group was acknowledged (`ok`) or failed. */
+  reportSnapshot(peer: number, ok: boolean): void {
+    this.onReport(() => this.raw.reportSnapshot(peer, ok));
+  }
+
+  /**
+   * Where an on-disk state machine's state streamed by the leader is written before its
+   * snapshot message is delivered (snapshot-spool.ts); undefined refuses it (an in-memory
+   * state machine's state comes in the message, and a stopped host takes nothing).
+   */
+  snapshotSink(message: SnapshotRequest): SnapshotSink | undefined {
+    if (!this.machine.onDisk || this.lifecycle.stopped) return undefined;
+    return this.spool.sink(message);
   }
 
   private onReport(report: () => void): void {
@@ -364,7 +417,7 @@ export class Host {
           outgoing?.payload.close();
           return;
         }
-        if (outgoing === undefined) this.onReport(() => this.raw.reportSnapshot(m.to, false));
+        if (outgoing === undefined) this.reportSnapshot(m.to, false);
         else this.transport.sendSnapshot(outgoing.message, outgoing.payload);
       },
       (error: unknown) => this.lifecycle.fail(error),
@@ -372,17 +425,20 @@ export class Host {
   }
 
   /** Schedules the Ready loop; calls in one event-loop turn share one pass. */
-  private wake(): void {
+  wake(): void {
     this.loop.wake();
   }
 
-  /** Closes transport, waits for work in flight, closes storage and the state machine, releases the lock. */
+  /**
+   * Detaches from the transport, waits for work in flight, closes storage and the state
+   * machine, releases what the host owns of the process (the lock of a single-group host).
+   */
   private async close(): Promise<void> {
-    await this.transport.stop().catch(() => {});
+    await this.shared.detach().catch(() => {});
     await this.loop.current.catch(() => {});
     await this.replica.snapshots.pending?.catch(() => {});
     await this.storage.close().catch(() => {});
     await this.machine.close().catch(() => {});
-    await this.lock.release();
+    await this.shared.release();
   }
 }

@@ -3,6 +3,14 @@
  * runtime's index with it. It imports the runtime's modules directly, not its index (which
  * also exports the KV database's node): its declarations then reach no KV (and no lmdb) types.
  */
+export {
+  createHost,
+  FlotillaHost,
+  type GroupConfig,
+  type HostConfig,
+  type HostPeerStats,
+  type HostStats,
+} from './create-host.js';
 export { createNode, type NodeConfig } from './create-node.js';
 export {
   DuplicateError,

@@ -8,6 +8,8 @@ import type { ConfState, Status } from '../raft/index.js';
 export interface NodeStatus extends Status {
   /** This member's name (its id in decimal for `createNode`). */
   readonly name: string;
+  /** The raft group's id (1 for `createNode`; the group's id on a multi-raft host). */
+  readonly groupId: number;
   /** The cluster's id (derived from the founders, or learned when joining). */
   readonly clusterId: number;
   /** The state machine's applied index. */

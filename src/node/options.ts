@@ -25,6 +25,11 @@ export interface RaftNodeOptions {
   readonly id: number;
   /** The cluster id (overridden like {@link RaftNodeOptions.id}). */
   readonly clusterId: number;
+  /**
+   * The raft group this member replicates: 1 for a single-group node, the group's id on a
+   * multi-raft host (multi-host.ts). Every message carries it.
+   */
+  readonly groupId: number;
   /** The initial cluster as given (recorded in the data directory on bootstrap). */
   readonly initialCluster: string;
   /** Node id → name and peer address of every initial member, this one included. */
@@ -83,6 +88,7 @@ export interface RaftNodeOptions {
 /** The defaults of {@link RaftNodeOptions} that have one. */
 export const DEFAULT_RAFT_NODE_OPTIONS = Object.freeze({
   initialClusterState: 'new' as const,
+  groupId: 1,
   joinTimeoutMs: 30_000,
   tickMs: 100,
   electionTicks: 10,

@@ -112,7 +112,7 @@ function raftOptions(
 ): Partial<RaftOptions> & Pick<RaftOptions, 'id' | 'random'> {
   return {
     id: options.id,
-    groupId: 1,
+    groupId: options.groupId,
     random: new Prng(randomInt(2 ** 31)),
     electionTicks: options.electionTicks,
     heartbeatTicks: options.heartbeatTicks,

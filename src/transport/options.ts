@@ -91,8 +91,11 @@ export interface TcpTransportOptions extends Partial<TransportLimits> {
   readonly onMessage: (message: Message) => void;
   /** A message to `peer` was dropped or its connection failed (report it to raft). */
   readonly onUnreachable?: (peer: NodeId) => void;
-  /** A snapshot send to `peer` finished: `ok` when the peer acknowledged receiving it. */
-  readonly onSnapshotStatus?: (peer: NodeId, ok: boolean) => void;
+  /**
+   * A snapshot send to `peer` finished: `ok` when the peer acknowledged receiving it.
+   * `groupId` is the snapshot message's (a multi-raft host reports it to that group).
+   */
+  readonly onSnapshotStatus?: (peer: NodeId, ok: boolean, groupId: number) => void;
   /** A connection-level error: rejected handshakes, garbage, oversized frames. */
   readonly onError?: (error: TransportError) => void;
   readonly logger?: TransportLogger;

@@ -45,7 +45,7 @@ export interface LinkContext {
   readonly random: () => number;
   readonly logger: TransportLogger;
   unreachable(peer: NodeId): void;
-  snapshotStatus(peer: NodeId, ok: boolean): void;
+  snapshotStatus(peer: NodeId, ok: boolean, groupId: number): void;
   error(error: TransportError): void;
 }
 
@@ -133,7 +133,7 @@ export class PeerLink {
       payload?.close();
       this.drop(1);
       this.stats.snapshotsFailed++;
-      this.context.snapshotStatus(this.peer, false);
+      this.context.snapshotStatus(this.peer, false, message.groupId);
       return;
     }
     const mode = payload === undefined ? 'data' : 'stream';
@@ -426,7 +426,7 @@ export class PeerLink {
     clearTimeout(s.ackTimer);
     this.snapshot = undefined;
     this.stats.snapshotsSent++;
-    this.context.snapshotStatus(this.peer, true);
+    this.context.snapshotStatus(this.peer, true, s.message.groupId);
   }
 
   private failSnapshot(): void {
@@ -437,7 +437,7 @@ export class PeerLink {
     s.close();
     this.stats.snapshotsFailed++;
     if (!s.begun) this.stats.messagesDropped++;
-    this.context.snapshotStatus(this.peer, false);
+    this.context.snapshotStatus(this.peer, false, s.message.groupId);
   }
 
   private dropQueue(): void {

@@ -66,7 +66,8 @@ export class TcpTransport implements MessageSender {
       random: options.random ?? Math.random,
       logger: this.logger,
       unreachable: (peer) => this.defer(() => this.options.onUnreachable?.(peer)),
-      snapshotStatus: (peer, ok) => this.defer(() => this.options.onSnapshotStatus?.(peer, ok)),
+      snapshotStatus: (peer, ok, groupId) =>
+        this.defer(() => this.options.onSnapshotStatus?.(peer, ok, groupId)),
       error: (error) => this.defer(() => this.options.onError?.(error)),
     };
     this.inboundContext = {
@@ -151,7 +152,7 @@ export class TcpTransport implements MessageSender {
       if (this.state === 'stopped') return;
       this.droppedUnknownPeer++;
       this.linkContext.unreachable(message.to);
-      this.linkContext.snapshotStatus(message.to, false);
+      this.linkContext.snapshotStatus(message.to, false, message.groupId);
       return;
     }
     link.sendSnapshot(message, payload);
@@ -164,7 +165,7 @@ export class TcpTransport implements MessageSender {
       if (link === undefined) {
         this.droppedUnknownPeer++;
         this.linkContext.unreachable(m.to);
-        if (m.type === 'snapshot') this.linkContext.snapshotStatus(m.to, false);
+        if (m.type === 'snapshot') this.linkContext.snapshotStatus(m.to, false, m.groupId);
         continue;
       }
       if (m.type === 'snapshot') {

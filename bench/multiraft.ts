@@ -1,0 +1,263 @@
+/**
+ * The multi-raft benchmark: three host processes on loopback (bench/multiraft-host.ts), each a
+ * multi-raft host running the same counter groups.
+ *
+ * - Idle: N groups (default 1, 100, 1000) elected and settled, nothing written: CPU per host
+ *   process (process.cpuUsage, averaged over the three) and bytes/s between the processes
+ *   (the transports' bytes sent), over `--seconds`. Also how long the N groups took to open
+ *   and elect a leader everywhere, and again after every process restarted from its data
+ *   directory.
+ * - Active: G groups (default 1, 8, 64) under the same total client load (`--clients`, 64):
+ *   each group gets clients/G clients proposing one after another on its leader's host;
+ *   aggregate committed writes/s and the p99 latency.
+ *
+ *   npm run bench:multiraft -- [--json] [--idle 1,100,1000] [--active 1,8,64] [--seconds S] [--clients C]
+ *
+ * The last line with `--json` is `{"idle":[{"groups","cpu_pct","net_bytes_per_s",...}],
+ * "active":[{"groups","writes_per_s","p99_ms",...}]}`.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { freePorts } from '../src/cli/cluster-command.js';
+import type { HostConfig } from '../src/index.js';
+import type { HostRequest } from './multiraft-host.js';
+
+const HOST_SCRIPT = fileURLToPath(new URL('./multiraft-host.js', import.meta.url));
+const HOSTS = 3;
+
+/** A host's answer to `status`. */
+interface StatusReply {
+  readonly led: number;
+  readonly leading: number[];
+}
+
+/** A host's answer to `sample`. */
+interface SampleReply {
+  readonly cpuMicros: number;
+  readonly bytesSent: number;
+  readonly rss: number;
+}
+
+/** A host's answer to `load`. */
+interface LoadReply {
+  readonly errors: number;
+  readonly latencies: number[];
+}
+
+interface Reply {
+  readonly type: string;
+  readonly message?: string;
+}
+
+/** One host process and its one request in flight. */
+class HostProcess {
+  private pending: { resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
+  private readonly ready: Promise<void>;
+
+  constructor(readonly child: ChildProcess) {
+    let started: () => void = () => {};
+    this.ready = new Promise((resolve) => {
+      started = resolve;
+    });
+    child.on('message', (reply: Reply) => {
+      if (reply.type === 'ready') return started();
+      const pending = this.pending;
+      this.pending = undefined;
+      if (reply.type === 'error') pending?.reject(new Error(String(reply.message)));
+      else pending?.resolve(reply);
+    });
+    child.on('exit', (code) => this.pending?.reject(new Error(`host process exited with ${code}`)));
+  }
+
+  static start(config: HostConfig): HostProcess {
+    const env = { ...process.env, FLOTILLA_BENCH_HOST: JSON.stringify(config) };
+    return new HostProcess(fork(HOST_SCRIPT, [], { env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  }
+
+  async request<T = Reply>(request: HostRequest): Promise<T> {
+    await this.ready;
+    return new Promise<T>((resolve, reject) => {
+      this.pending = { resolve: (reply) => resolve(reply as T), reject };
+      this.child.send(request);
+    });
+  }
+
+  async close(): Promise<void> {
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    await this.request({ type: 'close' }).catch(() => {});
+    await exited;
+  }
+}
+
+interface Cluster {
+  readonly root: string;
+  readonly configs: readonly HostConfig[];
+  hosts: HostProcess[];
+}
+
+async function newCluster(): Promise<Cluster> {
+  const root = await mkdtemp(join(tmpdir(), 'flotilla-bench-multiraft-'));
+  const ports = await freePorts(HOSTS);
+  const peers: Record<number, string> = {};
+  for (const [i, port] of ports.entries()) peers[i + 1] = `127.0.0.1:${port}`;
+  const configs = ports.map((port, i) => ({
+    id: i + 1,
+    dataDir: join(root, `host-${i + 1}`),
+    listen: `127.0.0.1:${port}`,
+    peers,
+  }));
+  return { root, configs, hosts: configs.map((c) => HostProcess.start(c)) };
+}
+
+/** Opens the groups on every host and waits until every group has a leader everywhere; the ms it took. */
+async function openAll(cluster: Cluster, groups: number[] | 'stored', count: number): Promise<number> {
+  const started = performance.now();
+  await Promise.all(cluster.hosts.map((h) => h.request({ type: 'open', groups })));
+  const deadline = Date.now() + 120_000 + count * 20;
+  for (;;) {
+    const statuses = await Promise.all(cluster.hosts.map((h) => h.request<StatusReply>({ type: 'status' })));
+    if (statuses.every((s) => s.led === count)) return performance.now() - started;
+    if (Date.now() > deadline)
+      throw new Error(`groups without a leader: ${JSON.stringify(statuses.map((s) => s.led))}`);
+    await sleep(50);
+  }
+}
+
+function ids(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => i + 1);
+}
+
+interface IdleRow {
+  groups: number;
+  cpu_pct: number;
+  cpu_pct_max: number;
+  net_bytes_per_s: number;
+  rss_mb: number;
+  open_ms: number;
+  restart_ms: number;
+}
+
+async function idle(groups: number, seconds: number): Promise<IdleRow> {
+  const cluster = await newCluster();
+  try {
+    const openMs = await openAll(cluster, ids(groups), groups);
+    await sleep(2000);
+    const before = await Promise.all(cluster.hosts.map((h) => h.request<SampleReply>({ type: 'sample' })));
+    const t0 = performance.now();
+    await sleep(seconds * 1000);
+    const after = await Promise.all(cluster.hosts.map((h) => h.request<SampleReply>({ type: 'sample' })));
+    const elapsedMs = performance.now() - t0;
+    const cpu = after.map((a, i) => ((a.cpuMicros - before[i]!.cpuMicros) / 1000 / elapsedMs) * 100);
+    const bytes = after.reduce((sum, a, i) => sum + a.bytesSent - before[i]!.bytesSent, 0);
+    const rss = Math.max(...after.map((a) => a.rss));
+    await Promise.all(cluster.hosts.map((h) => h.close()));
+    cluster.hosts = cluster.configs.map((c) => HostProcess.start(c));
+    const restartMs = await openAll(cluster, 'stored', groups);
+    return {
+      groups,
+      cpu_pct: round(cpu.reduce((a, b) => a + b, 0) / cpu.length),
+      cpu_pct_max: round(Math.max(...cpu)),
+      net_bytes_per_s: Math.round(bytes / (elapsedMs / 1000)),
+      rss_mb: Math.round(rss / 2 ** 20),
+      open_ms: Math.round(openMs),
+      restart_ms: Math.round(restartMs),
+    };
+  } finally {
+    await closeCluster(cluster);
+  }
+}
+
+interface ActiveRow {
+  groups: number;
+  clients: number;
+  writes_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+}
+
+async function active(groups: number, clients: number, seconds: number): Promise<ActiveRow> {
+  const cluster = await newCluster();
+  try {
+    await openAll(cluster, ids(groups), groups);
+    await sleep(1000);
+    const statuses = await Promise.all(cluster.hosts.map((h) => h.request<StatusReply>({ type: 'status' })));
+    const perGroup = Math.max(1, Math.round(clients / groups));
+    const runs = statuses.map((s, i) => {
+      const assign = s.leading.map((g): [number, number] => [g, perGroup]);
+      return cluster.hosts[i]!.request<LoadReply>({ type: 'load', assign, durationMs: seconds * 1000 });
+    });
+    const results = await Promise.all(runs);
+    const latencies = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
+    const errors = results.reduce((sum, r) => sum + r.errors, 0);
+    return {
+      groups,
+      clients: perGroup * groups,
+      writes_per_s: Math.round(latencies.length / seconds),
+      p50_ms: round(percentile(latencies, 0.5)),
+      p99_ms: round(percentile(latencies, 0.99)),
+      errors,
+    };
+  } finally {
+    await closeCluster(cluster);
+  }
+}
+
+async function closeCluster(cluster: Cluster): Promise<void> {
+  await Promise.all(cluster.hosts.map((h) => (h.child.exitCode === null ? h.close() : undefined)));
+  await rm(cluster.root, { recursive: true, force: true });
+}
+
+function percentile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+function listFlag(name: string, fallback: number[]): number[] {
+  const at = process.argv.indexOf(name);
+  if (at < 0) return fallback;
+  const text = process.argv[at + 1] ?? '';
+  return text === '' ? [] : text.split(',').map(Number);
+}
+
+function numberFlag(name: string, fallback: number): number {
+  const at = process.argv.indexOf(name);
+  return at < 0 ? fallback : Number(process.argv[at + 1]);
+}
+
+async function main(): Promise<void> {
+  const json = process.argv.includes('--json');
+  const seconds = numberFlag('--seconds', 5);
+  const clients = numberFlag('--clients', 64);
+  const idleRows: IdleRow[] = [];
+  for (const groups of listFlag('--idle', [1, 100, 1000])) {
+    const row = await idle(groups, seconds);
+    idleRows.push(row);
+    console.log(
+      `idle ${groups} groups: ${row.cpu_pct}% CPU per process (max ${row.cpu_pct_max}%), ` +
+        `${row.net_bytes_per_s} B/s between processes, RSS ${row.rss_mb} MiB, ` +
+        `open ${row.open_ms} ms, restart ${row.restart_ms} ms`,
+    );
+  }
+  const activeRows: ActiveRow[] = [];
+  for (const groups of listFlag('--active', [1, 8, 64])) {
+    const row = await active(groups, clients, seconds);
+    activeRows.push(row);
+    console.log(
+      `active ${groups} groups, ${row.clients} clients: ${row.writes_per_s} writes/s, ` +
+        `p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, ${row.errors} errors`,
+    );
+  }
+  if (json) console.log(JSON.stringify({ idle: idleRows, active: activeRows }));
+}
+
+await main();

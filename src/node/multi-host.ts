@@ -1,0 +1,343 @@
+/**
+ * The multi-raft host: one process hosting many raft groups, each a replica
+ * ({@link GroupHost}: its own core, log storage, state machine and Ready loop), sharing what a
+ * process has once:
+ *
+ * - **one transport** ({@link TcpTransport}, one connection per peer host and direction): an
+ *   inbound message goes to the replica of its `groupId`, and one for a group this host does
+ *   not run is dropped and counted (`droppedUnknownGroup`), never fatal. Each group's Ready
+ *   loop sends through the shared transport, which writes everything queued for a peer in one
+ *   event-loop turn as one write: the messages of every group that ran a pass in that turn.
+ * - **one tick timer**, prompting every open group to catch up on its ticks (each group's
+ *   clock counts ticks by the monotonic clock, see ticker.ts). Quiescence, which stops ticking
+ *   idle groups, is a later slice.
+ * - **one data directory lock**; each group's files in `<dataDir>/groups/<groupId>/`
+ *   (group-dirs.ts), opened by startup.ts exactly as a single-group node's data directory.
+ *
+ * A replica is named `(groupId, replicaId)`: the replica id is its host's id (a group's
+ * members are hosts), and its log lines start with `group <g> replica <r>:`.
+ *
+ * Each group persists with its own fdatasync: groups' Ready loops run concurrently (one
+ * group's fsync does not wait for another's), which is correct and simple; the shared WAL of
+ * slice 3 replaces it by one write and one fdatasync per loop pass for every group.
+ *
+ * A group's fatal error (its storage failed, its `apply` threw) stops that group only: it is
+ * detached from the transport and the timer, its waiting requests fail with `FATAL`, and the
+ * host's `onFatal` is told which group failed.
+ */
+import { mkdir } from 'node:fs/promises';
+import type { Message } from '../raft/index.js';
+import { type PeerAddress, TcpTransport, type TransportStats } from '../transport/index.js';
+import { acquireLock, type DataDirLock } from './data-dir-lock.js';
+import { FlotillaError } from './errors.js';
+import {
+  clearInterruptedRemovals,
+  groupDirectory,
+  isGroupId,
+  removeGroupDirectory,
+  storedGroups,
+} from './group-dirs.js';
+import { GroupHost } from './group-host.js';
+import type { SharedIo } from './host.js';
+import { MachineDriver, type UnknownStateMachine } from './machine-driver.js';
+import type { MemberAddress } from './member-table.js';
+import type { PeerDirectory } from './membership.js';
+import { DEFAULT_RAFT_NODE_OPTIONS, type NodeLogger, type RaftNodeOptions } from './options.js';
+import { recoverMember } from './startup.js';
+import { TickTimer } from './ticker.js';
+import type { TunedOptions } from './tuning.js';
+
+/** Messages queued per peer host: one turn may carry a heartbeat of every group. */
+const HOST_SEND_QUEUE_MESSAGES_MAX = 1 << 18;
+
+/** The runtime options every group of a host shares (a group's own come from {@link MultiHost.openGroup}). */
+export type GroupDefaults = TunedOptions;
+
+/** Options of {@link MultiHost.start}. */
+export interface MultiHostOptions {
+  /** This host's id: the replica id of every replica it runs. */
+  readonly id: number;
+  readonly dataDir: string;
+  /** Every host of the cluster by id (this one included), where it listens for peers. */
+  readonly hosts: ReadonlyMap<number, MemberAddress>;
+  /** The cluster's id (peers presenting another one are refused). */
+  readonly clusterId: number;
+  readonly groupDefaults: GroupDefaults;
+  readonly logger: NodeLogger;
+  /** Called when a group stops on a fatal error (the other groups run on). */
+  readonly onFatal: (error: unknown, groupId: number) => void;
+}
+
+/** Counters of a multi-raft host. */
+export interface MultiHostStats {
+  /** Groups open (running) on this host. */
+  readonly groups: number;
+  /** Messages received for a group this host does not run (dropped). */
+  readonly droppedUnknownGroup: number;
+  /** Messages received and handed to a group. */
+  readonly messagesRouted: number;
+  /** The shared transport's counters. */
+  readonly transport: TransportStats;
+}
+
+/** Many raft groups in one process, sharing one transport, one timer and one data directory lock. */
+export class MultiHost {
+  /** Open groups, by id: where inbound messages and ticks go. */
+  private readonly routes = new Map<number, GroupHost>();
+  /** Every group opened and not yet closed, by id (a failed group stays until it is closed). */
+  private readonly opened = new Map<number, Promise<GroupHost>>();
+  private readonly timer = new TickTimer();
+  private droppedUnknownGroup = 0;
+  private messagesRouted = 0;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly options: MultiHostOptions,
+    private readonly transport: TcpTransport,
+    private readonly lock: DataDirLock,
+  ) {}
+
+  /** Locks the data directory, starts the transport and the timer. No group is open yet. */
+  static async start(options: MultiHostOptions): Promise<MultiHost> {
+    await mkdir(options.dataDir, { recursive: true });
+    const lock = await acquireLock(options.dataDir);
+    try {
+      await clearInterruptedRemovals(options.dataDir);
+      const self = options.hosts.get(options.id);
+      if (self === undefined) throw invalid(`hosts: no address for this host's id ${options.id}`);
+      let host: MultiHost | undefined;
+      const peers = new Map<number, PeerAddress>();
+      for (const [id, m] of options.hosts)
+        if (id !== options.id) peers.set(id, { host: m.host, port: m.port });
+      const { logger } = options;
+      const transport = new TcpTransport({
+        nodeId: options.id,
+        clusterId: options.clusterId,
+        listen: { host: self.host, port: self.port },
+        peers,
+        sendQueueMessagesMax: HOST_SEND_QUEUE_MESSAGES_MAX,
+        onMessage: (m) => host?.route(m),
+        onUnreachable: (peer) => host?.unreachable(peer),
+        onSnapshotStatus: (peer, ok, groupId) => host?.routes.get(groupId)?.reportSnapshot(peer, ok),
+        openSnapshotSink: (_from, m) => host?.routes.get(m.groupId)?.snapshotSink(m),
+        onError: (error) => logger.warn(`transport: ${error.message}`),
+        logger: { warn: (m) => logger.warn(m), error: (m) => logger.error(m) },
+      });
+      host = new MultiHost(options, transport, lock);
+      await transport.start();
+      const started = host;
+      started.timer.start(options.groupDefaults.tickMs, () => started.tick());
+      logger.info(
+        `host ${options.id} started: ${(await storedGroups(options.dataDir)).length} groups on disk`,
+      );
+      return started;
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+  }
+
+  /**
+   * Opens group `groupId` with `stateMachine`: recovers it from its directory, or bootstraps
+   * it with `members` (host ids, this one among them; the same on every member) when it has
+   * none. Throws `INVALID_CONFIG` for a bad id or members, a group already open, or a
+   * directory of another member or cluster; `STOPPED` once the host is stopping.
+   */
+  async openGroup(
+    groupId: number,
+    stateMachine: UnknownStateMachine,
+    members: readonly number[],
+  ): Promise<GroupHost> {
+    if (this.stopping !== undefined) throw new FlotillaError('STOPPED', 'host is stopping');
+    if (!isGroupId(groupId)) throw invalid(`group id: expected an integer in [1, 2^32 - 1], got ${groupId}`);
+    if (this.opened.has(groupId))
+      throw invalid(`group ${groupId} is already open on host ${this.options.id}`);
+    const options = this.groupOptions(groupId, members);
+    const opening = this.launchGroup(options, stateMachine);
+    this.opened.set(groupId, opening);
+    try {
+      return await opening;
+    } catch (error) {
+      this.opened.delete(groupId);
+      throw error;
+    }
+  }
+
+  /** The open group `groupId`, if any (a group that stopped on a fatal error is not open). */
+  group(groupId: number): GroupHost | undefined {
+    return this.routes.get(groupId);
+  }
+
+  /** The ids of the open groups, ascending. */
+  groupIds(): number[] {
+    return [...this.routes.keys()].sort((a, b) => a - b);
+  }
+
+  /** Whether group `groupId` is opened or opening (closing it makes room to open it again). */
+  isOpened(groupId: number): boolean {
+    return this.opened.has(groupId);
+  }
+
+  /** The ids of the groups with a directory on this host, open or not. */
+  storedGroups(): Promise<number[]> {
+    return storedGroups(this.options.dataDir);
+  }
+
+  /**
+   * Deletes group `groupId`'s files, which must not be open here (close it first). Throws
+   * `INVALID_CONFIG` when it is open.
+   */
+  async removeGroupData(groupId: number): Promise<void> {
+    if (!isGroupId(groupId)) throw invalid(`group id: expected an integer in [1, 2^32 - 1], got ${groupId}`);
+    if (this.opened.has(groupId)) throw invalid(`group ${groupId} is open on host ${this.options.id}`);
+    await removeGroupDirectory(this.options.dataDir, groupId);
+    this.options.logger.info(`group ${groupId} replica ${this.options.id}: data deleted`);
+  }
+
+  /** The host's counters. */
+  stats(): MultiHostStats {
+    return {
+      groups: this.routes.size,
+      droppedUnknownGroup: this.droppedUnknownGroup,
+      messagesRouted: this.messagesRouted,
+      transport: this.transport.stats(),
+    };
+  }
+
+  /**
+   * Stops every group (their waiting requests fail with `STOPPED`), then the transport, and
+   * releases the data directory lock.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopAll();
+    return this.stopping;
+  }
+
+  private async stopAll(): Promise<void> {
+    this.timer.stop();
+    const groups = await Promise.allSettled([...this.opened.values()]);
+    await Promise.all(groups.map((g) => (g.status === 'fulfilled' ? g.value.stop() : undefined)));
+    await this.transport.stop();
+    await this.lock.release();
+    this.options.logger.info(`host ${this.options.id} stopped`);
+  }
+
+  /** The runtime options of group `groupId`, bootstrapped with `members` when it is new. */
+  private groupOptions(groupId: number, members: readonly number[]): RaftNodeOptions {
+    const { id, hosts, clusterId, dataDir, groupDefaults, logger } = this.options;
+    if (members.length === 0 || !members.includes(id))
+      throw invalid(`group ${groupId}: members [${members.join(',')}] must include this host's id ${id}`);
+    const table = new Map<number, MemberAddress>();
+    for (const member of [...new Set(members)].sort((a, b) => a - b)) {
+      const address = hosts.get(member);
+      if (address === undefined)
+        throw invalid(`group ${groupId}: member ${member} is not a host of the cluster`);
+      table.set(member, { name: String(member), host: address.host, port: address.port });
+    }
+    const prefix = `group ${groupId} replica ${id}: `;
+    const self = table.get(id)!;
+    return {
+      ...DEFAULT_RAFT_NODE_OPTIONS,
+      ...groupDefaults,
+      name: String(id),
+      id,
+      groupId,
+      clusterId,
+      initialCluster: [...table].map(([m, a]) => `${m}=${a.host}:${a.port}`).join(','),
+      members: table,
+      initialClusterState: 'new',
+      dataDir: groupDirectory(dataDir, groupId),
+      listenPeer: { host: self.host, port: self.port },
+      logger: {
+        info: (m) => logger.info(prefix + m),
+        warn: (m) => logger.warn(prefix + m),
+        error: (m) => logger.error(prefix + m),
+      },
+      onFatal: (error) => this.options.onFatal(error, groupId),
+    };
+  }
+
+  /** Recovers (or bootstraps) a group and starts delivering messages and ticks to it. */
+  private async launchGroup(options: RaftNodeOptions, stateMachine: UnknownStateMachine): Promise<GroupHost> {
+    await mkdir(options.dataDir, { recursive: true });
+    const { groupId } = options;
+    try {
+      const recovered = await recoverMember(options, new MachineDriver(stateMachine));
+      const group = GroupHost.open({
+        recovered,
+        transport: this.transport,
+        peers: this.peerDirectory(),
+        shared: this.sharedIo(groupId),
+      });
+      if (this.stopping !== undefined) {
+        await group.stop();
+        throw new FlotillaError('STOPPED', 'host is stopping');
+      }
+      this.routes.set(groupId, group);
+      options.logger.info(`opened: applied ${recovered.machine.appliedIndex}`);
+      group.wake();
+      return group;
+    } catch (error) {
+      await stateMachine.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  /** What a group holds of the process: its route and its place in the timer. */
+  private sharedIo(groupId: number): SharedIo {
+    let released = false;
+    return {
+      stopTicks: () => this.routes.delete(groupId),
+      detach: async () => {
+        this.routes.delete(groupId);
+      },
+      release: async () => {
+        if (released) return;
+        released = true;
+        this.opened.delete(groupId);
+      },
+      get released() {
+        return released;
+      },
+    };
+  }
+
+  /**
+   * The transport's peers as seen by a group's membership: hosts, shared by every group. A
+   * group learns a host's address (add, update) but never removes a host another group may
+   * still replicate with.
+   */
+  private peerDirectory(): PeerDirectory {
+    const transport = this.transport;
+    return {
+      hasPeer: (id) => transport.hasPeer(id),
+      addPeer: (id, address) => {
+        if (id !== this.options.id && !transport.hasPeer(id)) transport.addPeer(id, address);
+      },
+      updatePeer: (id, address) => transport.updatePeer(id, address),
+      removePeer: () => {},
+    };
+  }
+
+  private route(message: Message): void {
+    const group = this.routes.get(message.groupId);
+    if (group === undefined) {
+      this.droppedUnknownGroup++;
+      return;
+    }
+    this.messagesRouted++;
+    group.onMessage(message);
+  }
+
+  private unreachable(peer: number): void {
+    for (const group of this.routes.values()) group.reportUnreachable(peer);
+  }
+
+  private tick(): void {
+    for (const group of this.routes.values()) group.onTimer();
+  }
+}
+
+function invalid(message: string): FlotillaError {
+  return new FlotillaError('INVALID_CONFIG', message);
+}
