@@ -96,7 +96,8 @@ async function timed(what: string, probe: () => Promise<boolean>): Promise<numbe
   for (;;) {
     if (await probe()) return (performance.now() - started) / 1000;
     if (run.spawnFailure !== undefined) throw run.spawnFailure;
-    if (performance.now() - started > STEP_TIMEOUT_MS) throw new Error(`${what}: not done in ${STEP_TIMEOUT_MS} ms`);
+    if (performance.now() - started > STEP_TIMEOUT_MS)
+      throw new Error(`${what}: not done in ${STEP_TIMEOUT_MS} ms`);
     await sleep(50);
   }
 }
@@ -185,7 +186,10 @@ async function catchUp(
   const pid = startProcess(cluster.system, argv, template.cwd);
   const peaks = new PeakSampler([pid]);
   try {
-    const seconds = await timed('catch-up', async () => ((await servedRevision(endpoint, true)) ?? 0) >= target);
+    const seconds = await timed(
+      'catch-up',
+      async () => ((await servedRevision(endpoint, true)) ?? 0) >= target,
+    );
     return { seconds, peakMb: peaks.stop()[0]!, pid };
   } finally {
     peaks.stop();
@@ -199,7 +203,9 @@ export async function rejoin(cluster: Cluster, directory: string): Promise<Rejoi
   log(`${cluster.system}: restarted member serves after ${restarted.seconds.toFixed(2)} s`);
   log(`${cluster.system}: a new member joins...`);
   const joined = await catchUp(cluster, directory);
-  log(`${cluster.system}: the new member caught up after ${joined.seconds.toFixed(2)} s (peak RSS ${joined.peakMb} MB)`);
+  log(
+    `${cluster.system}: the new member caught up after ${joined.seconds.toFixed(2)} s (peak RSS ${joined.peakMb} MB)`,
+  );
   return {
     restart_s: Math.round(restarted.seconds * 100) / 100,
     catchup_s: Math.round(joined.seconds * 100) / 100,

@@ -43,7 +43,8 @@ function perSystem(
   pick: (result: SystemResult) => number,
 ): Partial<Record<System, number>> {
   const out: Partial<Record<System, number>> = {};
-  for (const [system, result] of Object.entries(systems) as [System, SystemResult][]) out[system] = pick(result);
+  for (const [system, result] of Object.entries(systems) as [System, SystemResult][])
+    out[system] = pick(result);
   return out;
 }
 
