@@ -78,6 +78,7 @@ import {
   readEncodedSessions,
   readLeases,
   readMeta,
+  recordKey,
   recordKeyOf,
   scanRecordView,
   sessionEntry,
@@ -92,12 +93,18 @@ export type { LmdbKvTestHooks } from './lmdb-commits.js';
 export interface LmdbKvOptions extends KvOptions, CommitOptions {
   /** Never fsync (see the module comment for what that risks). Default false. */
   readonly noSync: boolean;
+  /**
+   * Records a compaction dropped are deleted this many per LMDB transaction, one
+   * transaction at a time, off the apply path (etcd deletes 1,000 per batch with a pause).
+   */
+  readonly compactDeletesPerCommit: number;
 }
 
 /** The default options: commits every 100 ms; 32 MiB or 1024 batches in flight at most. */
 export const DEFAULT_LMDB_KV_OPTIONS: LmdbKvOptions = Object.freeze({
   ...DEFAULT_KV_OPTIONS,
   noSync: false,
+  compactDeletesPerCommit: 5_000,
   commitIntervalMs: 100,
   commitBytesMax: 32 * 1024 * 1024,
   commitBatchesMax: 1024,
@@ -121,6 +128,9 @@ function treePages(stats: PageStats): number {
 /** A key-value backend stored in an LMDB environment. */
 export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
   private restoring = false;
+  /** The deletion of compacted records in progress, if any (one transaction at a time). */
+  private deletingCompacted: Promise<void> | undefined;
+  private readonly compactDeletesPerCommit: number;
   private readonly commits: CommitPipeline;
   private readonly failureListeners: ((error: unknown) => void)[] = [];
 
@@ -133,10 +143,11 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     private generation: number,
     private readonly store: LmdbStore,
     machine: KvStateMachine,
-    commitOptions: CommitOptions,
-    hooks: LmdbKvTestHooks,
+    commitOptions: LmdbKvOptions,
+    private readonly hooks: LmdbKvTestHooks,
   ) {
     super(machine);
+    this.compactDeletesPerCommit = commitOptions.compactDeletesPerCommit;
     this.commits = new CommitPipeline(
       root,
       commitOptions,
@@ -212,6 +223,7 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     }
     this.commits.enqueue({ db: this.store.db, writes, from, to: this.machine.appliedIndex });
     this.machine.publishWatchEvents();
+    this.deleteCompacted();
     return results;
   }
 
@@ -234,9 +246,17 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     this.ensureUsable();
     const meta = this.machine.position();
     const overlay = this.store.overlay.freeze();
+    const compacted = this.store.compacted.view();
     const transaction = this.root.useReadTransaction();
     try {
-      const records = scanRecordView(this.store.db, overlay, 0, Number.MAX_SAFE_INTEGER, transaction);
+      const records = scanRecordView(
+        this.store.db,
+        overlay,
+        0,
+        Number.MAX_SAFE_INTEGER,
+        transaction,
+        compacted,
+      );
       const source = {
         meta,
         records: encodedRecords(records),
@@ -259,10 +279,11 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     release(): void;
   } {
     const overlay = this.store.overlay.freeze();
+    const compacted = this.store.compacted.view();
     const transaction = this.root.useReadTransaction();
     const db = this.store.db;
     return {
-      scan: (upTo) => encodedRecords(scanRecordView(db, overlay, 0, upTo, transaction)),
+      scan: (upTo) => encodedRecords(scanRecordView(db, overlay, 0, upTo, transaction, compacted)),
       release: () => transaction.done(),
     };
   }
@@ -274,6 +295,9 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     this.restoring = true;
     try {
       await this.commits.settled();
+      // The records of the store being replaced need no deleting (and must not be deleted from the next).
+      await this.deletingCompacted;
+      this.store.compacted.clear();
       assert(this.store.overlay.size === 0, 'kv: overlay left after every commit');
       const next = 1 - this.generation;
       const target = this.generations[next]!;
@@ -327,7 +351,51 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     this.closed = true;
     this.machine.hub.cancelAll();
     await this.commits.settled().catch(() => {});
+    // What is left of a compaction's deletions is found again on the next open.
+    await this.deletingCompacted;
     await this.root.close();
+  }
+
+  /**
+   * Deletes the records compactions dropped, {@link LmdbKvOptions.compactDeletesPerCommit}
+   * per transaction, one transaction at a time, each after the commit of the batches that put
+   * them; until deleted they are hidden from scans (lmdb-store.ts, `CompactedBacklog`). Runs
+   * until the backlog is empty, the backend closes or a restore begins.
+   */
+  private deleteCompacted(): void {
+    if (this.deletingCompacted !== undefined || !this.store.compacted.pending) return;
+    this.deletingCompacted = this.drainCompacted()
+      .catch((error: unknown) => this.failed(error))
+      .finally(() => {
+        this.deletingCompacted = undefined;
+      });
+  }
+
+  /**
+   * Resolves once the records compactions dropped are deleted from LMDB, or their deletion
+   * stopped (closed, restored, failed); reads never see them either way.
+   */
+  async compactionDeleted(): Promise<void> {
+    while (this.deletingCompacted !== undefined) await this.deletingCompacted;
+  }
+
+  private async drainCompacted(): Promise<void> {
+    const backlog = this.store.compacted;
+    for (;;) {
+      const index = backlog.nextIndex;
+      if (index === undefined || this.closed || this.restoring || this.failure !== undefined) return;
+      if (this.commits.committedIndex < index) await this.commits.settled();
+      if (this.hooks.beforeCompactedDelete !== undefined && !(await this.hooks.beforeCompactedDelete()))
+        return;
+      if (this.closed || this.restoring || this.failure !== undefined) return;
+      const revisions = backlog.take(this.compactDeletesPerCommit);
+      const db = this.store.db;
+      await this.root.transaction(() => {
+        for (const { main, sub } of revisions) db.removeSync(recordKey(main, sub));
+      });
+      this.root.resetReadTxn();
+      backlog.deleted();
+    }
   }
 
   /** A batch is in LMDB's committed state: its records leave the overlay. */
@@ -358,6 +426,9 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
       const records = this.store.scanRecords(0, Number.MAX_SAFE_INTEGER);
       this.machine.reset(meta, records, readLeases(db), sessions);
       this.commits.reset(meta.appliedIndex);
+      // A compaction whose deletions were cut short by a crash: finish it.
+      this.store.deleteCompacted(this.machine.compactLeftovers(), meta.appliedIndex);
+      this.deleteCompacted();
     } catch (error) {
       this.failure = error;
       throw error;

@@ -52,6 +52,11 @@ export interface LmdbKvTestHooks {
   readonly beforeCommit?: (batches: { readonly from: number; readonly to: number }) => Promise<void>;
   /** Wraps lmdb-js's `flushed` promise, which `sync` awaits. */
   readonly flushed?: (flushed: PromiseLike<unknown>) => PromiseLike<unknown>;
+  /**
+   * Awaited before each transaction deleting compacted records; false stops the deletions
+   * there, as a process that dies between two of them.
+   */
+  readonly beforeCompactedDelete?: () => Promise<boolean>;
 }
 
 /** One applied batch on its way to LMDB. */

@@ -55,6 +55,10 @@ export class MemoryStore implements KvStore {
     this.records = this.records.filter((record) => !dropped.has(`${record.main}.${record.sub}`));
   }
 
+  deleteCompacted(revisions: readonly Revision[]): void {
+    this.deleteRecords(revisions);
+  }
+
   // Leases and sessions are held by the state machine's tables; nothing else to keep.
   putLease(): void {}
   deleteLease(): void {}

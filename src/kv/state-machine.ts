@@ -413,13 +413,22 @@ export class KvStateMachine implements CommittedReads, WatchSource {
     this.published.push({ revision: txn.revision, events });
   }
 
+  /**
+   * Drops from the key index what the compacted revision no longer needs, after a
+   * {@link reset} from a store whose deletion of compacted records was cut short (each key's
+   * history then still holds a suffix of what compaction dropped); returns those records.
+   */
+  compactLeftovers(): IndexEntry[] {
+    return this.meta.compactRevision > 0 ? this.index.compact(this.meta.compactRevision) : [];
+  }
+
   private compact(revision: number): KvResponse {
     if (revision <= this.meta.compactRevision) {
       throw new KvError('COMPACTED', undefined, this.meta.compactRevision);
     }
     if (revision > this.meta.revision) throw new KvError('FUTURE_REV');
     const dropped = this.index.compact(revision);
-    this.store.deleteRecords(dropped);
+    this.store.deleteCompacted(dropped, this.meta.appliedIndex);
     this.meta.compactRevision = revision;
     return { type: 'compact', revision: this.meta.revision };
   }

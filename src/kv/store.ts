@@ -26,8 +26,14 @@ export interface KvStore {
   scanEncoded(fromMain: number, toMain: number): Iterable<readonly [Uint8Array, Uint8Array]>;
   /** Stores a record newer than every stored one. */
   putRecord(record: StoredRecord): void;
-  /** Deletes the records at `revisions` (compaction). */
+  /** Deletes the records at `revisions`. */
   deleteRecords(revisions: readonly Revision[]): void;
+  /**
+   * Deletes the records compaction dropped at applied index `index` (each key's in ascending
+   * order). Nothing reaches them through the key index any more, so a store may delete them
+   * in the background; its scans must not show them meanwhile.
+   */
+  deleteCompacted(revisions: readonly Revision[], index: number): void;
   /** Stores or replaces a lease. */
   putLease(lease: LeaseInfo): void;
   /** Deletes a lease. */
