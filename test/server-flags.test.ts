@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -104,6 +104,54 @@ test('cluster start: bad --nodes or --log-level exits 2', async () => {
   ]);
   assert.equal(logLevel.code, 2);
   assert.match(logLevel.stderr, /--log-level must be one of debug, info, warn, error, got 'loud'/);
+  for (const entries of ['0', 'many', '-5']) {
+    const result = await run([
+      'cluster',
+      'start',
+      '--snapshot-entries',
+      entries,
+      '--data-dir',
+      join(tmpdir(), 'never-created'),
+    ]);
+    assert.equal(result.code, 2, `--snapshot-entries ${entries}`);
+    assert.match(result.stderr, /--snapshot-entries must be a positive integer/);
+  }
+});
+
+test("cluster start hands serve's flags to every node", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'flotilla-flags-'));
+  dirs.push(dir);
+  const flags = ['--snapshot-entries', '50', '--tick-ms', '20', '--quota-backend-bytes', '4194304'];
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'cluster', 'start', '--nodes', '2', '--base-port', '0', '--data-dir', dir, ...flags],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  try {
+    let out = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no cluster within ${RUN_TIMEOUT_MS} ms:\n${out}`)),
+        RUN_TIMEOUT_MS,
+      );
+      child.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('etcd endpoints:')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const pids = [...out.matchAll(/ pid (\d+) /g)].map((m) => Number(m[1]));
+    assert.equal(pids.length, 2);
+    for (const pid of pids) {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+      for (let i = 0; i < flags.length; i += 2) assert.ok(argv.includes(`${flags[i]} ${flags[i + 1]}`), argv);
+    }
+  } finally {
+    child.kill('SIGINT');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
 });
 
 test('cluster start: a bad --base-port, or a port in use, exits 2 and starts nothing', async () => {

@@ -44,6 +44,7 @@ interface ClusterFlags {
   dataDir: string;
   tickMs?: string;
   basePort: string;
+  snapshotEntries?: string;
   kvNoSync?: boolean;
   quotaBackendBytes?: string;
   logLevel?: string;
@@ -296,6 +297,10 @@ export function registerClusterCommand(program: Command): void {
       'node k serves HTTP on base+100k, the etcd API on base+100k+79, peers on base+100k+80; 0 picks free ports',
       String(BASE_PORT_DEFAULT),
     )
+    .option(
+      '--snapshot-entries <n>',
+      "snapshot after this many applied entries (serve's flag; default 100000)",
+    )
     .option('--kv-no-sync', 'never fsync the KV stores (tests and benchmarks only)')
     .option('--quota-backend-bytes <bytes>', "each node's space quota (serve's flag; default 2 GiB)")
     .option('--log-level <level>', `least severe level the nodes log: ${LOG_LEVELS.join(', ')}`)
@@ -319,12 +324,17 @@ export function registerClusterCommand(program: Command): void {
         );
         process.exit(2);
       }
+      if (flags.snapshotEntries !== undefined && !/^[1-9]\d*$/.test(flags.snapshotEntries)) {
+        console.error(`error: --snapshot-entries must be a positive integer, got '${flags.snapshotEntries}'`);
+        process.exit(2);
+      }
       if (flags.logLevel !== undefined && !isLogLevel(flags.logLevel)) {
         console.error(`error: --log-level must be one of ${LOG_LEVELS.join(', ')}, got '${flags.logLevel}'`);
         process.exit(2);
       }
       await runCluster(count, resolve(flags.dataDir), basePort, [
         ...(flags.tickMs === undefined ? [] : ['--tick-ms', flags.tickMs]),
+        ...(flags.snapshotEntries === undefined ? [] : ['--snapshot-entries', flags.snapshotEntries]),
         ...(flags.kvNoSync === true ? ['--kv-no-sync'] : []),
         ...(flags.quotaBackendBytes === undefined ? [] : ['--quota-backend-bytes', flags.quotaBackendBytes]),
         ...(flags.logLevel === undefined ? [] : ['--log-level', flags.logLevel]),
