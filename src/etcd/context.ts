@@ -60,7 +60,7 @@ export class EtcdContext {
       cluster_id: this.clusterId,
       member_id: this.memberId,
       revision,
-      raft_term: this.node.raft.status().term,
+      raft_term: this.node.raft.term,
     };
   }
 }

@@ -279,6 +279,11 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
     return [...[...voters].map((id) => info(id, 'voter')), ...learners.map((id) => info(id, 'learner'))];
   }
 
+  /** This node's current raft term: `status().term` without building the whole status. */
+  get term(): number {
+    return this.#host.term;
+  }
+
   /**
    * The options this node runs with, defaults filled in. `id` and `clusterId` are the real
    * ones: those a joining member learned from the cluster, or its data directory's.

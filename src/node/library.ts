@@ -1,7 +1,9 @@
 /**
  * The library's public surface: what the package's `.` entry (src/index.ts) exports, and the
  * runtime's index with it. It imports the runtime's modules directly, not its index (which
- * also exports the KV database's node): its declarations then reach no KV (and no lmdb) types.
+ * adds what the command line and tests use: backups restored into a data directory, and so
+ * the KV store): its declarations then reach no KV (and no lmdb) types. The KV database's
+ * node (src/db/) and the etcd and HTTP servers use the runtime through this surface only.
  */
 
 export type { PeerAddress, PeerStats, TransportStats } from '../transport/index.js';
