@@ -9,8 +9,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { credentials, type ServiceClientConstructor, type ServiceError, status } from '@grpc/grpc-js';
+import type { KvNode } from '../src/db/index.js';
 import { EtcdGrpcServer, etcdService } from '../src/etcd/index.js';
-import { DEFAULT_RAFT_NODE_OPTIONS, type RaftNode } from '../src/node/index.js';
+import { DEFAULT_NODE_OPTIONS } from '../src/node/index.js';
 import { HttpApi } from '../src/server/index.js';
 import { until } from './support/http.js';
 import { type SoloNode, startSoloNode } from './support/solo-node.js';
@@ -19,7 +20,7 @@ const encoder = new TextEncoder();
 const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 
 let solo: SoloNode;
-let node: RaftNode;
+let node: KvNode;
 let grpc: EtcdGrpcServer;
 let http: HttpApi;
 let kv: InstanceType<ServiceClientConstructor>;
@@ -70,7 +71,7 @@ function lag(): number {
 }
 
 test("apply more than 5000 entries behind commit: writes refused fast with etcd's error and 429", async () => {
-  const gap = DEFAULT_RAFT_NODE_OPTIONS.applyLagEntriesMax;
+  const gap = DEFAULT_NODE_OPTIONS.applyLagEntriesMax;
   assert.equal(gap, 5000);
   let release = (): void => {};
   const promise = new Promise<void>((resolve) => {
@@ -87,7 +88,7 @@ test("apply more than 5000 entries behind commit: writes refused fast with etcd'
   for (let i = 0; i <= gap + 50; i++) put(`k${i}`);
   await until('apply to fall 5000 entries behind', 20_000, () => (lag() > gap ? true : undefined));
   const revision = node.status().revision;
-  const rejectedBefore = node.counters.proposalsRejected;
+  const rejectedBefore = node.raft.stats().counters.proposalsRejected;
 
   const started = performance.now();
   const error = await etcdPut('refused-etcd').then(
@@ -101,7 +102,7 @@ test("apply more than 5000 entries behind commit: writes refused fast with etcd'
   const body = (await res.json()) as { error: { code: string } };
   assert.equal(body.error.code, 'TOO_MANY_REQUESTS');
   assert.ok(performance.now() - started < 2000, 'refused at once, not after a timeout');
-  assert.equal(node.counters.proposalsRejected, rejectedBefore + 2);
+  assert.equal(node.raft.stats().counters.proposalsRejected, rejectedBefore + 2);
   assert.equal(node.status().revision, revision, 'nothing applied meanwhile');
 
   hold = undefined;

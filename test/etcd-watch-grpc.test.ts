@@ -8,8 +8,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { type ClientDuplexStream, credentials, type ServiceClientConstructor } from '@grpc/grpc-js';
+import type { KvNode } from '../src/db/index.js';
 import { EtcdGrpcServer, etcdService } from '../src/etcd/index.js';
-import type { RaftNode } from '../src/node/index.js';
 import { unaryCall } from './support/grpc-call.js';
 import { until } from './support/http.js';
 import { type SoloNode, startSoloNode } from './support/solo-node.js';
@@ -17,7 +17,7 @@ import { type SoloNode, startSoloNode } from './support/solo-node.js';
 const PROGRESS_MS = 200;
 
 let solo: SoloNode | undefined;
-let node: RaftNode;
+let node: KvNode;
 let server: EtcdGrpcServer;
 let address = '';
 let kv: InstanceType<ServiceClientConstructor>;

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { RaftNode } from '../src/node/index.js';
+import type { KvNode } from '../src/db/index.js';
 import { HttpApi } from '../src/server/index.js';
 import type { ApiBody } from './support/http.js';
 import { type SoloNode, startSoloNode } from './support/solo-node.js';
@@ -14,7 +14,7 @@ import { type SoloNode, startSoloNode } from './support/solo-node.js';
 type Body = ApiBody & { readonly id?: number; readonly modRevision?: number };
 
 let solo: SoloNode;
-let node: RaftNode;
+let node: KvNode;
 let http: HttpApi;
 let base = '';
 

@@ -133,7 +133,7 @@ async function membershipScenario(): Promise<void> {
   assert.equal(await learner.read(null, { consistency: 'linearizable' }), 5, 'the learner has the count');
   assert.deepEqual(
     leader.members().find((m) => m.id === 4),
-    { id: 4, address: addresses.get(4), role: 'learner' },
+    { id: 4, name: '4', address: addresses.get(4), role: 'learner' },
   );
 
   await retryRefused(() => leader.promote(4));

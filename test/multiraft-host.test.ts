@@ -16,9 +16,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Counter } from '../examples/counter-machine.js';
+import { KvOnDiskStateMachine } from '../src/db/index.js';
 import type { FlotillaHost, FlotillaNode } from '../src/index.js';
 import { LmdbKvBackend } from '../src/kv/index.js';
-import { KvOnDiskStateMachine } from '../src/node/index.js';
 import { until } from './support/http.js';
 import { type CounterGroup, openCounters, planHosts, range, startHosts } from './support/multiraft.js';
 

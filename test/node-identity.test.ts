@@ -1,6 +1,7 @@
 /** Pure parts of the runtime: cluster identity, the proposal envelope, snapshot framing, lease expiry. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { expiredLeases } from '../src/db/lease-keeper.js';
 import {
   clusterIdFrom,
   frameChunks,
@@ -11,7 +12,6 @@ import {
   unwrapCommand,
   wrapCommand,
 } from '../src/node/index.js';
-import { expiredLeases } from '../src/node/lease-keeper.js';
 
 test('node ids are deterministic, positive, safe integers; cluster ids ignore member order', () => {
   assert.equal(nodeIdFromName('n1'), nodeIdFromName('n1'));

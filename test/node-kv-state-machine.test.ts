@@ -9,8 +9,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { KV_COMMAND_CODEC, KvOnDiskStateMachine } from '../src/db/index.js';
 import { type KvCommand, type KvEntry, LmdbKvBackend, MemoryKvBackend } from '../src/kv/index.js';
-import { KV_COMMAND_CODEC, KvOnDiskStateMachine } from '../src/node/index.js';
 
 const encoder = new TextEncoder();
 const bytes = (s: string): Uint8Array => encoder.encode(s);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { freePort } from '../src/cli/cluster-command.js';
-import { decodeBackup, encodeEtcdBackup } from '../src/node/backup.js';
+import { decodeBackup, encodeEtcdBackup } from '../src/kv/backup.js';
 import { frameChunks } from '../src/node/envelope.js';
 import { parseClusterInfo } from '../src/node/join.js';
 import {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { freePorts } from '../src/cli/cluster-command.js';
+import { KvOnDiskStateMachine } from '../src/db/kv-state-machine.js';
 import {
   createNode,
   type FlotillaNode,
@@ -20,7 +21,6 @@ import {
   type StateMachineEntry,
 } from '../src/index.js';
 import { type KvResult, LmdbKvBackend } from '../src/kv/index.js';
-import { KvOnDiskStateMachine } from '../src/node/kv-state-machine.js';
 import { until } from './support/http.js';
 
 const dirs: string[] = [];

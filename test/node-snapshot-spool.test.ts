@@ -12,15 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { freePort } from '../src/cli/cluster-command.js';
+import { KvNode, type KvNodeInit } from '../src/db/index.js';
 import { LmdbKvBackend } from '../src/kv/index.js';
 import { frameChunks } from '../src/node/envelope.js';
-import {
-  clusterIdFrom,
-  parseInitialCluster,
-  RaftNode,
-  type RaftNodeInit,
-  restoreDataDir,
-} from '../src/node/index.js';
+import { clusterIdFrom, parseInitialCluster, restoreDataDir } from '../src/node/index.js';
 import { SnapshotSpool } from '../src/node/snapshot-spool.js';
 import type { SnapshotRequest } from '../src/raft/index.js';
 
@@ -50,7 +45,7 @@ async function kvState(root: string): Promise<{ framed: Uint8Array; index: numbe
  * A one-member data directory whose raft snapshot is at `index` while its KV store is empty,
  * with `spooled` (if given) received for that index.
  */
-async function crashedMember(spooled?: (framed: Uint8Array) => Uint8Array): Promise<RaftNodeInit> {
+async function crashedMember(spooled?: (framed: Uint8Array) => Uint8Array): Promise<KvNodeInit> {
   const root = await mkdtemp(join(tmpdir(), 'flotilla-spool-'));
   dirs.push(root);
   const { framed, index } = await kvState(root);
@@ -108,7 +103,7 @@ async function crashedMember(spooled?: (framed: Uint8Array) => Uint8Array): Prom
 
 test('a member whose store is behind its raft snapshot restores the state from its spool', async () => {
   const init = await crashedMember((framed) => framed);
-  const node = await RaftNode.start(init);
+  const node = await KvNode.start(init);
   try {
     const all = await node.read({ key: bytes('key'), rangeEnd: bytes('kez') }, 'serializable');
     assert.equal(all.count, KEYS);
@@ -126,7 +121,7 @@ test('a corrupt spool file is never trusted: the member refuses to start and its
   const file = await readFile(join(spoolDir, name!));
   file[100]! ^= 0x01;
   await writeFile(join(spoolDir, name!), file);
-  await assert.rejects(RaftNode.start(init), /corrupt: checksum mismatch/);
+  await assert.rejects(KvNode.start(init), /corrupt: checksum mismatch/);
   const kv = LmdbKvBackend.open(join(init.dataDir, 'kv'), { noSync: true });
   assert.equal(kv.appliedIndex, 0);
   await kv.close();
@@ -134,5 +129,5 @@ test('a corrupt spool file is never trusted: the member refuses to start and its
 
 test('a member whose received state is missing says so instead of starting with a hole', async () => {
   const init = await crashedMember();
-  await assert.rejects(RaftNode.start(init), /state received with that snapshot is missing/);
+  await assert.rejects(KvNode.start(init), /state received with that snapshot is missing/);
 });

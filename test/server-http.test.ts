@@ -8,16 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../src/cli/cluster-command.js';
-import { clusterIdFrom, parseInitialCluster, RaftNode } from '../src/node/index.js';
+import { KvNode } from '../src/db/index.js';
+import { clusterIdFrom, parseInitialCluster } from '../src/node/index.js';
 import { HttpApi } from '../src/server/index.js';
 import type { ApiBody } from './support/http.js';
 import { parsePrometheus, sampleValue } from './support/metrics.js';
 
 let root = '';
-let node: RaftNode;
+let node: KvNode;
 let http: HttpApi;
 let base = '';
-let noLeaderNode: RaftNode;
+let noLeaderNode: KvNode;
 let noLeaderHttp: HttpApi;
 let noLeaderBase = '';
 
@@ -25,10 +26,10 @@ async function startNode(
   initialCluster: string,
   name: string,
   requestTimeoutMs: number,
-): Promise<[RaftNode, HttpApi, string]> {
+): Promise<[KvNode, HttpApi, string]> {
   const members = parseInitialCluster(initialCluster);
   const self = members.find((m) => m.name === name)!;
-  const n = await RaftNode.start({
+  const n = await KvNode.start({
     name,
     id: self.id,
     clusterId: clusterIdFrom(members),
@@ -51,7 +52,8 @@ before(async () => {
   const lonely = `l1=127.0.0.1:${await freePort()},l2=127.0.0.1:${await freePort()},l3=127.0.0.1:${await freePort()}`;
   [noLeaderNode, noLeaderHttp, noLeaderBase] = await startNode(lonely, 'l1', 300);
   const deadline = Date.now() + 5000;
-  while (node.role !== 'leader' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  while (node.status().role !== 'leader' && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 10));
 });
 
 after(async () => {

@@ -1,16 +1,15 @@
 /** `flotilla serve`: runs one node (raft group 1, the KV store, the HTTP API) until SIGINT/SIGTERM. */
 import { resolve } from 'node:path';
 import type { Command, CommanderError } from 'commander';
+import { DEFAULT_KV_SETTINGS, KvNode } from '../db/index.js';
 import { EtcdGrpcServer } from '../etcd/index.js';
 import {
   type ClusterMember,
   checkName,
   clusterIdFrom,
-  DEFAULT_RAFT_NODE_OPTIONS,
   isNodeError,
   parseHostPort,
   parseInitialCluster,
-  RaftNode,
   withoutUnnamedMembers,
 } from '../node/index.js';
 import { createLogger, HttpApi, isLogLevel, LOG_LEVELS, type LogLevel } from '../server/index.js';
@@ -155,7 +154,7 @@ export function parseServeFlags(flags: ServeFlags): ServeConfig {
     kvNoSync: flags.kvNoSync === true,
     quotaBackendBytes:
       integer(flags.quotaBackendBytes, '--quota-backend-bytes', 0, 0, Number.MAX_SAFE_INTEGER) ||
-      DEFAULT_RAFT_NODE_OPTIONS.quotaBackendBytes,
+      DEFAULT_KV_SETTINGS.quotaBackendBytes,
     logLevel,
   };
 }
@@ -163,11 +162,11 @@ export function parseServeFlags(flags: ServeFlags): ServeConfig {
 /** Starts a node and its HTTP API from a validated configuration. */
 export async function runServe(
   config: ServeConfig,
-): Promise<{ node: RaftNode; http: HttpApi; grpc?: EtcdGrpcServer; stop: () => Promise<void> }> {
+): Promise<{ node: KvNode; http: HttpApi; grpc?: EtcdGrpcServer; stop: () => Promise<void> }> {
   const logger = createLogger({ name: config.name, level: config.logLevel });
   const urlOf = (a: { host: string; port: number }): string =>
     `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
-  const node = await RaftNode.start({
+  const node = await KvNode.start({
     name: config.name,
     id: config.id,
     clusterId: config.clusterId,

@@ -3,7 +3,8 @@
  * learners) with their peer and client URLs, and the parsing of the peer URLs a request
  * carries.
  */
-import type { MemberAddress, RaftNode } from '../node/index.js';
+import type { KvNode } from '../db/index.js';
+import type { MemberInfo } from '../index.js';
 import { etcdError } from './errors.js';
 
 /** etcd `Member` as sent. */
@@ -16,22 +17,23 @@ export interface MemberWire {
 }
 
 /** The configured members as etcd lists them, by ascending id. */
-export function memberList(node: RaftNode): MemberWire[] {
-  const cs = node.status().confState;
-  const voters = new Set([...cs.voters, ...cs.votersOutgoing]);
-  const ids = [...new Set([...voters, ...cs.learners, ...cs.learnersNext])].sort((a, b) => a - b);
-  const table = node.members();
-  return ids.map((id) => memberWire(id, table.get(id), !voters.has(id)));
+export function memberList(node: KvNode): MemberWire[] {
+  return node.raft
+    .members()
+    .sort((a, b) => a.id - b.id)
+    .map(memberWire);
 }
 
 /** One member as etcd sends it (an unstarted member has no name and no client URLs). */
-export function memberWire(id: number, m: MemberAddress | undefined, isLearner: boolean): MemberWire {
+export function memberWire(
+  m: Pick<MemberInfo, 'id' | 'name' | 'address' | 'role' | 'clientUrls'>,
+): MemberWire {
   return {
-    ID: String(id),
-    name: m?.name ?? '',
-    peerURLs: m === undefined ? [] : [peerUrl(m)],
-    clientURLs: m?.clientUrls?.grpc === undefined ? [] : [etcdClientUrl(m.clientUrls.grpc)],
-    isLearner,
+    ID: String(m.id),
+    name: m.name,
+    peerURLs: m.address === '' ? [] : [`http://${m.address}`],
+    clientURLs: m.clientUrls?.grpc === undefined ? [] : [etcdClientUrl(m.clientUrls.grpc)],
+    isLearner: m.role === 'learner',
   };
 }
 

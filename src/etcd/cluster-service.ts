@@ -29,9 +29,9 @@ import {
   status,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import type { KvNode } from '../db/index.js';
+import { NotLeaderError, RefusedError } from '../index.js';
 import type { RangeRequest } from '../kv/index.js';
-import type { RaftNode } from '../node/index.js';
-import { isRaftError } from '../raft/index.js';
 import { type MemberWire, memberList, memberWire, parsePeerUrls, peerUrl } from './cluster-members.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { EtcdGrpcError, etcdError } from './errors.js';
@@ -100,7 +100,7 @@ function membersResponse(ctx: EtcdContext): MembersResponseWire {
 }
 
 /** The member `id` of the configuration, or etcd's `member not found`. */
-function configured(node: RaftNode, id: number): { isLearner: boolean } {
+function configured(node: KvNode, id: number): { isLearner: boolean } {
   const found = memberList(node).find((m) => m.ID === String(id));
   if (found === undefined) throw etcdError('memberNotFound');
   return { isLearner: found.isLearner };
@@ -123,8 +123,8 @@ async function onLeader<Req>(
 ): Promise<MembersResponseWire> {
   const node = ctx.node;
   const timeoutMs = node.options.requestTimeoutMs;
-  if (!(await node.waitForLeader(timeoutMs))) throw etcdError('noLeader');
-  const leader = node.status().leader;
+  const leader = await node.raft.waitForLeader({ timeoutMs }).catch(() => 0);
+  if (leader === 0) throw etcdError('noLeader');
   if (leader === node.options.id) return change();
   const hops = Number(call.metadata.get(FORWARDED)[0] ?? 0) || 0;
   if (hops >= FORWARDS_MAX) throw etcdError('notLeader');
@@ -160,13 +160,15 @@ async function addMember(ctx: EtcdContext, request: MemberAddRequestWire): Promi
   }
   if (!isLearner && !quorumStarted(current, { add: true })) throw etcdError('memberNotEnoughStarted');
   const id = newMemberId(node);
-  await confChange(node, node.options.requestTimeoutMs, {
-    type: isLearner ? 'add-learner' : 'add-voter',
-    id,
-    member: { name: '', ...address },
-  });
+  // Unnamed until it starts and publishes its name, as in etcd.
+  const added = { id, name: '', address: url.slice('http://'.length) } as const;
+  await confChange(node.options.requestTimeoutMs, () =>
+    isLearner
+      ? node.raft.addLearner(id, added.address, { name: '' })
+      : node.raft.addVoter(id, added.address, { name: '' }),
+  );
   ctx.logger.info(`etcd MemberAdd: added ${isLearner ? 'learner' : 'voter'} ${id} at ${url}`);
-  return { ...membersResponse(ctx), member: memberWire(id, { name: '', ...address }, isLearner) };
+  return { ...membersResponse(ctx), member: memberWire({ ...added, role: isLearner ? 'learner' : 'voter' }) };
 }
 
 /** MemberRemove: a leader removing itself first hands leadership off, then the new leader removes it. */
@@ -191,7 +193,7 @@ async function removeMember(
     if (!isLearner && !quorumStarted(memberList(node), { remove: id })) {
       throw etcdError('memberNotEnoughStarted');
     }
-    await confChange(node, timeoutMs, { type: 'remove', id });
+    await confChange(timeoutMs, () => node.raft.remove(id));
     ctx.logger.info(`etcd MemberRemove: removed ${id}`);
     return membersResponse(ctx);
   };
@@ -205,7 +207,7 @@ async function promoteMember(ctx: EtcdContext, request: MemberIdRequestWire): Pr
   const { isLearner } = configured(node, id);
   if (!isLearner) throw etcdError('memberNotLearner');
   if (!quorumStarted(memberList(node), { promote: id })) throw etcdError('memberNotEnoughStarted');
-  await confChange(node, node.options.requestTimeoutMs, { type: 'add-voter', id });
+  await confChange(node.options.requestTimeoutMs, () => node.raft.promote(id));
   ctx.logger.info(`etcd MemberPromote: promoted ${id}`);
   return membersResponse(ctx);
 }
@@ -223,7 +225,7 @@ async function updateMember(
   if (memberList(node).some((m) => m.ID !== String(id) && m.peerURLs.includes(url))) {
     throw etcdError('peerUrlExist');
   }
-  await node.proposeMemberUpdate({ op: 'peer', id, host: address.host, port: address.port });
+  await node.raft.updateMemberAddress(id, url.slice('http://'.length));
   ctx.logger.info(`etcd MemberUpdate: member ${id} now at ${url}`);
   return membersResponse(ctx);
 }
@@ -255,11 +257,14 @@ function quorumStarted(
 }
 
 /** A random id below 2^48 that no member has or had. */
-function newMemberId(node: RaftNode): number {
-  const removed = new Set(node.status().confState.removed ?? []);
+function newMemberId(node: KvNode): number {
+  const known = new Set([
+    ...node.raft.members().map((m) => m.id),
+    ...(node.status().confState.removed ?? []),
+  ]);
   for (;;) {
     const id = Math.floor(Math.random() * (MEMBER_ID_MAX - 1)) + 1;
-    if (!node.members().has(id) && !removed.has(id)) return id;
+    if (!known.has(id)) return id;
   }
 }
 
@@ -268,26 +273,21 @@ function newMemberId(node: RaftNode): number {
  * applied (e.g. a joint configuration's automatic leave), and maps the core's refusals to
  * etcd's errors.
  */
-async function confChange(
-  node: RaftNode,
-  timeoutMs: number,
-  change: Parameters<RaftNode['proposeMemberChange']>[0],
-): Promise<void> {
+async function confChange(timeoutMs: number, propose: () => Promise<void>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      await node.proposeMemberChange(change);
+      await propose();
       return;
     } catch (error) {
-      if (!isRaftError(error)) throw error;
-      switch (error.code) {
+      if (error instanceof NotLeaderError && error.code === 'NOT_LEADER') throw etcdError('notLeader');
+      if (!(error instanceof RefusedError)) throw error;
+      switch (error.reason) {
         case 'CONF_CHANGE_IN_PROGRESS':
         case 'TRANSFER_IN_PROGRESS':
           if (Date.now() + RETRY_MS > deadline) throw etcdError('timeout');
           await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
           continue;
-        case 'NOT_LEADER':
-          throw etcdError('notLeader');
         case 'LEARNER_NOT_READY':
           throw etcdError('learnerNotReady');
         case 'NODE_ID_REUSED':
@@ -303,19 +303,22 @@ async function confChange(
  * Moves leadership away from this leader before it is removed, to another voter that has
  * started (the core catches it up, then sends it `timeout-now`), waiting until it leads.
  */
-async function handOffLeadership(node: RaftNode, timeoutMs: number): Promise<void> {
+async function handOffLeadership(node: KvNode, timeoutMs: number): Promise<void> {
   const others = node.status().confState.voters.filter((id) => id !== node.options.id);
-  const target = others.find((id) => (node.members().get(id)?.name ?? '') !== '') ?? others[0];
+  const names = new Map(node.raft.members().map((m) => [m.id, m.name]));
+  const target = others.find((id) => (names.get(id) ?? '') !== '') ?? others[0];
   if (target === undefined) throw etcdError('memberNotEnoughStarted');
+  // The transfer is asked for until another member leads (a refusal is not an answer here).
+  const handedOff = new AbortController();
+  node.raft.transferLeadership(target, { timeoutMs, signal: handedOff.signal }).catch(() => {});
   try {
-    node.transferLeadership(target);
-  } catch (error) {
-    if (!isRaftError(error)) throw error;
-  }
-  const deadline = Date.now() + timeoutMs;
-  while (node.status().leader === node.options.id) {
-    if (Date.now() > deadline) throw etcdError('timeout');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    const deadline = Date.now() + timeoutMs;
+    while (node.raft.status().leader === node.options.id) {
+      if (Date.now() > deadline) throw etcdError('timeout');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    handedOff.abort();
   }
 }
 
@@ -324,14 +327,14 @@ async function handOffLeadership(node: RaftNode, timeoutMs: number): Promise<voi
  * marked as forwarded so the leader never forwards it again.
  */
 async function forward(
-  node: RaftNode,
+  node: KvNode,
   leader: number,
   method: string,
   request: unknown,
   hops: number,
   timeoutMs: number,
 ): Promise<unknown> {
-  const url = node.members().get(leader)?.clientUrls?.grpc;
+  const url = node.raft.members().find((m) => m.id === leader)?.clientUrls?.grpc;
   if (url === undefined) throw etcdError('notLeader');
   const Cluster = etcdService('Cluster');
   const client: Client = new Cluster(url.replace(/^https?:\/\//, ''), credentials.createInsecure());

@@ -1,5 +1,6 @@
 /** What every etcd service implementation of one node shares: the node and etcd's response header. */
-import type { NodeLogger, RaftNode } from '../node/index.js';
+import type { KvNode } from '../db/index.js';
+import type { NodeLogger } from '../index.js';
 
 /**
  * etcd `WireHeader` with numbers (the proto encoders take numbers for 64-bit fields, and
@@ -39,7 +40,7 @@ export class EtcdContext {
   readonly minLeaseTtlSeconds: number;
 
   constructor(
-    readonly node: RaftNode,
+    readonly node: KvNode,
     readonly logger: NodeLogger,
     options: Partial<EtcdServiceOptions> = {},
   ) {
@@ -59,7 +60,7 @@ export class EtcdContext {
       cluster_id: this.clusterId,
       member_id: this.memberId,
       revision,
-      raft_term: this.node.term,
+      raft_term: this.node.raft.term,
     };
   }
 }

@@ -4,8 +4,8 @@
  * clientv3 retries `etcdserver: not leader` and `etcdserver: request timed out` elsewhere.
  */
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import { isNodeError, type NodeErrorCode } from '../index.js';
 import { isKvError, type KvErrorCode } from '../kv/index.js';
-import { isNodeError, type NodeErrorCode } from '../node/index.js';
 
 /** An error carrying a gRPC status, as grpc-js callbacks and streams expect it. */
 export class EtcdGrpcError extends Error implements ServiceError {

@@ -16,7 +16,8 @@
  *   in use drops without it; it answers success and changes nothing (the file keeps its size).
  */
 import { type ServerWritableStream, status, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { encodeEtcdBackup } from '../node/index.js';
+import { isFlotillaError } from '../index.js';
+import { encodeEtcdBackup } from '../kv/index.js';
 import { drained } from '../server/drained.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { EtcdGrpcError, etcdError, toGrpcError } from './errors.js';
@@ -114,7 +115,7 @@ function memberStatus(ctx: EtcdContext): StatusResponseWire {
   const { fileBytes, usedBytes } = node.backend.storageStats();
   const errors: string[] = [];
   if (st.leader === 0) errors.push('etcdserver: no leader');
-  if (node.failure !== undefined) errors.push('etcdserver: server stopped');
+  if (node.raft.fatalError !== undefined) errors.push('etcdserver: server stopped');
   const learners = new Set([...st.confState.learners, ...st.confState.learnersNext]);
   const voters = new Set([...st.confState.voters, ...st.confState.votersOutgoing]);
   return {
@@ -141,21 +142,16 @@ async function moveLeader(ctx: EtcdContext, request: MoveLeaderRequestWire): Pro
   if (!voters.has(target)) throw BAD_LEADER_TRANSFEREE();
   if (target !== st.id) {
     try {
-      node.transferLeadership(target);
+      await node.raft.transferLeadership(target, { timeoutMs: node.options.requestTimeoutMs });
     } catch (error) {
-      throw toGrpcError(error);
-    }
-    const deadline = Date.now() + node.options.requestTimeoutMs;
-    while (node.status().leader !== target) {
-      if (Date.now() > deadline) throw LEADER_TRANSFER_TIMEOUT();
-      await new Promise((resolve) => setTimeout(resolve, node.options.tickMs));
+      throw isFlotillaError(error, 'TIMEOUT') ? LEADER_TRANSFER_TIMEOUT() : toGrpcError(error);
     }
     ctx.logger.info(`etcd MoveLeader: leadership moved to ${target}`);
   }
   return { header: ctx.header() };
 }
 
-/** Streams a consistent backup of this member's KV store (see node/backup.ts). */
+/** Streams a consistent backup of this member's KV store (see src/kv/backup.ts). */
 async function streamSnapshot(
   ctx: EtcdContext,
   call: ServerWritableStream<unknown, SnapshotResponseWire>,

@@ -11,7 +11,8 @@ import {
   type ServiceDefinition,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import type { NodeLogger, RaftNode } from '../node/index.js';
+import type { KvNode } from '../db/index.js';
+import type { NodeLogger } from '../index.js';
 import { authService } from './auth-service.js';
 import { clusterService } from './cluster-service.js';
 import { RESPONSE_ENCODERS } from './codec.js';
@@ -27,7 +28,7 @@ export const GRPC_RECEIVE_BYTES_MAX = 1.5 * 1024 * 1024 + 512 * 1024;
 
 /** Options of {@link EtcdGrpcServer}. */
 export interface EtcdGrpcServerOptions {
-  readonly node: RaftNode;
+  readonly node: KvNode;
   readonly host: string;
   /** 0 picks an ephemeral port. */
   readonly port: number;

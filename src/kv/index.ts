@@ -8,6 +8,7 @@
 
 export { growsStore } from './alarms.js';
 export { type KvBackend, KvSnapshot, type WatcherCounts } from './backend.js';
+export { decodeBackup, encodeEtcdBackup } from './backup.js';
 export { compareBytes, keyBytes, keyString } from './bytes.js';
 export { decodeCommand, encodeCommand } from './codec.js';
 export { ETCD_MESSAGES, isKvError, KvError, type KvErrorCode } from './errors.js';

@@ -413,11 +413,7 @@ export class KvStateMachine implements CommittedReads, WatchSource {
     this.published.push({ revision: txn.revision, events });
   }
 
-  /**
-   * Drops from the key index what the compacted revision no longer needs, after a
-   * {@link reset} from a store whose deletion of compacted records was cut short (each key's
-   * history then still holds a suffix of what compaction dropped); returns those records.
-   */
+  /** After a {@link reset} from a store whose compaction deletes were cut short: the records left. */
   compactLeftovers(): IndexEntry[] {
     return this.meta.compactRevision > 0 ? this.index.compact(this.meta.compactRevision) : [];
   }

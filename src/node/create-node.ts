@@ -1,7 +1,9 @@
 /**
- * The library's entry point: `createNode` runs a user's state machine (state-machine.ts) on
+ * The library's entry points: `createNode` runs a user's state machine (state-machine.ts) on
  * the same runtime as the KV database — a host with one replica (library-host.ts) — and
- * returns a typed handle, a {@link FlotillaNode}.
+ * returns a typed handle, a {@link FlotillaNode}; `startNode` does the same from the
+ * runtime's full options (member names, cluster ids, etcd-style bootstrap), and
+ * `createNode` is built on it.
  */
 
 import { FlotillaError, RemovedError } from './errors.js';
@@ -9,7 +11,7 @@ import { FlotillaNode } from './flotilla-node.js';
 import { type ClusterMember, clusterIdFrom, parseHostPort } from './identity.js';
 import { LibraryHost } from './library-host.js';
 import type { MemberAddress } from './member-table.js';
-import { DEFAULT_RAFT_NODE_OPTIONS, type NodeLogger, type RaftNodeInit } from './options.js';
+import { DEFAULT_NODE_OPTIONS, type NodeInit, type NodeLogger } from './options.js';
 import type { StateMachine } from './state-machine.js';
 import { tunedOptions } from './tuning.js';
 
@@ -69,7 +71,23 @@ export interface NodeConfig<C, R, Q, A> {
 export async function createNode<C, R, Q, A>(
   config: NodeConfig<C, R, Q, A>,
 ): Promise<FlotillaNode<C, R, Q, A>> {
-  const host = await LibraryHost.start(hostInit(config), config.stateMachine);
+  return startNode(hostInit(config), config.stateMachine);
+}
+
+/**
+ * Starts a member from the runtime's full options, the lower-level form of
+ * {@link createNode}: members have names of their own (ids need not be chosen by hand), the
+ * cluster id may be given, and a member joins a running cluster with
+ * `initialClusterState: 'existing'` (a fresh data directory asks the members in `members`
+ * for the cluster's id, its own id and the member table). With `clientUrls`, the member
+ * publishes where it serves clients after every start ({@link MemberInfo.clientUrls}).
+ * Throws like {@link createNode}.
+ */
+export async function startNode<C, R, Q, A>(
+  options: NodeInit,
+  stateMachine: StateMachine<C, R, Q, A>,
+): Promise<FlotillaNode<C, R, Q, A>> {
+  const host = await LibraryHost.start(options, stateMachine);
   if (host.removed) {
     await host.stop();
     throw new RemovedError('REMOVED', `member ${host.options.id} was removed from its group`);
@@ -78,12 +96,12 @@ export async function createNode<C, R, Q, A>(
 }
 
 /** The runtime options of a {@link NodeConfig}. */
-function hostInit(config: NodeConfig<unknown, unknown, unknown, unknown>): RaftNodeInit {
+function hostInit(config: NodeConfig<unknown, unknown, unknown, unknown>): NodeInit {
   const { id } = config;
   if (!Number.isSafeInteger(id) || id < 1) invalid(`id: expected a positive integer, got ${id}`);
   if ((config.peers === undefined) === (config.join === undefined))
     invalid('give exactly one of peers and join');
-  const d = DEFAULT_RAFT_NODE_OPTIONS;
+  const d = DEFAULT_NODE_OPTIONS;
   const cluster = config.peers === undefined ? joiningMember(config) : foundingMember(id, config.peers);
   return {
     ...cluster,
@@ -99,7 +117,7 @@ function hostInit(config: NodeConfig<unknown, unknown, unknown, unknown>): RaftN
 
 /** What differs between a founding and a joining member's runtime options. */
 type ClusterInit = Pick<
-  RaftNodeInit,
+  NodeInit,
   'clusterId' | 'initialCluster' | 'members' | 'initialClusterState' | 'joinTimeoutMs'
 >;
 
@@ -133,7 +151,7 @@ function joiningMember(config: NodeConfig<unknown, unknown, unknown, unknown>): 
     initialCluster: join.join(','),
     members: new Map<number, MemberAddress>(asked.map((a, i) => [-(i + 1), { name: '', ...a }])),
     initialClusterState: 'existing',
-    joinTimeoutMs: config.joinTimeoutMs ?? DEFAULT_RAFT_NODE_OPTIONS.joinTimeoutMs,
+    joinTimeoutMs: config.joinTimeoutMs ?? DEFAULT_NODE_OPTIONS.joinTimeoutMs,
   };
 }
 

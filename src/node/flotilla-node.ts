@@ -5,6 +5,8 @@
  */
 import { EventEmitter, once } from 'node:events';
 import { isRaftError, type Role } from '../raft/index.js';
+import type { TransportStats } from '../transport/index.js';
+import type { NodeCounters } from './counters.js';
 import {
   FlotillaError,
   NotLeaderError,
@@ -15,8 +17,11 @@ import {
 } from './errors.js';
 import { parseHostPort } from './identity.js';
 import type { LibraryHost } from './library-host.js';
+import type { MemberAddress, MemberClientUrls } from './member-table.js';
 import type { MemberChange } from './membership.js';
 import type { NodeStatus } from './node-status.js';
+import type { NodeOptions } from './options.js';
+import type { WriteStageObserver } from './write-trace.js';
 
 /** Options of {@link FlotillaNode.propose}. */
 export interface ProposeOptions {
@@ -60,12 +65,44 @@ export interface TransferOptions extends ChangeOptions {
   readonly timeoutMs?: number;
 }
 
+/** Options of {@link FlotillaNode.addLearner} and {@link FlotillaNode.addVoter}. */
+export interface AddMemberOptions extends ChangeOptions {
+  /**
+   * The new member's name ({@link MemberInfo.name}). Default: its id in decimal. `''` leaves
+   * it unnamed until the member starts: a member publishes its own name after every start.
+   */
+  readonly name?: string;
+}
+
+/** Options of {@link FlotillaNode.waitForLeader}. */
+export interface WaitOptions {
+  /** How long to wait. Default: the node's `requestTimeoutMs`. */
+  readonly timeoutMs?: number;
+  /** Stops waiting (rejects with the signal's reason). */
+  readonly signal?: AbortSignal;
+}
+
 /** A member of the group as this node knows it (its applied configuration). */
 export interface MemberInfo {
   readonly id: number;
-  /** Its peer address `host:port` ('' when unknown). */
+  /**
+   * Its name: the one it was added with, then the one it publishes when it starts ('' for a
+   * member added unnamed that has not started yet).
+   */
+  readonly name: string;
+  /** Its peer address `host:port`, an IPv6 host in brackets ('' when unknown). */
   readonly address: string;
   readonly role: 'voter' | 'learner';
+  /** Where it serves clients, as it published them when it last started (`startNode`'s `clientUrls`). */
+  readonly clientUrls?: MemberClientUrls;
+}
+
+/** What {@link FlotillaNode.stats} reports: totals since this node started. */
+export interface NodeStats {
+  /** The runtime's counters: Ready passes, saves, proposals, reads, snapshots, messages. */
+  readonly counters: Readonly<NodeCounters>;
+  /** The peer transport's counters, per peer. */
+  readonly transport: TransportStats;
 }
 
 /**
@@ -144,9 +181,20 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
    * {@link RefusedError} when the leader refuses (`CONF_CHANGE_IN_PROGRESS`: retry) and
    * {@link TimeoutError} when not applied in time.
    */
-  async addLearner(id: number, address: string, options: ChangeOptions = {}): Promise<void> {
-    const member = { name: String(id), ...parseHostPort(address, 'address') };
+  async addLearner(id: number, address: string, options: AddMemberOptions = {}): Promise<void> {
+    const member = { name: options.name ?? String(id), ...parseHostPort(address, 'address') };
     return this.#change({ type: 'add-learner', id, member }, options);
+  }
+
+  /**
+   * Adds member `id`, listening for peers at `address`, as a voter at once: the quorum grows
+   * before the new member has caught up (until it has, a failure of one more member stops
+   * the group), so {@link FlotillaNode.addLearner} then {@link FlotillaNode.promote} is the
+   * safer way. Otherwise like {@link FlotillaNode.addLearner}.
+   */
+  async addVoter(id: number, address: string, options: AddMemberOptions = {}): Promise<void> {
+    const member = { name: options.name ?? String(id), ...parseHostPort(address, 'address') };
+    return this.#change({ type: 'add-voter', id, member }, options);
   }
 
   /**
@@ -164,6 +212,34 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
    */
   remove(id: number, options: ChangeOptions = {}): Promise<void> {
     return this.#change({ type: 'remove', id }, options);
+  }
+
+  /**
+   * Moves member `id`'s peer address to `address` (`host:port`), a replicated change any
+   * member may propose (start the member at its new address once it resolves). Resolves once
+   * this node has applied it; rejects like `propose`.
+   */
+  updateMemberAddress(id: number, address: string, options: ChangeOptions = {}): Promise<void> {
+    const { host, port } = parseHostPort(address, 'address');
+    const update = this.#call(() => this.#host.proposeMemberUpdate({ op: 'peer', id, host, port }));
+    return abortable(update, options.signal);
+  }
+
+  /**
+   * Resolves with the leader's id once a leader is known (at once if one is). Rejects with
+   * {@link NotLeaderError} `NO_LEADER` when none is known within `timeoutMs`, with
+   * `StoppedError` once closed, or with the signal's reason.
+   */
+  async waitForLeader(options: WaitOptions = {}): Promise<number> {
+    const timeoutMs = options.timeoutMs ?? this.#host.options.requestTimeoutMs;
+    const found = await abortable(
+      this.#call(() => this.#host.waitForLeader(timeoutMs)),
+      options.signal,
+    );
+    const leader = this.status().leader;
+    if (found && leader !== 0) return leader;
+    if (this.#closed) throw this.#stoppedError();
+    throw new NotLeaderError('NO_LEADER', `no leader known within ${timeoutMs} ms`);
   }
 
   /**
@@ -199,11 +275,42 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
     const voters = new Set([...cs.voters, ...cs.votersOutgoing]);
     const learners = [...new Set([...cs.learners, ...cs.learnersNext])].filter((id) => !voters.has(id));
     const table = this.#host.members();
-    const info = (id: number, role: MemberInfo['role']): MemberInfo => {
-      const m = table.get(id);
-      return { id, address: m === undefined ? '' : `${m.host}:${m.port}`, role };
-    };
+    const info = (id: number, role: MemberInfo['role']): MemberInfo => memberInfo(id, table.get(id), role);
     return [...[...voters].map((id) => info(id, 'voter')), ...learners.map((id) => info(id, 'learner'))];
+  }
+
+  /** This node's current raft term: `status().term` without building the whole status. */
+  get term(): number {
+    return this.#host.term;
+  }
+
+  /**
+   * The options this node runs with, defaults filled in. `id` and `clusterId` are the real
+   * ones: those a joining member learned from the cluster, or its data directory's.
+   */
+  get options(): Readonly<NodeOptions> {
+    return this.#host.options;
+  }
+
+  /** The error that stopped this node (a storage failure, a throwing `apply`); undefined otherwise. */
+  get fatalError(): unknown {
+    return this.#host.failure;
+  }
+
+  /** This node's counters and its transport's, for metrics (a copy, totals since start). */
+  stats(): NodeStats {
+    return { counters: { ...this.#host.counters }, transport: this.#host.transportStats() };
+  }
+
+  /**
+   * Receives the latency of each stage of this node's writes as they happen (`queue`,
+   * `append`, the WAL's `wal_encode`/`wal_write`/`wal_sync`, `commit`, `apply`, `total`, a
+   * leader's `replicate` per follower, a follower's `follower_persist`: {@link WRITE_STAGES}),
+   * in seconds. One observer at a time; `undefined` stops the observations (recording costs
+   * nothing without an observer).
+   */
+  observeWriteStages(observer: WriteStageObserver | undefined): void {
+    this.#host.writeTrace.observe = observer;
   }
 
   /** This node's view of the group: role, term, leader id, commit and applied indexes, members. */
@@ -343,6 +450,19 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
         .catch(() => {});
     }
   }
+}
+
+/** A member's {@link MemberInfo} from its entry in the member table. */
+function memberInfo(id: number, m: MemberAddress | undefined, role: MemberInfo['role']): MemberInfo {
+  if (m === undefined) return { id, name: '', address: '', role };
+  const host = m.host.includes(':') ? `[${m.host}]` : m.host;
+  return {
+    id,
+    name: m.name,
+    address: `${host}:${m.port}`,
+    role,
+    ...(m.clientUrls === undefined ? {} : { clientUrls: m.clientUrls }),
+  };
 }
 
 /** `promise`, or the signal's reason once it aborts first. */

@@ -1,8 +1,8 @@
 /**
  * The host of one raft group: it drives a {@link RawNode} with real time, durable storage
  * ({@link FileStorage}), the TCP transport and a state machine behind the public interface
- * (state-machine.ts). `RaftNode` (the KV store) and `createNode` (any state machine) are
- * both a host with one replica; later slices host many.
+ * (state-machine.ts). `startNode` and `createNode` (library-host.ts) run a host with one
+ * replica, for any state machine, the KV store included; later slices host many.
  *
  * One sequential loop handles each Ready in the order the core's contract requires (see
  * ready-loop.ts): send a leader's appends at once, persist with one fsync, send the rest,

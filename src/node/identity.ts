@@ -25,7 +25,7 @@ const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 /**
  * A positive id in `[1, 2^48)` from a name: the first 6 bytes of its SHA-256. 48 bits keep
  * ids safe JavaScript integers; a collision between two names of one cluster is refused by
- * {@link parseInitialCluster}.
+ * `parseInitialCluster` (the command line's `--initial-cluster`).
  */
 export function nodeIdFromName(name: string): number {
   const digest = createHash('sha256').update(`flotilla-node:${name}`).digest();

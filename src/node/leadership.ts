@@ -1,7 +1,6 @@
 /**
  * Leader tracking for one raft group: notices when the leader or term changes between
- * Readies, remembers since when this node has been leader (lease expiry counts from it, see
- * lease-keeper.ts) and wakes those waiting for a leader to be known.
+ * Readies and wakes those waiting for a leader to be known.
  */
 import type { RawNode } from '../raft/index.js';
 
@@ -20,15 +19,8 @@ export class LeaderWatch {
   private lastLeader = 0;
   private lastTerm = 0;
   private readonly waiters = new Set<() => void>();
-  /** Wall-clock time this node last became leader (0 when not leader), for lease expiry. */
-  private leaderSince = 0;
 
   constructor(private readonly deps: LeaderWatchDeps) {}
-
-  /** Wall-clock time this node last became leader; 0 when it is not leader. */
-  get leaderSinceMs(): number {
-    return this.leaderSince;
-  }
 
   /** Whether a leader is known. */
   hasLeader(): boolean {
@@ -42,9 +34,6 @@ export class LeaderWatch {
     if (leader !== this.lastLeader) this.deps.onLeaderChange(leader, term);
     this.lastLeader = leader;
     this.lastTerm = term;
-    const isLeader = leader === this.deps.selfId;
-    if (isLeader && this.leaderSince === 0) this.leaderSince = Date.now();
-    if (!isLeader) this.leaderSince = 0;
     if (leader !== 0) this.wakeWaiters();
   }
 

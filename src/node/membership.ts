@@ -19,7 +19,7 @@ import {
 } from './member-table.js';
 import type { NodeLogger } from './options.js';
 
-/** A membership change for `RaftNode.proposeMemberChange`. */
+/** A membership change for `Host.proposeMemberChange`. */
 export interface MemberChange {
   readonly type: 'add-voter' | 'add-learner' | 'remove';
   readonly id: number;

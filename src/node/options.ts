@@ -1,6 +1,6 @@
 /**
- * The options of the node runtime ({@link RaftNode} in raft-node.ts): what a caller gives,
- * the defaults of the rest, and the logger the runtime writes to.
+ * The options of the node runtime (`startNode`, and `createNode` through it): what a caller
+ * gives, the defaults of the rest, and the logger the runtime writes to.
  */
 import type { SnapshotPolicyOptions } from '../storage/index.js';
 import type { PeerAddress } from '../transport/index.js';
@@ -13,17 +13,22 @@ export interface NodeLogger {
   error(message: string): void;
 }
 
-/** Options of {@link RaftNode}. Defaults in {@link DEFAULT_RAFT_NODE_OPTIONS}. */
-export interface RaftNodeOptions {
-  /** This member's name. */
+/**
+ * The runtime's options, as `startNode` takes them (the ones with a default may be left
+ * out: {@link NodeInit}) and as a running node reports them ({@link FlotillaNode.options}).
+ * Defaults in {@link DEFAULT_NODE_OPTIONS}.
+ */
+export interface NodeOptions {
+  /** This member's name (the cluster's members know it by it; unique in the cluster). */
   readonly name: string;
   /**
-   * Its id: derived from the name for founders (see identity.ts). A data directory's
+   * Its id, unique in the cluster and never reused (`nodeIdFromName` derives one from a
+   * name, as the command line does for founders). A data directory's
    * `member.json` overrides it, and a member joining with `existing` learns it from the
-   * cluster (see join.ts): after {@link RaftNode.start}, `node.options.id` is the real one.
+   * cluster (see join.ts): a started node's {@link FlotillaNode.options} has the real one.
    */
   readonly id: number;
-  /** The cluster id (overridden like {@link RaftNodeOptions.id}). */
+  /** The cluster id (overridden like {@link NodeOptions.id}). */
   readonly clusterId: number;
   /**
    * The raft group this member replicates: 1 for a single-group node, the group's id on a
@@ -47,16 +52,19 @@ export interface RaftNodeOptions {
    * so every member lists them (etcd `MemberList` clientURLs, `/v1/members`).
    */
   readonly clientUrls?: MemberClientUrls;
+  /** Where the node keeps its log, snapshots and member files (created if missing). */
   readonly dataDir: string;
   /** Where to listen for peers. */
   readonly listenPeer: PeerAddress;
   /** Milliseconds per raft tick. */
   readonly tickMs: number;
+  /** Ticks without a leader before an election (randomized up to twice this). */
   readonly electionTicks: number;
+  /** Ticks between a leader's heartbeats. */
   readonly heartbeatTicks: number;
-  /** Proposals accepted and not yet applied; beyond it new ones fail with `TOO_MANY_REQUESTS`. */
   /** Client sessions kept (sessions.ts); opening one more evicts the one used longest ago. */
   readonly sessionsMax: number;
+  /** Proposals accepted and not yet applied; beyond it new ones fail with `TOO_MANY_REQUESTS`. */
   readonly pendingProposalsMax: number;
   /** Linearizable reads waiting; beyond it new ones fail with `TOO_MANY_REQUESTS`. */
   readonly pendingReadsMax: number;
@@ -73,20 +81,14 @@ export interface RaftNodeOptions {
   readonly snapshotPolicy: Partial<SnapshotPolicyOptions>;
   /** Entries kept in the log behind a snapshot, so a slightly lagging follower needs no snapshot. */
   readonly snapshotKeepEntries: number;
-  /** Skip LMDB fsyncs (tests and benchmarks only; see docs/kv.md). */
-  readonly kvNoSync: boolean;
-  /**
-   * etcd's `--quota-backend-bytes`: a write that would take the KV store's size in use past
-   * this raises the replicated `NOSPACE` alarm and fails (see src/etcd/quota.ts). Local.
-   */
-  readonly quotaBackendBytes: number;
+  /** Where diagnostics go. */
   readonly logger: NodeLogger;
   /** Called once when the node stops because of a fatal error. */
   readonly onFatal: (error: unknown) => void;
 }
 
-/** The defaults of {@link RaftNodeOptions} that have one. */
-export const DEFAULT_RAFT_NODE_OPTIONS = Object.freeze({
+/** The defaults of the {@link NodeOptions} that have one. */
+export const DEFAULT_NODE_OPTIONS = Object.freeze({
   initialClusterState: 'new' as const,
   groupId: 1,
   joinTimeoutMs: 30_000,
@@ -101,16 +103,17 @@ export const DEFAULT_RAFT_NODE_OPTIONS = Object.freeze({
   requestTimeoutMs: 5000,
   snapshotPolicy: {},
   snapshotKeepEntries: 5000,
-  kvNoSync: false,
-  /** etcd's default, 2 GiB. */
-  quotaBackendBytes: 2 * 1024 * 1024 * 1024,
   logger: Object.freeze({ info: () => {}, warn: () => {}, error: () => {} }),
   onFatal: () => {},
 });
 
-/** Options a caller must give; every other one has a default. */
-export type RaftNodeInit = Partial<RaftNodeOptions> &
-  Pick<
-    RaftNodeOptions,
-    'name' | 'id' | 'clusterId' | 'initialCluster' | 'members' | 'dataDir' | 'listenPeer'
-  >;
+/** The {@link NodeOptions} a caller gives: those without a default are required. */
+export type NodeInit = Partial<NodeOptions> &
+  Pick<NodeOptions, 'name' | 'id' | 'clusterId' | 'initialCluster' | 'members' | 'dataDir' | 'listenPeer'>;
+
+/** @internal The runtime's modules' name for {@link NodeOptions}. */
+export type RaftNodeOptions = NodeOptions;
+/** @internal The runtime's modules' name for {@link NodeInit}. */
+export type RaftNodeInit = NodeInit;
+/** @internal The runtime's modules' name for {@link DEFAULT_NODE_OPTIONS}. */
+export const DEFAULT_RAFT_NODE_OPTIONS = DEFAULT_NODE_OPTIONS;

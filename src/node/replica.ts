@@ -4,7 +4,7 @@
  * tracking — wired together. It knows the state machine only through the public interface
  * (state-machine.ts, driven by machine-driver.ts): commands and queries are opaque values. It is the group's side of each Ready (a
  * {@link ReadyHandler}); the process-wide I/O (the Ready loop's persist and send, the
- * transport, the tick timer, the lifecycle) belongs to the runtime (raft-node.ts) and is
+ * transport, the tick timer, the lifecycle) belongs to the host (host.ts) and is
  * reached through {@link ReplicaDeps}.
  */
 import type { Entry, RawNode, ReadState, Snapshot } from '../raft/index.js';
@@ -151,11 +151,6 @@ export class Replica implements ReadyHandler {
     this.reads.reissueStale();
   }
 
-  /** Whether another proposal may be made now (the pending-proposal limit is not reached). */
-  canPropose(): boolean {
-    return this.proposals.size < this.deps.options.pendingProposalsMax;
-  }
-
   /**
    * Proposes a state machine command (encoded by its codec); resolves with the state
    * machine's result once applied here. See `Host.proposeCommand`.
@@ -192,14 +187,14 @@ export class Replica implements ReadyHandler {
     return this.reads.enqueue(query);
   }
 
-  /** Proposes a replicated change of a member's attributes; see `RaftNode.proposeMemberUpdate`. */
+  /** Proposes a replicated change of a member's attributes; see `Host.proposeMemberUpdate`. */
   async proposeMemberUpdate(update: MemberUpdate): Promise<void> {
     this.deps.lifecycle.ensureRunning();
     this.proposals.checkBackPressure();
     await this.proposals.enqueue((origin, seq) => wrapMemberUpdate(origin, seq, update));
   }
 
-  /** Proposes a membership change; see `RaftNode.proposeMemberChange`. */
+  /** Proposes a membership change; see `Host.proposeMemberChange`. */
   async proposeMemberChange(change: MemberChange): Promise<void> {
     this.deps.lifecycle.ensureRunning();
     this.catchUpTicks();

@@ -7,14 +7,13 @@
  *
  * The file is the KV snapshot's chunks, each as `[length u32 BE][chunk]` (see envelope.ts),
  * so it is checked end to end (the chunks carry a SHA-256) before anything is written; a file
- * saved by `etcdctl snapshot save` has etcd's trailing SHA-256 besides (see backup.ts).
+ * saved by `etcdctl snapshot save` has etcd's trailing SHA-256 besides (see src/kv/backup.ts).
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LmdbKvBackend } from '../kv/index.js';
+import { decodeBackup, LmdbKvBackend } from '../kv/index.js';
 import { EMPTY_CONF_STATE } from '../raft/index.js';
 import { FileStorage } from '../storage/index.js';
-import { decodeBackup } from './backup.js';
 import { acquireLock } from './data-dir-lock.js';
 import { frameChunks } from './envelope.js';
 import { NodeError } from './errors.js';

@@ -2,7 +2,7 @@
  * The state machine interface (public): what the runtime drives. A replica replicates a
  * state machine's commands as bytes, applies them in log order on every member, serves reads
  * from it, and snapshots it so the log can be compacted. The KV store is one implementation
- * (kv-state-machine.ts); a user's counter is another (examples/counter.ts).
+ * (src/db/kv-state-machine.ts); a user's counter is another (examples/counter.ts).
  *
  * Two kinds (Dragonboat's split, see docs/runtime-design.md):
  * - {@link InMemoryStateMachine}: the whole state lives in memory; the runtime restores it

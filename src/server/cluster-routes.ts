@@ -3,19 +3,20 @@
  * id, members, leader, term, commit, applied) and `GET /health` (200 when a leader is known and the node has not
  * failed, else 503).
  */
-import type { RaftNode } from '../node/index.js';
+import type { KvNode } from '../db/index.js';
 
 /** The `/v1/cluster` body: this node's status and the members of its configuration. */
-export function clusterView(node: RaftNode): unknown {
+export function clusterView(node: KvNode): unknown {
   const status = node.status();
   const voters = new Set(status.confState.voters);
-  const members = [...node.members()]
-    .filter(([id]) => !(status.confState.removed ?? []).includes(id))
-    .map(([id, m]) => ({
-      id,
+  const members = node.raft
+    .members()
+    .sort((a, b) => a.id - b.id)
+    .map((m) => ({
+      id: m.id,
       name: m.name,
-      peerUrl: `http://${m.host}:${m.port}`,
-      voter: voters.has(id),
+      peerUrl: `http://${m.address}`,
+      voter: voters.has(m.id),
       ...(m.clientUrls?.http === undefined ? {} : { clientUrl: m.clientUrls.http }),
       ...(m.clientUrls?.grpc === undefined ? {} : { grpcUrl: m.clientUrls.grpc }),
     }));
@@ -34,9 +35,9 @@ export function clusterView(node: RaftNode): unknown {
 }
 
 /** The `/health` answer. */
-export function health(node: RaftNode): { status: number; body: unknown } {
+export function health(node: KvNode): { status: number; body: unknown } {
   const status = node.status();
-  const healthy = status.leader !== 0 && node.failure === undefined;
+  const healthy = status.leader !== 0 && node.raft.fatalError === undefined;
   return {
     status: healthy ? 200 : 503,
     body: { health: healthy, role: status.role, leader: status.leader, term: status.term },
@@ -44,7 +45,7 @@ export function health(node: RaftNode): { status: number; body: unknown } {
 }
 
 /** Member `id` as errors and `/v1/cluster` name a leader; undefined when it is not in the member table. */
-export function leaderOf(node: RaftNode, id: number): { id: number; name: string } | undefined {
-  const member = node.members().get(id);
+export function leaderOf(node: KvNode, id: number): { id: number; name: string } | undefined {
+  const member = node.raft.members().find((m) => m.id === id);
   return member === undefined ? undefined : { id, name: member.name };
 }

@@ -3,8 +3,9 @@
  * leader?}}` with a stable `code` and a fitting status. KV and runtime errors keep their
  * own codes; only the status is chosen here.
  */
+
+import { isNodeError, type NodeErrorCode } from '../index.js';
 import { isKvError, type KvErrorCode } from '../kv/index.js';
-import { isNodeError, type NodeErrorCode } from '../node/index.js';
 
 /** Codes the HTTP layer itself produces (bad requests, routing). */
 export type HttpErrorCode =

@@ -36,7 +36,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import type { RaftNode } from '../node/index.js';
+import type { KvNode } from '../db/index.js';
 import { clusterView, health, leaderOf } from './cluster-routes.js';
 import { toHttpError } from './errors.js';
 import { routeKv } from './kv-routes.js';
@@ -50,7 +50,7 @@ import { parseWatchRequest, serveWatch } from './watch-sse.js';
 
 /** Options of {@link HttpApi}. */
 export interface HttpApiOptions {
-  readonly node: RaftNode;
+  readonly node: KvNode;
   readonly host: string;
   /** 0 picks an ephemeral port. */
   readonly port: number;

@@ -4,8 +4,8 @@
  * `?consistency=serializable`); writes are proposed through raft (see propose.ts).
  */
 import type { IncomingMessage } from 'node:http';
+import type { KvNode } from '../db/index.js';
 import type { ClientSession, KvCommand, RangeRequest } from '../kv/index.js';
-import type { RaftNode } from '../node/index.js';
 import { HttpError } from './errors.js';
 import {
   asObject,
@@ -29,7 +29,7 @@ export const VALUE_BYTES_MAX = 1.5 * 1024 * 1024;
 
 /** Routes `/v1/kv/{key}`, `/v1/kv` and `/v1/txn`; undefined when the path is not one of them. */
 export async function routeKv(
-  node: RaftNode,
+  node: KvNode,
   req: IncomingMessage,
   method: string,
   url: URL,
@@ -56,7 +56,7 @@ export async function routeKv(
   return undefined;
 }
 
-async function get(node: RaftNode, key: Uint8Array, url: URL): Promise<unknown> {
+async function get(node: KvNode, key: Uint8Array, url: URL): Promise<unknown> {
   const request: RangeRequest = { key, revision: queryInt(url, 'revision') };
   const response = await node.read(request, consistencyOf(url));
   const kv = response.kvs[0];
@@ -65,7 +65,7 @@ async function get(node: RaftNode, key: Uint8Array, url: URL): Promise<unknown> 
 }
 
 async function put(
-  node: RaftNode,
+  node: KvNode,
   key: Uint8Array,
   body: unknown,
   url: URL,
@@ -94,7 +94,7 @@ async function put(
 
 /** `DELETE /v1/kv/{key}`, of every key under it with `?prefix=true`. */
 async function remove(
-  node: RaftNode,
+  node: KvNode,
   key: Uint8Array,
   url: URL,
   session: ClientSession | undefined,
@@ -107,7 +107,7 @@ async function remove(
   return { revision: response.revision, deleted: response.deleted };
 }
 
-async function range(node: RaftNode, url: URL): Promise<unknown> {
+async function range(node: KvNode, url: URL): Promise<unknown> {
   const prefix = url.searchParams.get('prefix');
   const from = url.searchParams.get('from');
   let request: RangeRequest;
@@ -143,7 +143,7 @@ async function range(node: RaftNode, url: URL): Promise<unknown> {
 }
 
 async function txn(
-  node: RaftNode,
+  node: KvNode,
   body: unknown,
   url: URL,
   session: ClientSession | undefined,

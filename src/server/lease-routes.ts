@@ -5,8 +5,8 @@
  */
 import { randomInt } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { KvNode } from '../db/index.js';
 import type { ClientSession } from '../kv/index.js';
-import type { RaftNode } from '../node/index.js';
 import { HttpError } from './errors.js';
 import { asObject, badRequest, intField, render } from './json.js';
 import { write } from './propose.js';
@@ -18,7 +18,7 @@ export const LEASE_ID_MAX = 2 ** 48;
 
 /** Routes `/v1/lease/...` (the caller matched the prefix). */
 export async function routeLease(
-  node: RaftNode,
+  node: KvNode,
   req: IncomingMessage,
   method: string,
   path: string,
@@ -45,7 +45,7 @@ export async function routeLease(
 
 /** A retry in the same session answers the first grant, with the id picked then. */
 async function leaseGrant(
-  node: RaftNode,
+  node: KvNode,
   body: Record<string, unknown>,
   session: ClientSession | undefined,
 ): Promise<unknown> {
@@ -63,7 +63,7 @@ async function leaseGrant(
 
 /** A keep-alive resets the lease's countdown to its granted TTL, replicated as a checkpoint. */
 async function leaseKeepAlive(
-  node: RaftNode,
+  node: KvNode,
   id: number,
   session: ClientSession | undefined,
 ): Promise<unknown> {
@@ -79,7 +79,7 @@ async function leaseKeepAlive(
 
 /** etcd `LeaseTimeToLive` after a linearizable barrier; 404 `LEASE_NOT_FOUND` for an unknown lease. */
 async function leaseTimeToLive(
-  node: RaftNode,
+  node: KvNode,
   id: number,
 ): Promise<{ id: number; ttl: number; grantedTtl: number; keys: string[] }> {
   await node.read({ key: Uint8Array.of(0) });

@@ -5,7 +5,7 @@
  * is one, and also takes fields and `debug`.
  */
 import { type DestinationStream, pino } from 'pino';
-import type { NodeLogger } from '../node/index.js';
+import type { NodeLogger } from '../index.js';
 
 /** The levels `--log-level` accepts, most verbose first. */
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;

@@ -10,8 +10,8 @@
  * | `DELETE /v1/members/{id}` | removes a member; the leader itself: 409 `MEMBER_IS_LEADER` (move leadership first) |
  * | `POST /v1/leader` `{id}` | transfers leadership to voter `id`, resolves once it leads |
  */
-import { nodeIdFromName, parseHostPort, type RaftNode } from '../node/index.js';
-import { isRaftError } from '../raft/index.js';
+import type { KvNode } from '../db/index.js';
+import { NotLeaderError, nodeIdFromName, parseHostPort, RefusedError, TimeoutError } from '../index.js';
 import { HttpError } from './errors.js';
 import { asObject, badRequest, boolField } from './json.js';
 import { methodNotAllowed } from './reply.js';
@@ -28,32 +28,19 @@ export interface MemberJson {
 }
 
 /** The current members as this node knows them (its applied configuration). */
-export function listMembers(node: RaftNode): MemberJson[] {
-  const cs = node.status().confState;
-  const voters = new Set([...cs.voters, ...cs.votersOutgoing]);
-  const learners = new Set([...cs.learners, ...cs.learnersNext].filter((id) => !voters.has(id)));
-  const table = node.members();
-  const out: MemberJson[] = [];
-  for (const [ids, role] of [
-    [voters, 'voter'],
-    [learners, 'learner'],
-  ] as const) {
-    for (const id of ids) {
-      const m = table.get(id);
-      out.push({
-        id,
-        name: m?.name ?? '',
-        peerUrl: m === undefined ? '' : `http://${m.host}:${m.port}`,
-        role,
-        ...(m?.clientUrls?.http === undefined ? {} : { clientUrl: m.clientUrls.http }),
-        ...(m?.clientUrls?.grpc === undefined ? {} : { grpcUrl: m.clientUrls.grpc }),
-      });
-    }
-  }
+export function listMembers(node: KvNode): MemberJson[] {
+  const out: MemberJson[] = node.raft.members().map((m) => ({
+    id: m.id,
+    name: m.name,
+    peerUrl: m.address === '' ? '' : `http://${m.address}`,
+    role: m.role,
+    ...(m.clientUrls?.http === undefined ? {} : { clientUrl: m.clientUrls.http }),
+    ...(m.clientUrls?.grpc === undefined ? {} : { grpcUrl: m.clientUrls.grpc }),
+  }));
   return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id - b.id));
 }
 
-function memberOrNotFound(node: RaftNode, text: string): MemberJson {
+function memberOrNotFound(node: KvNode, text: string): MemberJson {
   const id = /^\d{1,16}$/.test(text) ? Number(text) : Number.NaN;
   const member = listMembers(node).find((m) => m.id === id || m.name === text);
   if (member === undefined) throw new HttpError(404, 'MEMBER_NOT_FOUND', `no member ${text}`);
@@ -61,25 +48,25 @@ function memberOrNotFound(node: RaftNode, text: string): MemberJson {
 }
 
 /** Maps a refusal of the core to its HTTP error; other errors pass through. */
-function mapRaftError(node: RaftNode, error: unknown): never {
-  if (!isRaftError(error)) throw error;
-  const leaderOf = (id: number): { id: number; name: string } | undefined => {
-    const m = node.members().get(id);
-    return id === 0 ? undefined : { id, name: m?.name ?? '' };
-  };
-  switch (error.code) {
-    case 'NOT_LEADER':
-      throw new HttpError(503, 'NOT_LEADER', error.message, true, leaderOf(error.leaderHint));
+function mapRaftError(node: KvNode, error: unknown): never {
+  if (error instanceof NotLeaderError && error.code === 'NOT_LEADER') {
+    const id = error.leaderId;
+    const m = node.raft.members().find((member) => member.id === id);
+    const leader = id === 0 ? undefined : { id, name: m?.name ?? '' };
+    throw new HttpError(503, 'NOT_LEADER', error.message, true, leader);
+  }
+  if (!(error instanceof RefusedError)) throw error;
+  switch (error.reason) {
     case 'CONF_CHANGE_IN_PROGRESS':
     case 'TRANSFER_IN_PROGRESS':
-      throw new HttpError(409, error.code, error.message, true);
+      throw new HttpError(409, error.reason, error.message, true);
     case 'LEARNER_NOT_READY':
-      throw new HttpError(409, error.code, error.message, true);
+      throw new HttpError(409, error.reason, error.message, true);
     case 'NODE_ID_REUSED':
-      throw new HttpError(409, error.code, error.message, false);
+      throw new HttpError(409, error.reason, error.message, false);
     case 'INVALID_CONF_CHANGE':
     case 'INVALID_TRANSFER_TARGET':
-      throw new HttpError(400, error.code, error.message, false);
+      throw new HttpError(400, error.reason, error.message, false);
     default:
       throw new HttpError(500, 'INTERNAL', error.message);
   }
@@ -99,7 +86,7 @@ type MembersReply = { status: number; body: unknown };
 
 /** Routes `/v1/members...` and `/v1/leader`; undefined when the path is not one of them. */
 export async function routeMembers(
-  node: RaftNode,
+  node: KvNode,
   method: string,
   path: string,
   body: () => Promise<unknown>,
@@ -127,7 +114,7 @@ export async function routeMembers(
 }
 
 /** `POST /v1/members` `{name, peerUrl, learner?}`: 201 with the new member and the cluster id. */
-async function addMember(node: RaftNode, body: unknown): Promise<MembersReply> {
+async function addMember(node: KvNode, body: unknown): Promise<MembersReply> {
   const o = asObject(body, 'body');
   const { name, peerUrl } = o;
   if (typeof name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
@@ -140,13 +127,10 @@ async function addMember(node: RaftNode, body: unknown): Promise<MembersReply> {
   if (listMembers(node).some((m) => m.id === id || m.name === name)) {
     throw new HttpError(409, 'MEMBER_EXISTS', `${name} is already a member`);
   }
-  await node
-    .proposeMemberChange({
-      type: learner ? 'add-learner' : 'add-voter',
-      id,
-      member: { name, ...address },
-    })
-    .catch((error: unknown) => mapRaftError(node, error));
+  const peer = `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+  await (learner ? node.raft.addLearner(id, peer, { name }) : node.raft.addVoter(id, peer, { name })).catch(
+    (error: unknown) => mapRaftError(node, error),
+  );
   const member = listMembers(node).find((m) => m.id === id);
   return {
     status: 201,
@@ -155,17 +139,15 @@ async function addMember(node: RaftNode, body: unknown): Promise<MembersReply> {
 }
 
 /** `POST /v1/members/{id}/promote`: a learner becomes a voter (a voter stays one). */
-async function promoteMember(node: RaftNode, text: string): Promise<MembersReply> {
+async function promoteMember(node: KvNode, text: string): Promise<MembersReply> {
   const member = memberOrNotFound(node, text);
   if (member.role === 'voter') return { status: 200, body: { member } };
-  await node
-    .proposeMemberChange({ type: 'add-voter', id: member.id })
-    .catch((error: unknown) => mapRaftError(node, error));
+  await node.raft.promote(member.id).catch((error: unknown) => mapRaftError(node, error));
   return { status: 200, body: { member: listMembers(node).find((m) => m.id === member.id) } };
 }
 
 /** `DELETE /v1/members/{id}`: removes a member other than the leader. */
-async function removeMember(node: RaftNode, text: string): Promise<MembersReply> {
+async function removeMember(node: KvNode, text: string): Promise<MembersReply> {
   const member = memberOrNotFound(node, text);
   if (member.id === node.status().leader) {
     throw new HttpError(
@@ -174,28 +156,22 @@ async function removeMember(node: RaftNode, text: string): Promise<MembersReply>
       `${member.name} (${member.id}) is the leader: move leadership to another voter first (POST /v1/leader)`,
     );
   }
-  await node
-    .proposeMemberChange({ type: 'remove', id: member.id })
-    .catch((error: unknown) => mapRaftError(node, error));
+  await node.raft.remove(member.id).catch((error: unknown) => mapRaftError(node, error));
   return { status: 200, body: { removed: member } };
 }
 
 /** `POST /v1/leader` `{id}`: transfers leadership and answers once the target leads (504 after the request timeout). */
-async function moveLeader(node: RaftNode, body: unknown): Promise<MembersReply> {
+async function moveLeader(node: KvNode, body: unknown): Promise<MembersReply> {
   const o = asObject(body, 'body');
   const { id } = o;
   const target = memberOrNotFound(node, String(id));
   try {
-    node.transferLeadership(target.id);
+    await node.raft.transferLeadership(target.id, { timeoutMs: node.options.requestTimeoutMs });
   } catch (error) {
-    mapRaftError(node, error);
-  }
-  const deadline = Date.now() + node.options.requestTimeoutMs;
-  while (node.status().leader !== target.id) {
-    if (Date.now() > deadline) {
+    if (error instanceof TimeoutError) {
       throw new HttpError(504, 'TIMEOUT', `${target.name} did not take over leadership in time`, true);
     }
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    mapRaftError(node, error);
   }
   return { status: 200, body: { leader: { id: target.id, name: target.name } } };
 }

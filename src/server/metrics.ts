@@ -11,7 +11,8 @@
  * {@link NodeMetrics.registry}.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { type NodeCounters, type RaftNode, WRITE_STAGES } from '../node/index.js';
+import type { KvNode } from '../db/index.js';
+import { type NodeCounters, WRITE_STAGES } from '../index.js';
 import { callbackGauge, processMetrics } from './process-metrics.js';
 
 /** Upper bounds of the request latency histogram, in seconds. */
@@ -28,7 +29,7 @@ export const STAGE_BUCKETS_SECONDS = [
 ] as const;
 
 /** The node's gauges, read when scraped, with their help. */
-const GAUGES: readonly [name: string, help: string, value: (node: RaftNode) => number | undefined][] = [
+const GAUGES: readonly [name: string, help: string, value: (node: KvNode) => number | undefined][] = [
   ['flotilla_raft_term', 'Current raft term.', (node) => node.status().term],
   ['flotilla_raft_commit_index', 'Commit index.', (node) => node.status().commit],
   ['flotilla_raft_applied_index', 'Index applied to the KV store.', (node) => node.status().kvApplied],
@@ -87,7 +88,7 @@ const COUNTERS: readonly [name: string, help: string, value: (c: NodeCounters) =
 ];
 
 /** The LMDB environment's sizes; undefined once the store is closed or failed. */
-function storageStats(node: RaftNode): { fileBytes: number; usedBytes: number } | undefined {
+function storageStats(node: KvNode): { fileBytes: number; usedBytes: number } | undefined {
   try {
     return node.backend.storageStats();
   } catch {
@@ -102,7 +103,7 @@ export class NodeMetrics {
   private readonly requests: Counter<'method' | 'code'>;
   private readonly latency: Histogram;
 
-  constructor(node: RaftNode) {
+  constructor(node: KvNode) {
     // Starts the process's collectors now: event-loop delay is measured from the node's start.
     processMetrics();
     const registers = [this.registry];
@@ -115,7 +116,7 @@ export class NodeMetrics {
         // The runtime keeps the totals; a scrape copies them.
         collect() {
           this.reset();
-          this.inc(value(node.counters));
+          this.inc(value(node.raft.stats().counters));
         },
       });
     }
@@ -126,7 +127,7 @@ export class NodeMetrics {
       registers,
       collect() {
         this.reset();
-        for (const [id, p] of node.transportStats().peers)
+        for (const [id, p] of node.raft.stats().transport.peers)
           this.set({ peer: String(id) }, p.connected ? 1 : 0);
       },
     });
@@ -137,7 +138,8 @@ export class NodeMetrics {
       registers,
       collect() {
         this.reset();
-        for (const [id, p] of node.transportStats().peers) this.inc({ peer: String(id) }, p.messagesDropped);
+        for (const [id, p] of node.raft.stats().transport.peers)
+          this.inc({ peer: String(id) }, p.messagesDropped);
       },
     });
     this.observeWriteStages(node);
@@ -157,9 +159,9 @@ export class NodeMetrics {
 
   /**
    * `flotilla_write_stage_seconds{stage}`: where this node's writes spend their time, hop by
-   * hop (the stages of src/node/write-trace.ts), fed by the runtime as writes happen.
+   * hop (the runtime's `WRITE_STAGES`), fed by the runtime as writes happen.
    */
-  private observeWriteStages(node: RaftNode): void {
+  private observeWriteStages(node: KvNode): void {
     const histogram = new Histogram({
       name: 'flotilla_write_stage_seconds',
       help: 'Latency of each stage of a write on this node (see src/node/write-trace.ts).',
@@ -168,7 +170,7 @@ export class NodeMetrics {
       registers: [this.registry],
     });
     const stages = new Map(WRITE_STAGES.map((stage) => [stage, histogram.labels({ stage })]));
-    node.writeTrace.observe = (stage, seconds) => stages.get(stage)?.observe(seconds);
+    node.raft.observeWriteStages((stage, seconds) => stages.get(stage)?.observe(seconds));
   }
 
   /** Records one finished HTTP request. */

@@ -2,8 +2,9 @@
  * Proposing a KV command through raft for a write route, in the request's client session if
  * it has one, and unwrapping the response of the expected type (or throwing its error).
  */
+
+import type { KvNode } from '../db/index.js';
 import type { ClientSession, KvCommand, KvResult } from '../kv/index.js';
-import type { RaftNode } from '../node/index.js';
 import { HttpError } from './errors.js';
 
 /** The response of a successful KV command. */
@@ -13,7 +14,7 @@ export type KvResponseType = KvResponseOf['type'];
 
 /** Proposes `command` (in `session`, if any) and returns its response of `type`. */
 export async function write<K extends KvResponseType>(
-  node: RaftNode,
+  node: KvNode,
   command: KvCommand,
   type: K,
   session: ClientSession | undefined,

@@ -3,18 +3,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../src/cli/cluster-command.js';
-import {
-  clusterIdFrom,
-  type KvStoreSettings,
-  parseInitialCluster,
-  RaftNode,
-  type RaftNodeInit,
-} from '../../src/node/index.js';
+import { KvNode, type KvNodeInit, type KvStoreSettings } from '../../src/db/index.js';
+import { clusterIdFrom, parseInitialCluster } from '../../src/node/index.js';
 import { until } from './http.js';
 
 /** A started node that leads its one-member cluster, and how to remove it. */
 export interface SoloNode {
-  readonly node: RaftNode;
+  readonly node: KvNode;
   /** Stops the node and deletes its data directory. */
   destroy(): Promise<void>;
 }
@@ -25,14 +20,14 @@ export interface SoloNode {
  */
 export async function startSoloNode(
   prefix: string,
-  options: Partial<RaftNodeInit> = {},
+  options: Partial<KvNodeInit> = {},
   store: KvStoreSettings = {},
 ): Promise<SoloNode> {
   const root = await mkdtemp(join(tmpdir(), prefix));
   const initialCluster = `solo=127.0.0.1:${await freePort()}`;
   const members = parseInitialCluster(initialCluster);
   const self = members[0]!;
-  const node = await RaftNode.start(
+  const node = await KvNode.start(
     {
       name: 'solo',
       id: self.id,
@@ -47,7 +42,7 @@ export async function startSoloNode(
     },
     store,
   );
-  await until('a leader', 5000, () => (node.role === 'leader' ? true : undefined));
+  await until('a leader', 5000, () => (node.status().role === 'leader' ? true : undefined));
   return {
     node,
     destroy: async () => {

@@ -1,5 +1,6 @@
 /**
- * Backup files: a KV snapshot's chunks, each as `[length u32 BE][chunk]` (see envelope.ts).
+ * Backup files: a KV snapshot's chunks, each as `[length u32 BE][chunk]` (the framing of the
+ * runtime's snapshot data, src/node/envelope.ts).
  * Two flavours restore alike (`flotilla snapshot restore`):
  *
  * - plain: exactly the framed chunks (`GET /v1/snapshot`, `flotilla snapshot save`);
@@ -11,17 +12,22 @@
  * The KV chunks carry their own checksum too (the snapshot's `end` chunk), verified on restore.
  */
 import { createHash } from 'node:crypto';
-import { frameChunks } from './envelope.js';
 
 const SECTOR_BYTES = 512;
 const SHA256_BYTES = 32;
 
 /** The etcd flavour of a backup of `chunks`: framed, zero-padded to 512 bytes, then their SHA-256. */
 export function encodeEtcdBackup(chunks: Iterable<Uint8Array>): Buffer {
-  const framed = frameChunks(chunks);
-  const padded = Math.ceil(framed.length / SECTOR_BYTES) * SECTOR_BYTES;
+  const all = [...chunks];
+  const framedBytes = all.reduce((sum, chunk) => sum + 4 + chunk.length, 0);
+  const padded = Math.ceil(framedBytes / SECTOR_BYTES) * SECTOR_BYTES;
   const out = Buffer.alloc(padded + SHA256_BYTES);
-  out.set(framed, 0);
+  let offset = 0;
+  for (const chunk of all) {
+    out.writeUInt32BE(chunk.length, offset);
+    out.set(chunk, offset + 4);
+    offset += 4 + chunk.length;
+  }
   createHash('sha256').update(out.subarray(0, padded)).digest().copy(out, padded);
   return out;
 }

@@ -9,8 +9,8 @@
  * A keep-alive is replicated as a `leaseCheckpoint` with the full TTL at the proposer's
  * clock, which moves the anchor.
  *
- * {@link LeaseKeeper} is the scan: the runtime calls it on every tick-timer firing and it
- * looks at the table at most every {@link LEASE_SCAN_INTERVAL_MS}.
+ * {@link LeaseKeeper} is the scan: the KV node (kv-node.ts) calls it every
+ * {@link LEASE_SCAN_INTERVAL_MS} while it leads, and it looks at the table at most that often.
  */
 import type { LeaseInfo } from '../kv/index.js';
 
@@ -27,15 +27,16 @@ export function expiredLeases(leases: readonly LeaseInfo[], leaderSinceMs: numbe
   return expired;
 }
 
-/** What {@link LeaseKeeper} needs from the runtime. */
+/** What {@link LeaseKeeper} needs from the KV node. */
 export interface LeaseKeeperDeps {
-  /** Wall-clock time this node became leader; 0 when it is not leader (see leadership.ts). */
+  /** Wall-clock time this node became leader; 0 when it is not leader. */
   readonly leaderSinceMs: () => number;
   /** The replicated lease table. */
   readonly leases: () => readonly LeaseInfo[];
-  /** Whether another proposal may be made now (the pending-proposal limit is not reached). */
-  readonly canPropose: () => boolean;
-  /** Proposes the revoke of lease `id`; settles once it is applied here or fails. */
+  /**
+   * Proposes the revoke of lease `id`; settles once it is applied here or fails (a revoke
+   * refused by back-pressure is proposed again by a later scan).
+   */
   readonly revoke: (id: number) => Promise<unknown>;
   readonly logger: { info(message: string): void };
 }
@@ -58,7 +59,7 @@ export class LeaseKeeper {
     const live = new Set(leases.map((l) => l.id));
     for (const id of this.revoking) if (!live.has(id)) this.revoking.delete(id);
     for (const id of expiredLeases(leases, leaderSinceMs, now)) {
-      if (this.revoking.has(id) || !this.deps.canPropose()) continue;
+      if (this.revoking.has(id)) continue;
       this.revoking.add(id);
       this.deps.revoke(id).then(
         () => this.revoking.delete(id),

@@ -4,8 +4,11 @@
  * results the backend's `KvResult` (null for an entry without a command), queries etcd
  * ranges. The backend keeps its own applied index durably in LMDB, so a restart replays only
  * the log after it. What the etcd and HTTP servers need beyond the interface (watches,
- * leases, hashes, storage statistics) they reach through `RaftNode.backend`.
+ * leases, hashes, storage statistics) they reach through `KvNode.backend` (kv-node.ts): the
+ * KV node made this state machine, so it holds its backend.
  */
+
+import type { CommandCodec, OnDiskStateMachine, StateMachineSnapshot } from '../index.js';
 import {
   decodeCommand,
   encodeCommand,
@@ -17,7 +20,6 @@ import {
   type RangeRequest,
   type RangeResponse,
 } from '../kv/index.js';
-import type { CommandCodec, OnDiskStateMachine, StateMachineSnapshot } from './state-machine.js';
 
 /** The KV codec (kv/codec.ts) as a command codec. */
 export const KV_COMMAND_CODEC: CommandCodec<KvCommand> = Object.freeze({
