@@ -31,6 +31,8 @@ export interface LifecycleHooks {
 export class Lifecycle {
   private isStopped = false;
   private fatalError: unknown;
+  /** The close in progress or done, once a stop began it. */
+  private closing: Promise<void> | undefined;
 
   constructor(private readonly hooks: LifecycleHooks) {}
 
@@ -55,13 +57,17 @@ export class Lifecycle {
    * error it closes what the failure left open.
    */
   async stop(): Promise<void> {
-    if (this.isStopped && this.fatalError === undefined) return;
+    // A second stop waits for the first one's close: a caller that exits the process once
+    // stop resolves must not exit while storage is still closing (a node that stops itself,
+    // once removed, is stopped again by the process's shutdown).
+    if (this.isStopped && this.fatalError === undefined) return this.closing;
     const wasStopped = this.isStopped;
     this.isStopped = true;
     this.hooks.stopTimer();
     this.hooks.failAll(new StoppedError('STOPPED', 'node is stopping'));
     if (wasStopped && this.fatalError !== undefined && this.hooks.lockReleased()) return;
-    await this.hooks.close();
+    this.closing = this.hooks.close();
+    await this.closing;
   }
 
   /** Stops everything after a fatal error: nothing more is sent, applied or acknowledged. */
