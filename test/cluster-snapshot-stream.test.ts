@@ -203,7 +203,10 @@ async function streamBegun(spool: string): Promise<void> {
 
 /** A last write reaches every member, and every member holds the same store, history included. */
 async function sameStoreEverywhere(nodes: readonly ClusterNodeInfo[], via: ClusterNodeInfo): Promise<void> {
-  assert.ok(await put(via.clientUrl, 'k-after'), 'the cluster takes writes afterwards');
+  // The old leader rejoining may cost an election: retry the write until one is acknowledged.
+  await until('the cluster to take writes afterwards', 20_000, async () =>
+    (await put(via.clientUrl, 'k-after')) ? true : undefined,
+  );
   for (const n of nodes) {
     await until(`${n.name} to apply the last write`, 20_000, async () =>
       (await count(n.clientUrl).catch(() => 0)) === KEYS + 1 ? true : undefined,
