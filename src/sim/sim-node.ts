@@ -15,8 +15,11 @@ import type { SimNetwork } from './sim-network.js';
 /** One simulated process: its disk, its Raft core and its process state. */
 export interface SimNode {
   readonly id: NodeId;
-  /** Survives crashes: the simulated disk. */
-  readonly storage: MemoryStorage;
+  /**
+   * Survives crashes: the simulated disk. A process that keeps every group in one shared log
+   * gets a disk rebuilt from that log when it restarts.
+   */
+  storage: MemoryStorage;
   incarnation: number;
   alive: boolean;
   /** A paused process (SIGSTOP): its events wait in `deferred` until it resumes. */

@@ -1,0 +1,154 @@
+/**
+ * A run of the multi-group profile: every simulated process hosts one replica of each of
+ * several raft groups (2 to 4, drawn from the seed), as the multi-raft host will. Each group has
+ * its own cores, its own state machine (the KV store or the counter, drawn per group), its own
+ * clients and its own checkers: every safety property is checked per group, and each group's
+ * history is checked for linearizability on its own. What the groups share is the process:
+ * its links (messages carry their group id; the network delivers to the process, which routes
+ * by group), its clock, its crashes, pauses and partitions (`sim-processes.ts`, with the faults
+ * of `nemesis-processes.ts`), and one log for every group's records (`sim-wal.ts`).
+ */
+import type { GroupId, Message } from '../raft/index.js';
+import { GroupRun } from './group-run.js';
+import type { CheckResult } from './linearizability.js';
+import { ProcessNemesis } from './nemesis-processes.js';
+import { failureResult, historyResult, type SimResult } from './report.js';
+import { SERVICES } from './services.js';
+import type { SimContext } from './sim-context.js';
+import type { SimEvent } from './sim-events.js';
+import { type RunTiming, runEvents } from './sim-loop.js';
+import { SimNetwork } from './sim-network.js';
+import type { SimParams } from './sim-params.js';
+import { SimProcesses } from './sim-processes.js';
+
+/** Share of incoming messages the deliberate bug `misroute-group-message` hands to the wrong group. */
+const MISROUTE_RATE = 0.05;
+
+/** One run with several groups on the same processes. */
+export class MultiGroupSimulation {
+  private readonly groups: GroupRun[] = [];
+  private readonly processes: SimProcesses;
+  private readonly nemesis: ProcessNemesis;
+
+  constructor(
+    private readonly ctx: SimContext,
+    private readonly timing: RunTiming,
+  ) {
+    this.processes = new SimProcesses(ctx, new SimNetwork(ctx));
+    for (let group = 1; group <= ctx.params.groups; group++) {
+      const view = ctx.forGroup(group, this.groupParams());
+      const service = SERVICES[view.params.service](view, `g${group}/`);
+      this.groups.push(new GroupRun(view, service, () => {}, this.processes.worldOptions(group)));
+    }
+    this.processes.host(this.groups);
+    this.nemesis = new ProcessNemesis(ctx, this.processes, this.groups);
+  }
+
+  /** A group's own draws: its state machine and its clients. */
+  private groupParams(): SimParams {
+    const { prng, params } = this.ctx;
+    return {
+      ...params,
+      service: prng.pick(['kv', 'kv', 'counter'] as const),
+      clients: prng.range(1, 3),
+      keys: prng.range(1, 3),
+    };
+  }
+
+  async run(seed: number): Promise<SimResult> {
+    const { ctx, groups } = this;
+    try {
+      this.setup(seed);
+      await ctx.settle();
+      await runEvents(
+        ctx,
+        this.timing,
+        (event) => this.handle(event),
+        () => groups.every((g) => g.livenessDone()),
+      );
+      for (const group of groups) group.checkEnd(this.timing.livenessMs);
+    } catch (error) {
+      return failureResult(seed, ctx.params.profile, error, ctx.stats);
+    }
+    return historyResult(seed, ctx.params.profile, this.checkHistories(), ctx.stats);
+  }
+
+  private setup(seed: number): void {
+    const { ctx } = this;
+    const p = ctx.params;
+    ctx.say(
+      `seed ${seed}: ${p.nodes} processes hosting ${p.groups} groups ` +
+        `(${this.groups.map((g) => `${g.ctx.params.service} with ${g.ctx.params.clients} clients`).join(', ')}), ` +
+        `drop ${p.dropRate * 100}%, duplicate ${p.duplicateRate * 100}%, nemesis ${p.nemesis} every <=${p.nemesisIntervalMs} ms, ` +
+        `reads ${p.readOnly}`,
+    );
+    for (const group of this.groups) group.world.bootstrap(p.nodes);
+    for (const group of this.groups) group.workload.start();
+    this.nemesis.start();
+    ctx.queue.push(this.timing.safetyMs, { kind: 'heal' });
+  }
+
+  /** Each group's history on its own; the first that is not linearizable (or unknown) decides. */
+  private checkHistories(): CheckResult {
+    let unknown: CheckResult | undefined;
+    for (const group of this.groups) {
+      const verdict = group.checkHistory();
+      const where = `group ${group.ctx.group}`;
+      if (verdict.result === 'illegal') return { ...verdict, detail: `${where}: ${verdict.detail}` };
+      if (verdict.result === 'unknown') unknown ??= { ...verdict, reason: `${where}: ${verdict.reason}` };
+    }
+    return unknown ?? { result: 'ok' };
+  }
+
+  private handle(event: SimEvent): void {
+    switch (event.kind) {
+      case 'in-group':
+        this.inGroup(event.group, event.event);
+        return;
+      case 'deliver':
+        this.route(event.message);
+        return;
+      case 'snapshot-report':
+        this.inGroup(event.message.groupId, event);
+        return;
+      case 'partition':
+        this.nemesis.partition(new Set(event.side));
+        return;
+      case 'resume':
+        this.processes.onResume(event.node);
+        return;
+      case 'restart':
+        this.processes.onRestart(event.node);
+        return;
+      case 'nemesis':
+        this.nemesis.onNemesis();
+        return;
+      case 'heal':
+        this.ctx.say('safety phase over: every fault healed; liveness phase begins');
+        this.ctx.phase = 'liveness';
+        this.processes.heal();
+        return;
+      default:
+        throw new Error(`a multi-group run has no ${event.kind} event outside a group`);
+    }
+  }
+
+  /** A message reached its process, which hands it to the group it names. */
+  private route(message: Message): void {
+    const { mutations, prng, params } = this.ctx;
+    if (mutations.misrouteGroupMessage && prng.chance(MISROUTE_RATE)) {
+      // Deliberate bug: the wrong group gets the message, re-tagged as its own.
+      const groupId = (message.groupId % params.groups) + 1;
+      this.inGroup(groupId, { kind: 'deliver', message: { ...message, groupId } });
+      return;
+    }
+    this.inGroup(message.groupId, { kind: 'deliver', message });
+  }
+
+  private inGroup(group: GroupId, event: SimEvent): void {
+    const run = this.groups[group - 1];
+    if (run === undefined || !run.handle(event)) {
+      throw new Error(`no group ${group} for a ${event.kind} event`);
+    }
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The processes of a multi-group run. Each process hosts one replica of every group, and what
+ * happens to a process happens to all of them: a crash kills every group at once (a write in
+ * flight on the process's shared log may reach the disk in part, its last record torn), a
+ * restart rebuilds every group's disk from that one log, a pause stops every group. The
+ * processes share one network, and each has one clock that every group it hosts ticks on.
+ */
+import type { GroupId, NodeId } from '../raft/index.js';
+import type { GroupRun } from './group-run.js';
+import { drawTickMs } from './sim-clock.js';
+import type { SimContext } from './sim-context.js';
+import type { SimNetwork } from './sim-network.js';
+import type { SimNode } from './sim-node.js';
+import { readyRecords, SimWal, WalStorage } from './sim-wal.js';
+import type { SimWorldOptions } from './sim-world.js';
+
+/** Chance that a write in flight at a crash reached the disk in part. */
+const PARTIAL_WRITE_RATE = 0.5;
+/** Chance that a partial write ends in a torn record. */
+const TORN_RECORD_RATE = 0.3;
+
+/** The processes, their shared logs and clocks, and what happens to a whole process. */
+export class SimProcesses {
+  private readonly wals = new Map<NodeId, SimWal>();
+  private readonly clocks = new Map<NodeId, number>();
+  private groups: readonly GroupRun[] = [];
+
+  constructor(
+    private readonly ctx: SimContext,
+    readonly network: SimNetwork,
+  ) {}
+
+  /** How group `group`'s world sits on the processes: their network, clocks and shared logs. */
+  worldOptions(group: GroupId): SimWorldOptions {
+    return {
+      network: this.network,
+      tickMs: (id) => this.clock(id),
+      newStorage: (id) => new WalStorage(group).attach(this.wal(id)),
+    };
+  }
+
+  /** The groups the processes host, in group id order (1, 2, ...). Done once, before they boot. */
+  host(groups: readonly GroupRun[]): void {
+    this.groups = groups;
+  }
+
+  /** Every process, by id. */
+  ids(): NodeId[] {
+    return [...this.groups[0]!.world.nodes.keys()];
+  }
+
+  /** The replicas process `id` hosts, one per group in group order. */
+  replicas(id: NodeId): SimNode[] {
+    return this.groups.map((g) => g.world.nodes.get(id)!);
+  }
+
+  /** Whether process `id` runs (its replicas live and die together). */
+  alive(id: NodeId): boolean {
+    return this.replicas(id)[0]!.alive;
+  }
+
+  /** Whether process `id` is stopped. */
+  paused(id: NodeId): boolean {
+    return this.replicas(id)[0]!.paused;
+  }
+
+  /** Whether process `id` runs and leads at least one group. */
+  leads(id: NodeId): boolean {
+    return this.replicas(id).some((n) => n.alive && n.raw.raft.role === 'leader');
+  }
+
+  /** Process `id` crashes: every group it hosts stops, and what was not yet durable is lost. */
+  crash(id: NodeId): void {
+    const { ctx } = this;
+    if (!this.alive(id)) return;
+    ctx.say(`process ${id} crashes with its ${this.groups.length} groups (unpersisted writes are lost)`);
+    this.writeInFlight(id);
+    for (const group of this.groups) group.world.kill(group.world.nodes.get(id)!);
+    ctx.stats.crashes++;
+    ctx.after(ctx.prng.range(1, ctx.params.restartDelayMaxMs), { kind: 'restart', node: id });
+  }
+
+  /**
+   * The part of the writes in flight on `id`'s shared log that reached the disk before the
+   * crash: for some groups, whole records of the Ready being persisted, and possibly the start
+   * of the next record (torn), after which nothing more was written.
+   */
+  private writeInFlight(id: NodeId): void {
+    const { prng } = this.ctx;
+    const wal = this.wal(id);
+    for (const group of this.groups) {
+      const node = group.world.nodes.get(id)!;
+      const rd = node.inflight;
+      if (rd === undefined || !prng.chance(PARTIAL_WRITE_RATE)) continue;
+      const records = readyRecords(group.ctx.group!, rd);
+      for (const record of records.slice(0, prng.int(records.length + 1))) {
+        if (record.kind === 'hard-state') group.ctx.checker.onPersist(id, node.storage, rd);
+        wal.append(record);
+      }
+      if (prng.chance(TORN_RECORD_RATE)) {
+        wal.appendTorn();
+        return;
+      }
+    }
+  }
+
+  /** A crashed process boots: every group's disk is rebuilt from the shared log, split by group. */
+  onRestart(id: NodeId): void {
+    if (this.alive(id)) return;
+    const wal = this.wal(id);
+    const ids = this.groups.map((g) => g.ctx.group!);
+    const storages = wal.recover(ids, this.ctx.mutations.walMixesGroups);
+    this.ctx.say(
+      `process ${id} restarts: ${wal.length} records of its shared log split into ${ids.length} groups`,
+    );
+    for (const group of this.groups) group.world.onRestart(id, storages.get(group.ctx.group!));
+  }
+
+  /** Process `id` stops (SIGSTOP) for a while drawn from the seed. */
+  pause(id: NodeId): void {
+    const { ctx } = this;
+    for (const group of this.groups) group.world.stop(group.world.nodes.get(id)!);
+    ctx.say(`process ${id} is paused (SIGSTOP)`);
+    ctx.stats.pauses++;
+    ctx.after(ctx.prng.range(50, ctx.params.pauseMaxMs), { kind: 'resume', node: id });
+  }
+
+  /** A paused process continues, every group with it. */
+  onResume(id: NodeId): void {
+    for (const group of this.groups) group.world.onResume(id);
+  }
+
+  /** Every link restored, every crashed process restarted, every paused one resumed. */
+  heal(): void {
+    this.network.heal();
+    for (const id of this.ids()) {
+      if (!this.alive(id)) this.onRestart(id);
+      else if (this.paused(id)) this.onResume(id);
+    }
+  }
+
+  private wal(id: NodeId): SimWal {
+    let wal = this.wals.get(id);
+    if (wal === undefined) {
+      wal = new SimWal();
+      this.wals.set(id, wal);
+    }
+    return wal;
+  }
+
+  private clock(id: NodeId): number {
+    let tickMs = this.clocks.get(id);
+    if (tickMs === undefined) {
+      tickMs = drawTickMs(this.ctx.prng, this.ctx.params);
+      this.clocks.set(id, tickMs);
+    }
+    return tickMs;
+  }
+}
