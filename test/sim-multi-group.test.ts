@@ -111,8 +111,10 @@ test('the shared log splits by group on recovery and cuts a torn tail off', () =
   assert.deepEqual(texts(recovered.get(2)!), ['b1', 'b2']);
   assert.deepEqual(recovered.get(1)!.initialState().hardState, { term: 1, vote: 1, commit: 2 });
   assert.equal(wal.length, 4, 'the torn record is gone');
-  // Writes after recovery go on after the cut, as records of their group.
-  recovered.get(2)!.append([entry(3, 2, 'b3')]);
+  // Writes after recovery go on after the cut, as records of their group; a Ready's
+  // entries and hard state are one record, kept or lost whole.
+  recovered.get(2)!.saveSync({ entries: [entry(3, 2, 'b3')], hardState: { term: 2, vote: 2, commit: 3 } });
+  assert.equal(wal.length, 5);
   assert.deepEqual(texts(wal.recover([1, 2], false).get(2)!), ['b1', 'b2', 'b3']);
   // The deliberate bug: entries keyed by index alone, the later group's entry wins.
   assert.deepEqual(texts(wal.recover([1, 2], true).get(1)!), ['b1', 'b2']);

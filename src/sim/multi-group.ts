@@ -9,6 +9,8 @@
  * of `nemesis-processes.ts`), and one log for every group's records (`sim-wal.ts`).
  */
 import type { GroupId, Message } from '../raft/index.js';
+import { AssertionError } from '../raft/index.js';
+import { SafetyViolation } from './checkers.js';
 import { GroupRun } from './group-run.js';
 import type { CheckResult } from './linearizability.js';
 import { ProcessNemesis } from './nemesis-processes.js';
@@ -66,7 +68,7 @@ export class MultiGroupSimulation {
         (event) => this.handle(event),
         () => groups.every((g) => g.livenessDone()),
       );
-      for (const group of groups) group.checkEnd(this.timing.livenessMs);
+      for (const group of groups) withGroupNamed(group, () => group.checkEnd(this.timing.livenessMs));
     } catch (error) {
       return failureResult(seed, ctx.params.profile, error, ctx.stats);
     }
@@ -147,8 +149,20 @@ export class MultiGroupSimulation {
 
   private inGroup(group: GroupId, event: SimEvent): void {
     const run = this.groups[group - 1];
-    if (run === undefined || !run.handle(event)) {
+    if (run === undefined || !withGroupNamed(run, () => run.handle(event))) {
       throw new Error(`no group ${group} for a ${event.kind} event`);
     }
+  }
+}
+
+/** Runs `work` of `group`; a violation or failed assertion it throws names the group. */
+function withGroupNamed<T>(group: GroupRun, work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (error instanceof SafetyViolation || error instanceof AssertionError) {
+      error.message = `group ${group.ctx.group}: ${error.message}`;
+    }
+    throw error;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The processes of a multi-group run. Each process hosts one replica of every group, and what
- * happens to a process happens to all of them: a crash kills every group at once (a write in
- * flight on the process's shared log may reach the disk in part, its last record torn), a
+ * happens to a process happens to all of them: a crash kills every group at once (some writes
+ * in flight on the process's shared log may have reached the disk, the last one torn), a
  * restart rebuilds every group's disk from that one log, a pause stops every group. The
  * processes share one network, and each has one clock that every group it hosts ticks on.
  */
@@ -11,13 +11,13 @@ import { drawTickMs } from './sim-clock.js';
 import type { SimContext } from './sim-context.js';
 import type { SimNetwork } from './sim-network.js';
 import type { SimNode } from './sim-node.js';
-import { readyRecords, SimWal, WalStorage } from './sim-wal.js';
+import { readyRecord, SimWal, WalStorage } from './sim-wal.js';
 import type { SimWorldOptions } from './sim-world.js';
 
-/** Chance that a write in flight at a crash reached the disk in part. */
-const PARTIAL_WRITE_RATE = 0.5;
-/** Chance that a partial write ends in a torn record. */
-const TORN_RECORD_RATE = 0.3;
+/** Chance that a write in flight at a crash reached the disk whole. */
+const WRITTEN_RATE = 0.5;
+/** Chance that a write in flight that did not reach the disk whole left a torn record. */
+const TORN_RECORD_RATE = 0.5;
 
 /** The processes, their shared logs and clocks, and what happens to a whole process. */
 export class SimProcesses {
@@ -81,9 +81,9 @@ export class SimProcesses {
   }
 
   /**
-   * The part of the writes in flight on `id`'s shared log that reached the disk before the
-   * crash: for some groups, whole records of the Ready being persisted, and possibly the start
-   * of the next record (torn), after which nothing more was written.
+   * What of the writes in flight on `id`'s shared log reached the disk before the crash: in
+   * order, each group's Ready being persisted, whole, until the first that did not make it,
+   * which may have left a torn record.
    */
   private writeInFlight(id: NodeId): void {
     const { prng } = this.ctx;
@@ -91,16 +91,13 @@ export class SimProcesses {
     for (const group of this.groups) {
       const node = group.world.nodes.get(id)!;
       const rd = node.inflight;
-      if (rd === undefined || !prng.chance(PARTIAL_WRITE_RATE)) continue;
-      const records = readyRecords(group.ctx.group!, rd);
-      for (const record of records.slice(0, prng.int(records.length + 1))) {
-        if (record.kind === 'hard-state') group.ctx.checker.onPersist(id, node.storage, rd);
-        wal.append(record);
-      }
-      if (prng.chance(TORN_RECORD_RATE)) {
-        wal.appendTorn();
+      if (rd === undefined) continue;
+      if (!prng.chance(WRITTEN_RATE)) {
+        if (prng.chance(TORN_RECORD_RATE)) wal.appendTorn();
         return;
       }
+      group.ctx.checker.onPersist(id, node.storage, rd);
+      wal.append(readyRecord(group.ctx.group!, rd));
     }
   }
 
