@@ -14,11 +14,10 @@ import { SafetyViolation } from './checkers.js';
 import { GroupRun } from './group-run.js';
 import type { CheckResult } from './linearizability.js';
 import { ProcessNemesis } from './nemesis-processes.js';
-import { failureResult, historyResult, type SimResult } from './report.js';
 import { SERVICES } from './services.js';
 import type { SimContext } from './sim-context.js';
 import type { SimEvent } from './sim-events.js';
-import { type RunTiming, runEvents } from './sim-loop.js';
+import { handleRunEvent, type RunPlan, type RunTiming } from './sim-loop.js';
 import { SimNetwork } from './sim-network.js';
 import type { SimParams } from './sim-params.js';
 import { SimProcesses } from './sim-processes.js';
@@ -27,7 +26,7 @@ import { SimProcesses } from './sim-processes.js';
 const MISROUTE_RATE = 0.05;
 
 /** One run with several groups on the same processes. */
-export class MultiGroupSimulation {
+export class MultiGroupSimulation implements RunPlan {
   private readonly groups: GroupRun[] = [];
   private readonly processes: SimProcesses;
   private readonly nemesis: ProcessNemesis;
@@ -57,25 +56,7 @@ export class MultiGroupSimulation {
     };
   }
 
-  async run(seed: number): Promise<SimResult> {
-    const { ctx, groups } = this;
-    try {
-      this.setup(seed);
-      await ctx.settle();
-      await runEvents(
-        ctx,
-        this.timing,
-        (event) => this.handle(event),
-        () => groups.every((g) => g.livenessDone()),
-      );
-      for (const group of groups) withGroupNamed(group, () => group.checkEnd(this.timing.livenessMs));
-    } catch (error) {
-      return failureResult(seed, ctx.params.profile, error, ctx.stats);
-    }
-    return historyResult(seed, ctx.params.profile, this.checkHistories(), ctx.stats);
-  }
-
-  private setup(seed: number): void {
+  setup(seed: number): void {
     const { ctx } = this;
     const p = ctx.params;
     ctx.say(
@@ -87,11 +68,18 @@ export class MultiGroupSimulation {
     for (const group of this.groups) group.world.bootstrap(p.nodes);
     for (const group of this.groups) group.workload.start();
     this.nemesis.start();
-    ctx.queue.push(this.timing.safetyMs, { kind: 'heal' });
+  }
+
+  livenessDone(): boolean {
+    return this.groups.every((g) => g.livenessDone());
+  }
+
+  checkEnd(): void {
+    for (const group of this.groups) withGroupNamed(group, () => group.checkEnd(this.timing.livenessMs));
   }
 
   /** Each group's history on its own; the first that is not linearizable (or unknown) decides. */
-  private checkHistories(): CheckResult {
+  checkHistories(): CheckResult {
     let unknown: CheckResult | undefined;
     for (const group of this.groups) {
       const verdict = group.checkHistory();
@@ -102,7 +90,7 @@ export class MultiGroupSimulation {
     return unknown ?? { result: 'ok' };
   }
 
-  private handle(event: SimEvent): void {
+  handle(event: SimEvent): void {
     switch (event.kind) {
       case 'in-group':
         this.inGroup(event.group, event.event);
@@ -113,24 +101,8 @@ export class MultiGroupSimulation {
       case 'snapshot-report':
         this.inGroup(event.message.groupId, event);
         return;
-      case 'partition':
-        this.nemesis.partition(new Set(event.side));
-        return;
-      case 'resume':
-        this.processes.onResume(event.node);
-        return;
-      case 'restart':
-        this.processes.onRestart(event.node);
-        return;
-      case 'nemesis':
-        this.nemesis.onNemesis();
-        return;
-      case 'heal':
-        this.ctx.say('safety phase over: every fault healed; liveness phase begins');
-        this.ctx.phase = 'liveness';
-        this.processes.heal();
-        return;
       default:
+        if (handleRunEvent(this.ctx, event, this.nemesis, this.processes)) return;
         throw new Error(`a multi-group run has no ${event.kind} event outside a group`);
     }
   }

@@ -1,118 +1,82 @@
 /**
- * The nemesis of a multi-group run: the faults of `nemesis.ts`, aimed at processes that host
- * every group. A crash, a power failure or a pause takes every group of a process down at once;
- * partitions (symmetric and not) cut the links all groups share; leadership transfers happen
- * inside one group. The seed picks mixed faults or leader churn (a process leading some group
- * crashed or cut off soon after it won). Membership stays fixed.
+ * The nemesis of a multi-group run: the faults of the shared schedule (`nemesis-schedule.ts`),
+ * aimed at processes that host every group. A crash, a power failure or a pause takes every
+ * group of a process down at once; partitions (symmetric and not) cut the links all groups
+ * share; leadership transfers happen inside one group. The seed picks mixed faults or leader
+ * churn (the process leading a group crashed or cut off soon after it won); membership stays
+ * fixed, and any other strategy runs as mixed faults.
  */
 import type { NodeId } from '../raft/index.js';
 import type { GroupRun } from './group-run.js';
 import { MembershipChanges } from './nemesis-membership.js';
+import { FaultSchedule } from './nemesis-schedule.js';
 import type { SimContext } from './sim-context.js';
+import type { SimNetwork } from './sim-network.js';
 import type { SimProcesses } from './sim-processes.js';
 
-/** Injects the faults of the safety phase on processes, one `nemesis` event at a time. */
-export class ProcessNemesis {
+/** Injects the faults of the safety phase on the processes of a multi-group run. */
+export class ProcessNemesis extends FaultSchedule {
   /** Leadership transfers, per group. */
   private readonly transfers: MembershipChanges[];
 
   constructor(
-    private readonly ctx: SimContext,
+    ctx: SimContext,
     private readonly processes: SimProcesses,
     private readonly groups: readonly GroupRun[],
   ) {
+    super(ctx);
     this.transfers = groups.map((g) => new MembershipChanges(g.ctx, g.world));
   }
 
-  /** Schedules the first fault. */
-  start(): void {
-    this.ctx.queue.push(this.ctx.params.nemesisIntervalMs, { kind: 'nemesis' });
+  protected get network(): SimNetwork {
+    return this.processes.network;
   }
 
-  /** Injects the next fault of the seed's strategy and schedules the one after. */
-  onNemesis(): void {
-    const { ctx } = this;
-    if (ctx.phase !== 'safety') return;
-    if (ctx.params.nemesis === 'leader-churn') {
-      this.churnLeader();
-      ctx.after(ctx.prng.range(5, 60), { kind: 'nemesis' });
-      return;
-    }
-    this.mixedFaults();
-    ctx.after(ctx.prng.range(1, ctx.params.nemesisIntervalMs), { kind: 'nemesis' });
+  protected ids(): NodeId[] {
+    return this.processes.ids();
   }
 
-  /** Splits the processes into `side` and everyone else. */
-  partition(side: ReadonlySet<NodeId>): void {
-    this.processes.network.split(side, this.processes.ids());
-    this.ctx.stats.partitions++;
-    this.ctx.say(`partition: [${[...side]}] | everyone else`);
+  /** A running process that leads some group, if any. */
+  protected someLeader(): NodeId | undefined {
+    const leaders = this.ids().filter((id) => this.processes.leads(id));
+    return leaders.length > 0 ? this.ctx.prng.pick(leaders) : undefined;
   }
 
-  /** Sometimes a leadership transfer in one group, then a process or network fault. */
-  private mixedFaults(): void {
-    const { prng, params } = this.ctx;
-    if (prng.float() < params.transferRate) prng.pick(this.transfers).transferLeadership();
-    const roll = prng.float();
-    if (roll < 0.22) this.crash(this.victim(0.5));
-    else if (roll < 0.27) this.powerFailure();
-    else if (roll < 0.4) this.pause();
-    else if (roll < 0.52) this.partitionRandom();
-    else if (roll < 0.6) this.isolate(false);
-    else if (roll < 0.68) this.isolate(true);
-    else if (roll < 0.8) this.processes.network.heal();
+  /** Membership is fixed: a process belongs to every group. */
+  protected changeMembership(): void {}
+
+  protected transferLeadership(): void {
+    this.ctx.prng.pick(this.transfers).transferLeadership();
   }
 
-  /** A running process; one leading some group with probability `leaderBias` when there is one. */
-  private victim(leaderBias: number): NodeId | undefined {
+  protected crashSomeone(): void {
+    const live = this.ids().filter((id) => this.processes.alive(id));
+    if (live.length > 0) this.processes.crash(this.preferLeaders(live, 0.5));
+  }
+
+  protected powerFailure(): void {
+    for (const id of this.ids()) this.processes.crash(id);
+  }
+
+  protected pauseSomeone(): void {
+    const running = this.ids().filter((id) => this.processes.alive(id) && !this.processes.paused(id));
+    if (running.length > 0) this.processes.pause(this.preferLeaders(running, 0.6));
+  }
+
+  /** One of `ids`: one leading some group with probability `bias` when there is one. */
+  private preferLeaders(ids: NodeId[], bias: number): NodeId {
     const { prng } = this.ctx;
-    const live = this.processes.ids().filter((id) => this.processes.alive(id));
-    if (live.length === 0) return undefined;
-    const leaders = live.filter((id) => this.processes.leads(id));
-    return leaders.length > 0 && prng.chance(leaderBias) ? prng.pick(leaders) : prng.pick(live);
-  }
-
-  private crash(id: NodeId | undefined): void {
-    if (id !== undefined) this.processes.crash(id);
-  }
-
-  /** Every process loses power at once. */
-  private powerFailure(): void {
-    for (const id of this.processes.ids()) this.processes.crash(id);
-  }
-
-  /** Stops a running process, one leading some group preferred. */
-  private pause(): void {
-    const { prng } = this.ctx;
-    const running = this.processes
-      .ids()
-      .filter((id) => this.processes.alive(id) && !this.processes.paused(id));
-    if (running.length === 0) return;
-    const leaders = running.filter((id) => this.processes.leads(id));
-    this.processes.pause(leaders.length > 0 && prng.chance(0.6) ? prng.pick(leaders) : prng.pick(running));
-  }
-
-  private partitionRandom(): void {
-    const ids = this.processes.ids();
-    this.partition(new Set(ids.filter(() => this.ctx.prng.chance(0.5))));
-  }
-
-  /** Cuts one process off; `asymmetric` cuts only what it receives (it can still send). */
-  private isolate(asymmetric: boolean): void {
-    const victim = this.victim(0.5);
-    if (victim === undefined) return;
-    this.processes.network.cutOff(victim, this.processes.ids(), asymmetric);
-    this.ctx.stats.partitions++;
-    this.ctx.say(`process ${victim} is cut off${asymmetric ? ' (it can still send)' : ''}`);
+    const leaders = ids.filter((id) => this.processes.leads(id));
+    return leaders.length > 0 && prng.chance(bias) ? prng.pick(leaders) : prng.pick(ids);
   }
 
   /**
    * Crashes or cuts off the process leading a group picked at random, keeping a majority of
    * processes running: each group's leaders churn as often as a single group's do.
    */
-  private churnLeader(): void {
+  protected churnLeader(): void {
     const { prng } = this.ctx;
-    const ids = this.processes.ids();
+    const ids = this.ids();
     const live = ids.filter((id) => this.processes.alive(id));
     const leader = prng.pick(this.groups).world.liveLeader()?.id;
     if (leader === undefined || live.length <= Math.floor(ids.length / 2) + 1) return;
@@ -120,8 +84,8 @@ export class ProcessNemesis {
       this.processes.crash(leader);
       return;
     }
-    this.processes.network.heal();
-    this.processes.network.cutOff(leader, ids);
+    this.network.heal();
+    this.network.cutOff(leader, ids);
     this.ctx.stats.partitions++;
     this.ctx.say(`process ${leader} (a leader) is cut off from everyone`);
   }

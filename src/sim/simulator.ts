@@ -24,14 +24,15 @@
 import type { MutationName } from '../raft/index.js';
 import { mutationsFor, NO_MUTATIONS, Prng } from '../raft/index.js';
 import { GroupRun } from './group-run.js';
+import type { CheckResult } from './linearizability.js';
 import { MultiGroupSimulation } from './multi-group.js';
 import { Nemesis } from './nemesis.js';
 import { drawParams } from './profiles.js';
-import { failureResult, historyResult, type SimResult } from './report.js';
+import type { SimResult } from './report.js';
 import { SERVICES } from './services.js';
 import { SimContext } from './sim-context.js';
 import type { SimEvent } from './sim-events.js';
-import { type RunTiming, runEvents } from './sim-loop.js';
+import { handleRunEvent, type RunPlan, type RunTiming, runPhases } from './sim-loop.js';
 import type { SimParams } from './sim-params.js';
 
 export { emptySimStats, type SimResult, type SimStats } from './report.js';
@@ -63,15 +64,15 @@ export function runSimulation(options: SimOptions): Promise<SimResult> {
   const mutations = options.mutation === undefined ? NO_MUTATIONS : mutationsFor(options.mutation);
   const ctx = new SimContext(prng, params, mutations, options.narrate);
   const timing = { safetyMs: options.safetyMs ?? 10_000, livenessMs: options.livenessMs ?? 8000 };
-  const run = params.groups > 1 ? new MultiGroupSimulation(ctx, timing) : new Simulation(ctx, timing);
-  return run.run(options.seed);
+  const plan = params.groups > 1 ? new MultiGroupSimulation(ctx, timing) : new Simulation(ctx, timing);
+  return runPhases(options.seed, ctx, timing, plan);
 }
 
 /**
  * One run of one raft group: the world and the nemesis, the service on every node and its
  * clients, driven event by event through the safety phase and then the liveness phase.
  */
-class Simulation {
+class Simulation implements RunPlan {
   private readonly group: GroupRun;
   private readonly nemesis: Nemesis;
 
@@ -84,25 +85,7 @@ class Simulation {
     this.nemesis = new Nemesis(ctx, this.group.world);
   }
 
-  async run(seed: number): Promise<SimResult> {
-    const { ctx, group } = this;
-    try {
-      this.setup(seed);
-      await ctx.settle();
-      await runEvents(
-        ctx,
-        this.timing,
-        (event) => this.handle(event),
-        () => group.livenessDone(),
-      );
-      group.checkEnd(this.timing.livenessMs);
-    } catch (error) {
-      return failureResult(seed, ctx.params.profile, error, ctx.stats);
-    }
-    return historyResult(seed, ctx.params.profile, group.checkHistory(), ctx.stats);
-  }
-
-  private setup(seed: number): void {
+  setup(seed: number): void {
     const { ctx } = this;
     const p = ctx.params;
     ctx.say(
@@ -113,32 +96,22 @@ class Simulation {
     this.group.world.bootstrap(p.nodes);
     this.group.workload.start();
     this.nemesis.start();
-    ctx.queue.push(this.timing.safetyMs, { kind: 'heal' });
   }
 
-  private handle(event: SimEvent): void {
-    if (this.group.handle(event)) return;
-    const { world } = this.group;
-    switch (event.kind) {
-      case 'partition':
-        this.nemesis.partition(new Set(event.side));
-        return;
-      case 'resume':
-        world.onResume(event.node);
-        return;
-      case 'restart':
-        world.onRestart(event.node);
-        return;
-      case 'nemesis':
-        this.nemesis.onNemesis();
-        return;
-      case 'heal':
-        this.ctx.say('safety phase over: every fault healed; liveness phase begins');
-        this.ctx.phase = 'liveness';
-        world.heal();
-        return;
-      default:
-        throw new Error(`a run of one group has no ${event.kind} event`);
-    }
+  livenessDone(): boolean {
+    return this.group.livenessDone();
+  }
+
+  checkEnd(): void {
+    this.group.checkEnd(this.timing.livenessMs);
+  }
+
+  checkHistories(): CheckResult {
+    return this.group.checkHistory();
+  }
+
+  handle(event: SimEvent): void {
+    if (this.group.handle(event) || handleRunEvent(this.ctx, event, this.nemesis, this.group.world)) return;
+    throw new Error(`a run of one group has no ${event.kind} event`);
   }
 }
