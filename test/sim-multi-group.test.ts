@@ -24,6 +24,8 @@ test('the multi-group profile: every group of every process stays safe and linea
   let crashes = 0;
   let partitions = 0;
   let ops = 0;
+  let kept = 0;
+  let torn = 0;
   for (let seed = 1; seed <= 18; seed++) {
     const groups = 2 + (seed % 3);
     const { result, lines } = await traced(seed, multiGroup(groups));
@@ -39,7 +41,11 @@ test('the multi-group profile: every group of every process stays safe and linea
     crashes += result.stats.crashes;
     partitions += result.stats.partitions;
     ops += result.stats.ops;
+    kept += result.stats.inFlightWritesKept;
+    torn += result.stats.tornRecordsCut;
   }
+  assert.ok(kept > 0, 'some Readies in flight at a crash reached the shared log');
+  assert.ok(torn > 0, 'some crashes left a torn record, cut off on recovery');
   assert.ok(crashes > 50, `crashes ${crashes}`);
   assert.ok(partitions > 50, `partitions ${partitions}`);
   assert.ok(ops > 500, `ops ${ops}`);

@@ -98,6 +98,7 @@ export class SimProcesses {
       }
       group.ctx.checker.onPersist(id, node.storage, rd);
       wal.append(readyRecord(group.ctx.group!, rd));
+      this.ctx.stats.inFlightWritesKept++;
     }
   }
 
@@ -106,6 +107,7 @@ export class SimProcesses {
     if (this.alive(id)) return;
     const wal = this.wal(id);
     const ids = this.groups.map((g) => g.ctx.group!);
+    this.ctx.stats.tornRecordsCut += wal.cutTornTail();
     const storages = wal.recover(ids, this.ctx.mutations.walMixesGroups);
     this.ctx.say(
       `process ${id} restarts: ${wal.length} records of its shared log split into ${ids.length} groups`,

@@ -61,7 +61,7 @@ export class SimWal {
    * index alone, so where another group wrote the same index later, its entry is taken.
    */
   recover(groups: readonly GroupId[], mixByIndex: boolean): Map<GroupId, WalStorage> {
-    while (this.records.length > 0 && 'torn' in this.records.at(-1)!) this.records.pop();
+    this.cutTornTail();
     const storages = new Map(groups.map((group) => [group, new WalStorage(group)]));
     const latest = mixByIndex ? latestEntries(this.records) : undefined;
     for (const record of this.records) {
@@ -72,6 +72,16 @@ export class SimWal {
     }
     for (const storage of storages.values()) storage.attach(this);
     return storages;
+  }
+
+  /** Cuts off the torn records at the tail; returns how many there were. */
+  cutTornTail(): number {
+    let cut = 0;
+    while (this.records.length > 0 && 'torn' in this.records.at(-1)!) {
+      this.records.pop();
+      cut++;
+    }
+    return cut;
   }
 }
 
