@@ -6,7 +6,8 @@
  * history is checked for linearizability on its own. What the groups share is the process:
  * its links (messages carry their group id; the network delivers to the process, which routes
  * by group), its clock, its crashes, pauses and partitions (`sim-processes.ts`, with the faults
- * of `nemesis-processes.ts`), and one log for every group's records (`sim-wal.ts`).
+ * of `nemesis-processes.ts`), and one log for every group's records (`sim-wal.ts`), which
+ * commits the groups' writes together.
  */
 import type { GroupId, Message } from '../raft/index.js';
 import { AssertionError } from '../raft/index.js';

@@ -64,10 +64,16 @@ export class NodeRuntime {
   private app: NodeApplication | undefined;
   private onStep: (node: SimNode) => void = () => {};
 
+  /**
+   * `persistDelay` says how long node `id`'s next write takes to become durable (by default
+   * a latency drawn from the seed; processes sharing one log commit their groups' writes
+   * together).
+   */
   constructor(
     private readonly ctx: SimContext,
     private readonly network: SimNetwork,
     private readonly nodes: ReadonlyMap<NodeId, SimNode>,
+    private readonly persistDelay: ((id: NodeId) => number) | undefined = undefined,
   ) {}
 
   /**
@@ -131,7 +137,7 @@ export class NodeRuntime {
       if (rd.softState.role === 'leader') ctx.say(`node ${node.id} is leader of term ${node.raw.raft.term}`);
     }
     this.sendOrHold(node, rd);
-    const latency = ctx.prng.range(0, ctx.params.diskLatencyMaxMs);
+    const latency = this.persistDelay?.(node.id) ?? ctx.prng.range(0, ctx.params.diskLatencyMaxMs);
     ctx.after(latency, { kind: 'persisted', node: node.id, incarnation: node.incarnation });
   }
 

@@ -3,7 +3,8 @@
  * happens to a process happens to all of them: a crash kills every group at once (some writes
  * in flight on the process's shared log may have reached the disk, the last one torn), a
  * restart rebuilds every group's disk from that one log, a pause stops every group. The
- * processes share one network, and each has one clock that every group it hosts ticks on.
+ * processes share one network; each has one clock that every group it hosts ticks on, and one
+ * log that commits the writes of all its groups together.
  */
 import type { GroupId, NodeId } from '../raft/index.js';
 import type { GroupRun } from './group-run.js';
@@ -23,6 +24,8 @@ const TORN_RECORD_RATE = 0.5;
 export class SimProcesses {
   private readonly wals = new Map<NodeId, SimWal>();
   private readonly clocks = new Map<NodeId, number>();
+  /** Each process's shared log: when its write in progress ends, and the next one, if any joined it. */
+  private readonly writes = new Map<NodeId, { current: number; next: number | undefined }>();
   private groups: readonly GroupRun[] = [];
 
   constructor(
@@ -36,7 +39,31 @@ export class SimProcesses {
       network: this.network,
       tickMs: (id) => this.clock(id),
       newStorage: (id) => new WalStorage(group).attach(this.wal(id)),
+      persistDelay: (id) => this.persistDelay(id),
     };
+  }
+
+  /**
+   * Group commit: how long a Ready that one of process `id`'s groups writes now takes to be
+   * durable. An idle log starts writing it at once; a Ready that arrives while a write is in
+   * progress joins the next write, which starts when that one ends and makes every Ready that
+   * joined it durable together (one fdatasync for all of them).
+   */
+  private persistDelay(id: NodeId): number {
+    const { now, prng, params } = this.ctx;
+    const writes = this.writes.get(id) ?? { current: -1, next: undefined };
+    this.writes.set(id, writes);
+    if (writes.next !== undefined && now >= writes.current) {
+      // The write that was next began when the one before it ended.
+      writes.current = writes.next;
+      writes.next = undefined;
+    }
+    if (now >= writes.current) {
+      writes.current = now + prng.range(0, params.diskLatencyMaxMs);
+      return writes.current - now;
+    }
+    writes.next ??= writes.current + prng.range(0, params.diskLatencyMaxMs);
+    return writes.next - now;
   }
 
   /** The groups the processes host, in group id order (1, 2, ...). Done once, before they boot. */
@@ -75,6 +102,7 @@ export class SimProcesses {
     if (!this.alive(id)) return;
     ctx.say(`process ${id} crashes with its ${this.groups.length} groups (unpersisted writes are lost)`);
     this.writeInFlight(id);
+    this.writes.delete(id);
     for (const group of this.groups) group.world.kill(group.world.nodes.get(id)!);
     ctx.stats.crashes++;
     ctx.after(ctx.prng.range(1, ctx.params.restartDelayMaxMs), { kind: 'restart', node: id });

@@ -23,6 +23,8 @@ export interface SimWorldOptions {
   readonly tickMs?: (id: NodeId) => number;
   /** An empty disk for the replica on process `id`. */
   readonly newStorage?: (id: NodeId) => MemoryStorage;
+  /** How long the next write of the replica on process `id` takes to become durable. */
+  readonly persistDelay?: (id: NodeId) => number;
 }
 
 /** The nodes, the network between them, and the runtime that drives them. */
@@ -41,7 +43,7 @@ export class SimWorld {
     private readonly options: SimWorldOptions = {},
   ) {
     this.network = options.network ?? new SimNetwork(ctx);
-    this.runtime = new NodeRuntime(ctx, this.network, this.nodes);
+    this.runtime = new NodeRuntime(ctx, this.network, this.nodes, options.persistDelay);
   }
 
   /** Creates and boots the initial members, `1..count`, all voters. */
