@@ -47,10 +47,13 @@ export class SimProcesses {
    * Group commit: how long a Ready that one of process `id`'s groups writes now takes to be
    * durable. An idle log starts writing it at once; a Ready that arrives while a write is in
    * progress joins the next write, which starts when that one ends and makes every Ready that
-   * joined it durable together (one fdatasync for all of them).
+   * joined it durable together (one fdatasync for all of them). A write takes up to half the
+   * seed's disk latency, so that waiting for the write in progress included, a Ready is durable
+   * within the same bound as a single group's.
    */
   private persistDelay(id: NodeId): number {
-    const { now, prng, params } = this.ctx;
+    const { now, prng } = this.ctx;
+    const writeMsMax = Math.floor(this.ctx.params.diskLatencyMaxMs / 2);
     const writes = this.writes.get(id) ?? { current: -1, next: undefined };
     this.writes.set(id, writes);
     if (writes.next !== undefined && now >= writes.current) {
@@ -59,10 +62,10 @@ export class SimProcesses {
       writes.next = undefined;
     }
     if (now >= writes.current) {
-      writes.current = now + prng.range(0, params.diskLatencyMaxMs);
+      writes.current = now + prng.range(0, writeMsMax);
       return writes.current - now;
     }
-    writes.next ??= writes.current + prng.range(0, params.diskLatencyMaxMs);
+    writes.next ??= writes.current + prng.range(0, writeMsMax);
     return writes.next - now;
   }
 
