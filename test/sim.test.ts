@@ -88,7 +88,8 @@ test('a retried add applied twice by the counter is caught, by the linearizabili
   const caught = await firstSafetyFailure('counter-reapplies-retry', 600);
   assert.ok(caught !== undefined);
   assert.equal(caught.property, 'linearizability');
-  assert.equal(caught.profile, 'counter');
+  // The counter runs in the counter profile, and in some groups of the multi-group profile.
+  assert.ok(['counter', 'multi-group'].includes(caught.profile), caught.profile);
 });
 
 test('the simulator drives state machines under the interface contract: consecutive indexes, one result each', async () => {

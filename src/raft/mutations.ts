@@ -26,6 +26,16 @@ export interface Mutations {
   readonly leaseReadIgnoresDrift: boolean;
   /** The simulator's counter state machine applies a retried add again (its session check skipped). */
   readonly counterReappliesRetry: boolean;
+  /**
+   * The simulator's shared log of a multi-group process, on recovery, indexes entries by log
+   * index alone: where another group wrote the same index later, its entry is taken.
+   */
+  readonly walMixesGroups: boolean;
+  /**
+   * The simulator's multi-group process hands some incoming messages to the wrong group,
+   * re-tagged with that group's id (as a host with an off-by-one routing table would).
+   */
+  readonly misrouteGroupMessage: boolean;
 }
 
 /** The kebab-case names used on the command line. */
@@ -40,6 +50,8 @@ export const MUTATION_NAMES = {
   'read-index-no-heartbeat': 'readIndexNoHeartbeat',
   'lease-read-ignores-drift': 'leaseReadIgnoresDrift',
   'counter-reapplies-retry': 'counterReappliesRetry',
+  'wal-mixes-groups': 'walMixesGroups',
+  'misroute-group-message': 'misrouteGroupMessage',
 } as const satisfies Record<string, keyof Mutations>;
 
 /** A mutation's command-line name. */
@@ -57,6 +69,8 @@ export const NO_MUTATIONS: Mutations = Object.freeze({
   readIndexNoHeartbeat: false,
   leaseReadIgnoresDrift: false,
   counterReappliesRetry: false,
+  walMixesGroups: false,
+  misrouteGroupMessage: false,
 });
 
 /** The flag object with exactly one mutation switched on. */

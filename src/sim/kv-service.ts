@@ -13,7 +13,11 @@ export class KvService implements SimService {
   /** Every value a write ever tried to store, for checking serializable reads. */
   private readonly written = new Set<string>();
 
-  constructor(private readonly ctx: SimContext) {}
+  /** `keyPrefix` starts every key (see `ServiceFactory`). */
+  constructor(
+    private readonly ctx: SimContext,
+    private readonly keyPrefix = '',
+  ) {}
 
   createMachine(): KvMachine {
     return new KvMachine();
@@ -26,7 +30,7 @@ export class KvService implements SimService {
   /** A read, or a put or cas of a value no one else writes. */
   next(client: number, seq: number): ClientOperation {
     const { prng, params } = this.ctx;
-    const key = `k${prng.int(params.keys)}`;
+    const key = `${this.keyPrefix}k${prng.int(params.keys)}`;
     const value = `${client}.${seq}`;
     const roll = prng.float();
     if (roll < params.readRate) {

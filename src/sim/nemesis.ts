@@ -7,68 +7,61 @@
  */
 import type { NodeId } from '../raft/index.js';
 import { type JointTrap, MembershipChanges } from './nemesis-membership.js';
+import { FaultSchedule } from './nemesis-schedule.js';
 import { skewedTickMs } from './sim-clock.js';
 import type { SimContext } from './sim-context.js';
+import type { SimNetwork } from './sim-network.js';
 import type { SimNode } from './sim-node.js';
+import type { SimParams } from './sim-params.js';
 import type { SimWorld } from './sim-world.js';
 
-/** Injects the faults of the safety phase, one `nemesis` event at a time. */
-export class Nemesis {
+/** Injects the faults of the safety phase on the nodes of a single-group run. */
+export class Nemesis extends FaultSchedule {
   private readonly membership: MembershipChanges;
   /** A partition armed to fire when a leader commits a bulk voter replacement. */
   private jointTrap: JointTrap | undefined;
 
   constructor(
-    private readonly ctx: SimContext,
+    ctx: SimContext,
     private readonly world: SimWorld,
   ) {
+    super(ctx);
     this.membership = new MembershipChanges(ctx, world);
   }
 
-  /** Schedules the first fault. */
-  start(): void {
-    this.ctx.queue.push(this.ctx.params.nemesisIntervalMs, { kind: 'nemesis' });
-  }
-
-  /** Injects the next fault of the seed's strategy and schedules the one after. */
-  onNemesis(): void {
-    const { ctx } = this;
-    if (ctx.phase !== 'safety') return;
-    if (ctx.params.nemesis === 'leader-churn') {
-      this.churnLeader();
-      ctx.after(ctx.prng.range(5, 60), { kind: 'nemesis' });
-      return;
-    }
-    if (ctx.params.nemesis === 'isolated-leader') {
+  protected override runStrategy(strategy: SimParams['nemesis']): boolean {
+    if (strategy === 'isolated-leader') {
       this.isolateLeaderFromPeers();
-      return;
+      return true;
     }
-    if (ctx.params.nemesis === 'membership') {
+    if (strategy === 'membership') {
       this.membershipNemesis();
-      return;
+      return true;
     }
-    this.mixedFaults();
+    return false;
   }
 
-  /** Faults of every kind: sometimes an administrative change, then a process or network fault. */
-  private mixedFaults(): void {
-    const { ctx } = this;
-    const p = ctx.params;
-    const admin = ctx.prng.float();
-    if (admin < p.membershipRate) this.membership.changeMembership();
-    else if (admin < p.membershipRate + p.transferRate) this.membership.transferLeadership();
-    const roll = ctx.prng.float();
-    if (roll < 0.22) this.crashSomeone();
-    else if (roll < 0.27) this.powerFailure();
-    else if (roll < 0.4) this.pauseSomeone();
-    else if (roll < 0.52) this.partitionRandom();
-    else if (roll < 0.6) this.isolateOne(false);
-    else if (roll < 0.68) this.isolateOne(true);
-    else if (roll < 0.8) this.world.network.heal();
-    ctx.after(ctx.prng.range(1, p.nemesisIntervalMs), { kind: 'nemesis' });
+  protected get network(): SimNetwork {
+    return this.world.network;
   }
 
-  private crashSomeone(): void {
+  protected ids(): NodeId[] {
+    return [...this.world.nodes.keys()];
+  }
+
+  protected someLeader(): NodeId | undefined {
+    return this.ids().find((id) => this.world.nodes.get(id)!.raw.raft.role === 'leader');
+  }
+
+  protected changeMembership(): void {
+    this.membership.changeMembership();
+  }
+
+  protected transferLeadership(): void {
+    this.membership.transferLeadership();
+  }
+
+  protected crashSomeone(): void {
     const { prng } = this.ctx;
     const live = [...this.world.nodes.values()].filter((n) => n.alive);
     if (live.length === 0) return;
@@ -78,13 +71,11 @@ export class Nemesis {
     this.world.crash(victim);
   }
 
-  /** Every node loses power at once (FAULTS 14, 21). */
-  private powerFailure(): void {
+  protected powerFailure(): void {
     for (const node of this.world.nodes.values()) if (node.alive) this.world.crash(node);
   }
 
-  /** Stops a process, leader preferred, as SIGSTOP would (FAULTS 23). */
-  private pauseSomeone(): void {
+  protected pauseSomeone(): void {
     const { prng } = this.ctx;
     const live = [...this.world.nodes.values()].filter((n) => n.alive && !n.paused);
     if (live.length === 0) return;
@@ -94,7 +85,7 @@ export class Nemesis {
   }
 
   /** Crashes or cuts off the leader, keeping a majority of nodes running (MIT Figure8). */
-  private churnLeader(): void {
+  protected churnLeader(): void {
     const live = [...this.world.nodes.values()].filter((n) => n.alive);
     const leader = live.find((n) => n.raw.raft.role === 'leader');
     if (leader === undefined || live.length <= Math.floor(this.ctx.params.nodes / 2) + 1) return;
@@ -106,32 +97,6 @@ export class Nemesis {
     this.world.network.cutOff(leader.id, this.ids());
     this.ctx.stats.partitions++;
     this.ctx.say(`leader ${leader.id} is cut off from everyone`);
-  }
-
-  /** Splits the cluster into `side` and everyone else. */
-  partition(side: ReadonlySet<NodeId>): void {
-    this.world.network.split(side, this.ids());
-    this.ctx.stats.partitions++;
-    this.ctx.say(`partition: [${[...side]}] | everyone else`);
-  }
-
-  private partitionRandom(): void {
-    const ids = this.ids();
-    const side = new Set(ids.filter(() => this.ctx.prng.chance(0.5)));
-    this.world.network.split(side, ids);
-    this.ctx.stats.partitions++;
-    this.ctx.say(`partition: [${[...side].join(',')}] | [${ids.filter((i) => !side.has(i)).join(',')}]`);
-  }
-
-  /** Cuts one node off; `asymmetric` cuts only what it receives (it can still send). */
-  private isolateOne(asymmetric: boolean): void {
-    const { prng } = this.ctx;
-    const ids = this.ids();
-    const leader = ids.find((id) => this.world.nodes.get(id)!.raw.raft.role === 'leader');
-    const victim = leader !== undefined && prng.chance(0.5) ? leader : prng.pick(ids);
-    this.world.network.cutOff(victim, ids, asymmetric);
-    this.ctx.stats.partitions++;
-    this.ctx.say(`node ${victim} is cut off${asymmetric ? ' (it can still send)' : ''}`);
   }
 
   /** Cuts the leader off from its peers (clients still reach it), then heals. */
@@ -199,10 +164,5 @@ export class Nemesis {
       return;
     }
     this.partition(new Set([...config.voters.outgoing].filter((id) => !config.voters.incoming.has(id))));
-  }
-
-  /** Every node that exists, in creation order. */
-  private ids(): NodeId[] {
-    return [...this.world.nodes.keys()];
   }
 }

@@ -38,6 +38,12 @@ const PROFILES = {
    * of the KV store, under the seed's random faults: concurrent adds and reads, retried adds.
    */
   counter: { service: 'counter' },
+  /**
+   * Each process hosts several raft groups (2 to 4, drawn) that share its links, clock,
+   * crashes, pauses and one log for all groups (`multi-group.ts`). Membership stays fixed:
+   * a process belongs to every group.
+   */
+  'multi-group': { membershipRate: 0 },
 } as const satisfies Record<string, Partial<SimParams>>;
 
 /**
@@ -51,5 +57,18 @@ export function drawParams(prng: Prng, nodes: number | undefined): SimParams {
     return { ...params, ...PROFILES['lease-stress'], nodes: nodes ?? 3, profile: 'lease-stress' };
   if (roll < 0.16) return { ...params, ...PROFILES['joint-stress'], profile: 'joint-stress' };
   if (roll < 0.24) return { ...params, ...PROFILES.counter, profile: 'counter' };
+  if (roll < 0.32) return drawMultiGroup(prng, params, nodes);
   return params;
+}
+
+/** The multi-group profile over `params`: the number of groups, a smaller cluster, process faults. */
+function drawMultiGroup(prng: Prng, params: SimParams, nodes: number | undefined): SimParams {
+  return {
+    ...params,
+    ...PROFILES['multi-group'],
+    profile: 'multi-group',
+    groups: prng.range(2, 4),
+    nodes: nodes ?? prng.pick([3, 3, 5]),
+    nemesis: prng.pick(['mixed', 'mixed', 'leader-churn'] as const),
+  };
 }

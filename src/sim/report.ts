@@ -24,6 +24,10 @@ export interface SimStats {
   messagesDelivered: number;
   messagesDropped: number;
   duplicatesSuppressed: number;
+  /** Multi-group runs: Readies in flight at a crash that reached the shared log whole. */
+  inFlightWritesKept: number;
+  /** Multi-group runs: torn records cut off the tail of a shared log on recovery. */
+  tornRecordsCut: number;
 }
 
 /** Every counter at zero. */
@@ -45,6 +49,8 @@ export function emptySimStats(): SimStats {
     messagesDelivered: 0,
     messagesDropped: 0,
     duplicatesSuppressed: 0,
+    inFlightWritesKept: 0,
+    tornRecordsCut: 0,
   };
 }
 

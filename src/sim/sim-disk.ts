@@ -7,9 +7,8 @@
 import type { NodeId, RawNode } from '../raft/index.js';
 import { EMPTY_CONF_STATE, MemoryStorage } from '../raft/index.js';
 
-/** The disk of an initial member, holding the initial membership `voters`. */
-export function bootstrapStorage(voters: NodeId[]): MemoryStorage {
-  const storage = new MemoryStorage();
+/** The disk of an initial member, holding the initial membership `voters` (written to `storage`). */
+export function bootstrapStorage(voters: NodeId[], storage = new MemoryStorage()): MemoryStorage {
   // The initial membership is a snapshot at index 1, so a node added later (with an empty
   // log) always starts from a snapshot that carries the membership it applies changes to.
   storage.applySnapshot({

@@ -2,7 +2,7 @@
  * Everything a run schedules on its event queue: node events (ticks, deliveries, disk writes,
  * restarts), nemesis events, and the messages between clients and the nodes serving them.
  */
-import type { Message, NodeId } from '../raft/index.js';
+import type { GroupId, Message, NodeId } from '../raft/index.js';
 
 /**
  * A client's request as it reaches a node: a write (a command of the run's state machine, which
@@ -21,7 +21,11 @@ export type ClientReply = {
   outcome: { kind: 'ok'; result: unknown } | { kind: 'redirect'; leader: NodeId };
 };
 
-/** One event of a run; events on a node are held while it is paused. */
+/**
+ * One event of a run; events on a node are held while it is paused. In a run whose processes
+ * host several raft groups, what a group schedules for itself comes wrapped in `in-group`
+ * (messages name their group themselves).
+ */
 export type SimEvent =
   | { kind: 'tick'; node: NodeId; incarnation: number }
   | { kind: 'deliver'; message: Message }
@@ -35,4 +39,5 @@ export type SimEvent =
   | { kind: 'client-request'; node: NodeId; request: ClientRequest }
   | { kind: 'client-reply'; reply: ClientReply }
   | { kind: 'client-next'; client: number }
-  | { kind: 'client-timeout'; client: number; seq: number; attempt: number };
+  | { kind: 'client-timeout'; client: number; seq: number; attempt: number }
+  | { kind: 'in-group'; group: GroupId; event: SimEvent };

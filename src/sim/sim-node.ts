@@ -15,8 +15,11 @@ import type { SimNetwork } from './sim-network.js';
 /** One simulated process: its disk, its Raft core and its process state. */
 export interface SimNode {
   readonly id: NodeId;
-  /** Survives crashes: the simulated disk. */
-  readonly storage: MemoryStorage;
+  /**
+   * Survives crashes: the simulated disk. A process that keeps every group in one shared log
+   * gets a disk rebuilt from that log when it restarts.
+   */
+  storage: MemoryStorage;
   incarnation: number;
   alive: boolean;
   /** A paused process (SIGSTOP): its events wait in `deferred` until it resumes. */
@@ -61,10 +64,16 @@ export class NodeRuntime {
   private app: NodeApplication | undefined;
   private onStep: (node: SimNode) => void = () => {};
 
+  /**
+   * `persistDelay` says how long node `id`'s next write takes to become durable (by default
+   * a latency drawn from the seed; processes sharing one log commit their groups' writes
+   * together).
+   */
   constructor(
     private readonly ctx: SimContext,
     private readonly network: SimNetwork,
     private readonly nodes: ReadonlyMap<NodeId, SimNode>,
+    private readonly persistDelay: ((id: NodeId) => number) | undefined = undefined,
   ) {}
 
   /**
@@ -128,7 +137,7 @@ export class NodeRuntime {
       if (rd.softState.role === 'leader') ctx.say(`node ${node.id} is leader of term ${node.raw.raft.term}`);
     }
     this.sendOrHold(node, rd);
-    const latency = ctx.prng.range(0, ctx.params.diskLatencyMaxMs);
+    const latency = this.persistDelay?.(node.id) ?? ctx.prng.range(0, ctx.params.diskLatencyMaxMs);
     ctx.after(latency, { kind: 'persisted', node: node.id, incarnation: node.incarnation });
   }
 

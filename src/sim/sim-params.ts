@@ -12,6 +12,11 @@ export interface SimParams {
   /** What the nodes serve: the KV store, or the user-level counter state machine (a profile's choice). */
   service: ServiceName;
   nodes: number;
+  /**
+   * Raft groups each process hosts (the multi-group profile's choice; 1 otherwise). With more
+   * than one, the processes keep every group in one shared log and route messages by group.
+   */
+  groups: number;
   dropRate: number;
   duplicateRate: number;
   longDelayRate: number;
@@ -66,6 +71,7 @@ export function drawRandomParams(prng: Prng, nodes: number | undefined): SimPara
     profile: 'random',
     service: 'kv',
     nodes: nodes ?? prng.pick([3, 3, 5, 5, 5, 7]),
+    groups: 1,
     dropRate: prng.pick([0, 0.01, 0.05, 0.1, 0.2]),
     duplicateRate: prng.pick([0, 0.02, 0.1]),
     longDelayRate: prng.pick([0, 0.02, 0.1]),

@@ -36,5 +36,8 @@ export interface SimService {
 /** The services a profile can choose. */
 export type ServiceName = 'kv' | 'counter';
 
-/** A service's constructor. */
-export type ServiceFactory = (ctx: SimContext) => SimService;
+/**
+ * A service's constructor. `keyPrefix` starts every key a KV service's clients use, so the
+ * groups of a multi-group run write different commands ('' for a run of one group).
+ */
+export type ServiceFactory = (ctx: SimContext, keyPrefix: string) => SimService;

@@ -12,6 +12,21 @@ import type { SimEvent } from './sim-events.js';
 import { SimNetwork } from './sim-network.js';
 import { NodeRuntime, type SimNode } from './sim-node.js';
 
+/**
+ * How a world fits into a run whose processes host several raft groups (one world per group):
+ * the network the groups share, each process's clock, and each process's disk. By default a
+ * world has a network of its own, draws each node's clock, and gives each node a disk of its own.
+ */
+export interface SimWorldOptions {
+  readonly network?: SimNetwork;
+  /** The tick interval of process `id`. */
+  readonly tickMs?: (id: NodeId) => number;
+  /** An empty disk for the replica on process `id`. */
+  readonly newStorage?: (id: NodeId) => MemoryStorage;
+  /** How long the next write of the replica on process `id` takes to become durable. */
+  readonly persistDelay?: (id: NodeId) => number;
+}
+
 /** The nodes, the network between them, and the runtime that drives them. */
 export class SimWorld {
   /** Every node that exists, by id, in creation order; removed nodes stay (ids are never reused). */
@@ -23,15 +38,18 @@ export class SimWorld {
   /** The next id for a node added by a membership change (ids are never reused). */
   private nextId = 0;
 
-  constructor(private readonly ctx: SimContext) {
-    this.network = new SimNetwork(ctx);
-    this.runtime = new NodeRuntime(ctx, this.network, this.nodes);
+  constructor(
+    private readonly ctx: SimContext,
+    private readonly options: SimWorldOptions = {},
+  ) {
+    this.network = options.network ?? new SimNetwork(ctx);
+    this.runtime = new NodeRuntime(ctx, this.network, this.nodes, options.persistDelay);
   }
 
   /** Creates and boots the initial members, `1..count`, all voters. */
   bootstrap(count: number): void {
     const voters = Array.from({ length: count }, (_, i) => i + 1);
-    for (const id of voters) this.addNode(id, bootstrapStorage(voters));
+    for (const id of voters) this.addNode(id, bootstrapStorage(voters, this.options.newStorage?.(id)));
     this.nextId = count + 1;
   }
 
@@ -43,7 +61,7 @@ export class SimWorld {
   /** Creates and boots a node with an empty disk, under the next unused id. */
   addNewNode(): SimNode {
     const id = this.nextId++;
-    return this.addNode(id, new MemoryStorage());
+    return this.addNode(id, this.options.newStorage?.(id) ?? new MemoryStorage());
   }
 
   private addNode(id: NodeId, storage: MemoryStorage): SimNode {
@@ -56,7 +74,7 @@ export class SimWorld {
       deferred: [],
       tickDeferred: false,
       pausedAt: 0,
-      tickMs: drawTickMs(this.ctx.prng, this.ctx.params),
+      tickMs: this.options.tickMs?.(id) ?? drawTickMs(this.ctx.prng, this.ctx.params),
       raw: undefined as unknown as RawNode,
       inflight: undefined,
       held: [],
@@ -81,6 +99,7 @@ export class SimWorld {
     node.held = [];
     node.raw = new RawNode(node.storage, {
       id: node.id,
+      groupId: ctx.group ?? 1,
       random: ctx.prng.fork(),
       electionTicks: ELECTION_TICKS,
       heartbeatTicks: HEARTBEAT_TICKS,
@@ -101,18 +120,27 @@ export class SimWorld {
   crash(node: SimNode): void {
     const { ctx } = this;
     ctx.say(`node ${node.id} crashes (unpersisted writes are lost)`);
-    node.alive = false;
-    node.paused = false;
-    node.deferred = [];
-    node.tickDeferred = false;
+    this.kill(node);
     ctx.stats.crashes++;
     ctx.after(ctx.prng.range(1, ctx.params.restartDelayMaxMs), { kind: 'restart', node: node.id });
   }
 
-  /** A crashed node boots again from its disk. */
-  onRestart(id: NodeId): void {
+  /** The node stops where it is: the part of a crash that happens to every group of a process. */
+  kill(node: SimNode): void {
+    node.alive = false;
+    node.paused = false;
+    node.deferred = [];
+    node.tickDeferred = false;
+  }
+
+  /**
+   * A crashed node boots again from its disk (`storage`, when its disk was rebuilt from the
+   * process's shared log, replaces the one it had).
+   */
+  onRestart(id: NodeId, storage?: MemoryStorage): void {
     const node = this.nodes.get(id)!;
     if (node.alive) return;
+    if (storage !== undefined) node.storage = storage;
     this.start(node);
     this.ctx.say(
       `node ${id} restarts from disk (term ${node.raw.raft.term}, commit ${node.raw.raft.log.committed})`,
@@ -122,11 +150,16 @@ export class SimWorld {
   /** Stops a process, as SIGSTOP would, for a while drawn from the seed. */
   pause(victim: SimNode): void {
     const { ctx } = this;
-    victim.paused = true;
-    victim.pausedAt = ctx.now;
+    this.stop(victim);
     ctx.say(`node ${victim.id} is paused (SIGSTOP)`);
     ctx.stats.pauses++;
     ctx.after(ctx.prng.range(50, ctx.params.pauseMaxMs), { kind: 'resume', node: victim.id });
+  }
+
+  /** The node stops handling events until {@link onResume}: the part of a pause every group shares. */
+  stop(victim: SimNode): void {
+    victim.paused = true;
+    victim.pausedAt = this.ctx.now;
   }
 
   /** A paused process continues: missed ticks first, then what queued up while it was stopped. */

@@ -16,25 +16,24 @@
  * (`sim-network.ts`), disk (`sim-disk.ts`) and clocks (`sim-clock.ts`); the fault schedule
  * (`nemesis.ts`, `nemesis-membership.ts`); the service on each node (`service-server.ts`, with
  * the KV store of `kv-service.ts` or the counter of `counter-service.ts`) and its clients
- * (`workload.ts`); and the result (`report.ts`).
+ * (`workload.ts`); and the result (`report.ts`). A run's raft group is a `GroupRun`
+ * (`group-run.ts`); the multi-group profile runs several on the same processes
+ * (`multi-group.ts`, with the processes' shared log in `sim-wal.ts`).
  */
 
 import type { MutationName } from '../raft/index.js';
 import { mutationsFor, NO_MUTATIONS, Prng } from '../raft/index.js';
-import { SafetyViolation } from './checkers.js';
-import { CounterService } from './counter-service.js';
-import { KvService } from './kv-service.js';
-import { checkLinearizable } from './linearizability.js';
+import { GroupRun } from './group-run.js';
+import type { CheckResult } from './linearizability.js';
+import { MultiGroupSimulation } from './multi-group.js';
 import { Nemesis } from './nemesis.js';
 import { drawParams } from './profiles.js';
-import { failureResult, historyResult, type SimResult } from './report.js';
-import { ServiceServer } from './service-server.js';
+import type { SimResult } from './report.js';
+import { SERVICES } from './services.js';
 import { SimContext } from './sim-context.js';
 import type { SimEvent } from './sim-events.js';
+import { handleRunEvent, type RunPlan, type RunTiming, runPhases } from './sim-loop.js';
 import type { SimParams } from './sim-params.js';
-import type { ServiceName, SimService } from './sim-service.js';
-import { SimWorld } from './sim-world.js';
-import { Workload } from './workload.js';
 
 export { emptySimStats, type SimResult, type SimStats } from './report.js';
 export type { SimParams } from './sim-params.js';
@@ -60,164 +59,59 @@ export interface SimOptions {
  * seed's run is still one fixed sequence of events.
  */
 export function runSimulation(options: SimOptions): Promise<SimResult> {
-  return new Simulation(options).run();
+  const prng = new Prng(options.seed);
+  const params = { ...drawParams(prng, options.nodes), ...options.overrides };
+  const mutations = options.mutation === undefined ? NO_MUTATIONS : mutationsFor(options.mutation);
+  const ctx = new SimContext(prng, params, mutations, options.narrate);
+  const timing = { safetyMs: options.safetyMs ?? 10_000, livenessMs: options.livenessMs ?? 8000 };
+  const plan = params.groups > 1 ? new MultiGroupSimulation(ctx, timing) : new Simulation(ctx, timing);
+  return runPhases(options.seed, ctx, timing, plan);
 }
 
-const SERVICES: Record<ServiceName, (ctx: SimContext) => SimService> = {
-  kv: (ctx) => new KvService(ctx),
-  counter: (ctx) => new CounterService(ctx),
-};
-
 /**
- * One run: the world and the nemesis, the service on every node and its clients, driven
- * event by event through the safety phase and then the liveness phase.
+ * One run of one raft group: the world and the nemesis, the service on every node and its
+ * clients, driven event by event through the safety phase and then the liveness phase.
  */
-class Simulation {
-  private readonly ctx: SimContext;
-  private readonly world: SimWorld;
-  private readonly server: ServiceServer;
-  private readonly workload: Workload;
+class Simulation implements RunPlan {
+  private readonly group: GroupRun;
   private readonly nemesis: Nemesis;
-  private readonly safetyMs: number;
-  private readonly livenessMs: number;
 
-  constructor(private readonly options: SimOptions) {
-    const prng = new Prng(options.seed);
-    const params = { ...drawParams(prng, options.nodes), ...options.overrides };
-    const mutations = options.mutation === undefined ? NO_MUTATIONS : mutationsFor(options.mutation);
-    this.safetyMs = options.safetyMs ?? 10_000;
-    this.livenessMs = options.livenessMs ?? 8000;
-    this.ctx = new SimContext(prng, params, mutations, options.narrate);
-    this.world = new SimWorld(this.ctx);
-    const service = SERVICES[params.service](this.ctx);
-    this.server = new ServiceServer(this.ctx, this.world, service);
-    this.workload = new Workload(this.ctx, this.world, service);
-    this.nemesis = new Nemesis(this.ctx, this.world);
-    this.world.runtime.attach(this.server, (node) => this.nemesis.checkJointTrap(node));
+  constructor(
+    private readonly ctx: SimContext,
+    private readonly timing: RunTiming,
+  ) {
+    const service = SERVICES[ctx.params.service](ctx, '');
+    this.group = new GroupRun(ctx, service, (node) => this.nemesis.checkJointTrap(node));
+    this.nemesis = new Nemesis(ctx, this.group.world);
   }
 
-  async run(): Promise<SimResult> {
-    try {
-      this.setup();
-      await this.ctx.settle();
-      await this.loop();
-      this.checkLiveness();
-      this.ctx.checker.checkLogMatching(this.world.liveRaws());
-    } catch (error) {
-      return failureResult(this.options.seed, this.ctx.params.profile, error, this.ctx.stats);
-    }
-    return this.checkHistory();
-  }
-
-  private checkHistory(): SimResult {
-    const history = this.workload.history;
-    const verdict = checkLinearizable(history);
-    this.ctx.say(
-      `checks: election safety, vote-once, log matching, leader completeness, state machine safety, ` +
-        `liveness ok; linearizability of ${history.length} operations: ${verdict.result}`,
-    );
-    return historyResult(this.options.seed, this.ctx.params.profile, verdict, this.ctx.stats);
-  }
-
-  private setup(): void {
-    const p = this.ctx.params;
-    this.ctx.say(
-      `seed ${this.options.seed}: ${p.nodes} nodes, ${p.clients} clients on ${p.keys} keys, ` +
+  setup(seed: number): void {
+    const { ctx } = this;
+    const p = ctx.params;
+    ctx.say(
+      `seed ${seed}: ${p.nodes} nodes, ${p.clients} clients on ${p.keys} keys, ` +
         `drop ${p.dropRate * 100}%, duplicate ${p.duplicateRate * 100}%, nemesis ${p.nemesis} every <=${p.nemesisIntervalMs} ms, ` +
         `profile ${p.profile} (${p.service}), reads ${p.readOnly}`,
     );
-    this.world.bootstrap(p.nodes);
-    this.workload.start();
+    this.group.world.bootstrap(p.nodes);
+    this.group.workload.start();
     this.nemesis.start();
-    this.ctx.queue.push(this.safetyMs, { kind: 'heal' });
   }
 
-  private async loop(): Promise<void> {
-    const { ctx } = this;
-    const end = this.safetyMs + this.livenessMs;
-    for (;;) {
-      const next = ctx.queue.pop();
-      if (next === undefined || next.time > end) return;
-      ctx.now = next.time;
-      this.handle(next.item);
-      // Awaited only when the event started a restore: most events finish synchronously.
-      const settling = ctx.settle();
-      if (settling !== undefined) await settling;
-      if (ctx.phase === 'liveness' && this.livenessDone()) return;
-    }
+  livenessDone(): boolean {
+    return this.group.livenessDone();
   }
 
-  private handle(event: SimEvent): void {
-    if (this.world.deferIfPaused(event)) return;
-    const { world } = this;
-    switch (event.kind) {
-      case 'tick':
-        world.runtime.onTick(event.node, event.incarnation);
-        return;
-      case 'deliver':
-        world.runtime.onDeliver(event.message);
-        return;
-      case 'snapshot-report':
-        world.runtime.reportSnapshot(world.nodes.get(event.message.from)!, event.message, event.ok);
-        return;
-      case 'partition':
-        this.nemesis.partition(new Set(event.side));
-        return;
-      case 'resume':
-        world.onResume(event.node);
-        return;
-      case 'persisted':
-        world.runtime.onPersisted(event.node, event.incarnation);
-        return;
-      case 'restart':
-        world.onRestart(event.node);
-        return;
-      case 'nemesis':
-        this.nemesis.onNemesis();
-        return;
-      case 'heal':
-        this.onHeal();
-        return;
-      case 'client-request':
-        this.server.onClientRequest(event.node, event.request);
-        return;
-      case 'client-reply':
-        this.workload.onClientReply(event.reply);
-        return;
-      case 'client-next':
-        this.workload.onClientNext(event.client);
-        return;
-      case 'client-timeout':
-        this.workload.onClientTimeout(event.client, event.seq, event.attempt);
-        return;
-    }
+  checkEnd(): void {
+    this.group.checkEnd(this.timing.livenessMs);
   }
 
-  private onHeal(): void {
-    this.ctx.say('safety phase over: every fault healed; liveness phase begins');
-    this.ctx.phase = 'liveness';
-    this.world.heal();
+  checkHistories(): CheckResult {
+    return this.group.checkHistory();
   }
 
-  // ------------------------------------------------------------------ liveness
-
-  private livenessDone(): boolean {
-    return this.workload.idle() && this.world.liveRaws().some((r) => r.raft.role === 'leader');
-  }
-
-  private checkLiveness(): void {
-    const pending = this.workload.recordPending();
-    if (!this.world.liveRaws().some((r) => r.raft.role === 'leader')) {
-      throw new SafetyViolation(
-        'liveness',
-        `no leader ${this.livenessMs} ms after every fault was healed (at ${this.ctx.now} ms); ${this.world.describeNodes()}`,
-      );
-    }
-    if (pending > 0) {
-      throw new SafetyViolation(
-        'liveness',
-        `${pending} client operations still pending ${this.livenessMs} ms after healing; ${this.world.describeNodes()}`,
-      );
-    }
+  handle(event: SimEvent): void {
+    if (this.group.handle(event) || handleRunEvent(this.ctx, event, this.nemesis, this.group.world)) return;
+    throw new Error(`a run of one group has no ${event.kind} event`);
   }
 }

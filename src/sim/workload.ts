@@ -46,7 +46,7 @@ export class Workload {
         current: undefined,
         done: false,
       });
-      this.ctx.queue.push(this.ctx.prng.range(0, 50), { kind: 'client-next', client: c });
+      this.ctx.after(this.ctx.prng.range(0, 50), { kind: 'client-next', client: c });
     }
   }
 
