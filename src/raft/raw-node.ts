@@ -64,11 +64,15 @@ export class RawNode {
   /**
    * Whether this node is a leader that may stop ticking (quiesce): nothing in flight, every
    * member holds, and this node has committed and applied, its whole log, an entry of its term
-   * among it; no transfer, read or configuration change pending. Call it with no Ready
-   * outstanding.
+   * among it; no transfer, read or configuration change pending; no Ready outstanding or due.
    */
   canQuiesce(): boolean {
-    return this.outstanding === undefined && !this.hasReady() && this.raft.canQuiesce();
+    return this.settled && this.raft.canQuiesce();
+  }
+
+  /** Whether the runtime has nothing to do: no Ready outstanding and none due. */
+  get settled(): boolean {
+    return this.outstanding === undefined && !this.hasReady();
   }
 
   /**
