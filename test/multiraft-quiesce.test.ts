@@ -8,6 +8,8 @@
  * - A host stopped while its groups are quiesced: the survivors judge it dead by its missing
  *   beats, and every group it led elects a leader among them within a few election timeouts
  *   and takes writes. Restarted from its directory, its groups catch up and quiesce again.
+ * - With quiescence off, every group ticks and heartbeats, but the heartbeats (and answers) of
+ *   all groups between two hosts in one tick go as one frame.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -169,6 +171,32 @@ test('a host stopped while quiesced: its groups elect leaders on the survivors; 
     await allQuiesced(hosts);
     for (const g of ledBy3)
       assert.equal(await groups[2]!.get(g)!.propose({ op: 'add', n: 1 }), expected.get(g)! + 1);
+  } finally {
+    await Promise.all(hosts.map((h) => h.close()));
+  }
+});
+
+test('with quiescence off, the heartbeats of every group between two hosts go as one frame per tick', {
+  timeout: 60_000,
+}, async (t) => {
+  const root = await tempRoot();
+  const hosts = await startHosts(await planHosts(root, 3, { tickMs: TICK_MS, quiesce: false }));
+  try {
+    const ids = range(30);
+    const groups = await Promise.all(hosts.map((h) => openCounters(h, ids, [1, 2, 3])));
+    await leaders(groups, [1, 2, 3]);
+    for (const g of ids) await groups[1]!.get(g)!.propose({ op: 'add', n: g });
+    await sleep(1000);
+    assert.ok(hosts.every((h) => h.stats().activeGroups === 30 && h.stats().quiescedGroups === 0));
+    const busy = await traffic(hosts, 2000);
+    const ticksPerS = 1000 / TICK_MS;
+    t.diagnostic(
+      `30 ticking groups: ${Math.round(busy.bytesPerS)} B/s, ${busy.messagesPerS.toFixed(1)} frames/s in all`,
+    );
+    // Uncoalesced: 30 groups x 2 followers x (heartbeat + answer) per tick = 120 frames per tick.
+    // Coalesced: per ordered pair of hosts a heartbeat frame, an answer frame and half a beat.
+    assert.ok(busy.messagesPerS < 6 * 3 * ticksPerS, `coalesced: ${busy.messagesPerS} frames/s`);
+    assert.equal(await groups[2]!.get(5)!.propose({ op: 'add', n: 1 }), 6);
   } finally {
     await Promise.all(hosts.map((h) => h.close()));
   }

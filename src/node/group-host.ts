@@ -15,7 +15,9 @@
  *   the leader's commit (the core's `quiesceFollower`); one that cannot follow it (its log
  *   differs or lags) asks the leader to wake, so it is caught up and quiesces next time.
  * - **Waking.** Any input wakes the group: a request or membership change or transfer (through
- *   `wake`), a raft message of the group, a report. The ticks due meanwhile go to the core's
+ *   `wake`), a raft message of the group (but a late success answer of the leader's term to a
+ *   heartbeat or append from before quiescence, which a quiesced leader drops), a report.
+ *   The ticks due meanwhile go to the core's
  *   `tickQuiesced` (a leader's lease from before quiescence has run out as it would have; no
  *   timer fires). A follower woken by anything but its leader asks the leader's host to wake
  *   the group too, so the leader heartbeats and the followers stay with it rather than time
@@ -119,7 +121,11 @@ export class GroupHost extends LibraryHost {
     this.notice = undefined;
     const under = this.quiescedUnder;
     if (under !== undefined) {
-      const fromLeader = message.from === under && message.term === this.raw.status().term;
+      const term = this.raw.status().term;
+      // A late answer to the rounds before quiescence tells a quiesced leader nothing it needs
+      // (no read waits, every member matched): dropping it is a lost message, not a wake-up.
+      if (under === this.options.id && isLateAnswer(message, term)) return;
+      const fromLeader = message.from === under && message.term === term;
       this.unquiesce(fromLeader ? 'leader-message' : 'peer-message');
     }
     super.onMessage(message);
@@ -182,4 +188,10 @@ export class GroupHost extends LibraryHost {
     if (reason === 'leader-dead') this.raw.forgetLeader();
     if (reason !== 'leader-message') this.coordinator.requestWake(leader, this.options.groupId);
   }
+}
+
+/** A success answer of `term` to a heartbeat or an append: what a quiesced leader may drop. */
+function isLateAnswer(m: Message, term: number): boolean {
+  if (m.term !== term) return false;
+  return m.type === 'heartbeat-response' || (m.type === 'append-response' && !m.reject);
 }

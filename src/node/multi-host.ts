@@ -8,6 +8,8 @@
  *   not run is dropped and counted (`droppedUnknownGroup`), never fatal. Each group's Ready
  *   loop sends through the shared transport, which writes everything queued for a peer in one
  *   event-loop turn as one write: the messages of every group that ran a pass in that turn.
+ *   Heartbeats and their responses are coalesced further: those of every group to one peer
+ *   in one turn go as one frame, expanded on receipt (coalesced-heartbeats.ts).
  * - **one tick timer**, prompting every *active* group to catch up on its ticks (each group's
  *   clock counts ticks by the monotonic clock, see ticker.ts). An idle group quiesces: it
  *   leaves the active set and costs nothing per tick until something wakes it; hosts judge each
@@ -30,6 +32,12 @@
 import { mkdir } from 'node:fs/promises';
 import type { Message } from '../raft/index.js';
 import { type PeerAddress, TcpTransport, type TransportStats } from '../transport/index.js';
+import {
+  expandHeartbeats,
+  HEARTBEATS_TAG,
+  HeartbeatCoalescer,
+  hostFrameTag,
+} from './coalesced-heartbeats.js';
 import { acquireLock, type DataDirLock } from './data-dir-lock.js';
 import { FlotillaError } from './errors.js';
 import {
@@ -98,6 +106,8 @@ export class MultiHost {
   private readonly timer = new TickTimer();
   /** The active set, liveness and node-level beats. */
   private readonly quiescence: HostQuiescence;
+  /** What groups send through: heartbeats batched per peer host and turn. */
+  private readonly sender: HeartbeatCoalescer;
   private droppedUnknownGroup = 0;
   private messagesRouted = 0;
   private stopping: Promise<void> | undefined;
@@ -108,6 +118,7 @@ export class MultiHost {
     private readonly lock: DataDirLock,
   ) {
     const { tickMs, electionTicks } = options.groupDefaults;
+    this.sender = new HeartbeatCoalescer(transport);
     this.quiescence = new HostQuiescence({
       selfId: options.id,
       peers: transport.peers(),
@@ -139,7 +150,7 @@ export class MultiHost {
         peers,
         sendQueueMessagesMax: HOST_SEND_QUEUE_MESSAGES_MAX,
         onMessage: (m) => host?.route(m),
-        onHostMessage: (from, value) => host?.quiescence.onHostMessage(from, value),
+        onHostMessage: (from, value) => host?.onHostFrame(from, value),
         onUnreachable: (peer) => host?.unreachable(peer),
         onSnapshotStatus: (peer, ok, groupId) => host?.routes.get(groupId)?.reportSnapshot(peer, ok),
         openSnapshotSink: (_from, m) => host?.routes.get(m.groupId)?.snapshotSink(m),
@@ -291,7 +302,7 @@ export class MultiHost {
       const group = GroupHost.open(
         {
           recovered,
-          transport: this.transport,
+          transport: this.sender,
           peers: this.peerDirectory(),
           shared: this.sharedIo(groupId),
         },
@@ -363,6 +374,15 @@ export class MultiHost {
     }
     this.messagesRouted++;
     group.onMessage(message);
+  }
+
+  /** A HOST frame from host `from`: coalesced heartbeats (expanded and routed), or a beat. */
+  private onHostFrame(from: number, value: unknown): void {
+    if (hostFrameTag(value) !== HEARTBEATS_TAG) {
+      this.quiescence.onHostMessage(from, value);
+      return;
+    }
+    for (const m of expandHeartbeats(value, from, this.options.id)) this.route(m);
   }
 
   /** Told to the groups that tick: a quiesced group has nothing in flight to a peer. */

@@ -67,7 +67,7 @@ export class RawNode {
    * among it; no transfer, read or configuration change pending; no Ready outstanding or due.
    */
   canQuiesce(): boolean {
-    return this.settled && this.raft.canQuiesce();
+    return this.raft.canQuiesce() && this.settled;
   }
 
   /** Whether the runtime has nothing to do: no Ready outstanding and none due. */
