@@ -46,7 +46,9 @@ export interface HostConfig
    * Whether idle groups quiesce (default true): a group with nothing in flight and every
    * member caught up stops ticking and heartbeating until a request or a message wakes it,
    * and hosts check each other's liveness with one node-level heartbeat per pair of hosts
-   * instead (docs/runtime-design.md, "Quiescence"). `false` keeps every open group ticking.
+   * instead (docs/runtime-design.md, "Quiescence and node liveness"). `false` keeps every
+   * open group ticking. Set it the same on every host: a host that does not quiesce keeps
+   * timing out the leaders that do.
    */
   readonly quiesce?: boolean;
 }

@@ -300,6 +300,9 @@ export class InboundConnection {
     try {
       this.context.deliverHost?.(this.peer!, value);
     } catch (error) {
+      // The receiver checks the value it is handed: its TransportError means bad input (the
+      // connection is dropped); anything else is its bug.
+      if (error instanceof TransportError) throw error;
       throw new CallbackFailure(error);
     }
   }
