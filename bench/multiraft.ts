@@ -13,7 +13,8 @@
  *   each group gets clients/G clients proposing one after another on its leader's host;
  *   aggregate committed writes/s and the p99 latency.
  *
- *   npm run bench:multiraft -- [--json] [--idle 1,100,1000] [--active 1,8,64] [--seconds S] [--clients C] [--no-quiesce]
+ *   npm run bench:multiraft -- [--json] [--idle 1,100,1000] [--active 1,8,64] [--seconds S] [--clients C]
+ *                              [--no-quiesce] [--no-restart]
  *
  * The last line with `--json` is `{"idle":[{"groups","cpu_pct","net_bytes_per_s",...}],
  * "active":[{"groups","writes_per_s","p99_ms",...}]}`.
@@ -188,6 +189,7 @@ interface IdleRow {
   net_bytes_per_s: number;
   rss_mb: number;
   open_ms: number;
+  /** Every process restarted from its directory until every group is led; -1 with `--no-restart`. */
   restart_ms: number;
 }
 
@@ -207,17 +209,24 @@ async function idle(groups: number, seconds: number): Promise<IdleRow> {
     const bytes = after.reduce((sum, a, i) => sum + a.bytesSent - before[i]!.bytesSent, 0);
     const rss = Math.max(...after.map((a) => a.rss));
     const statuses = await Promise.all(cluster.hosts.map((h) => h.request<StatusReply>({ type: 'status' })));
-    await Promise.all(cluster.hosts.map((h) => h.close()));
-    cluster.hosts = cluster.configs.map((c) => HostProcess.start(c));
-    const restartMs = await openAll(cluster, 'stored', groups);
+    const cpuPct = round(cpu.reduce((a, b) => a + b, 0) / cpu.length);
+    const bytesPerS = Math.round(bytes / (elapsedMs / 1000));
+    // Printed before the restart, which takes longest with many groups.
+    console.log(`idle ${groups} groups sampled: ${cpuPct}% CPU per process, ${bytesPerS} B/s; restarting`);
+    let restartMs = -1;
+    if (!process.argv.includes('--no-restart')) {
+      await Promise.all(cluster.hosts.map((h) => h.close()));
+      cluster.hosts = cluster.configs.map((c) => HostProcess.start(c));
+      restartMs = await openAll(cluster, 'stored', groups);
+    }
     return {
       groups,
       quiesce,
       quiesce_ms: Math.round(quiesceMs),
       active_groups: statuses.reduce((n, s) => n + s.active, 0),
-      cpu_pct: round(cpu.reduce((a, b) => a + b, 0) / cpu.length),
+      cpu_pct: cpuPct,
       cpu_pct_max: round(Math.max(...cpu)),
-      net_bytes_per_s: Math.round(bytes / (elapsedMs / 1000)),
+      net_bytes_per_s: bytesPerS,
       rss_mb: Math.round(rss / 2 ** 20),
       open_ms: Math.round(openMs),
       restart_ms: Math.round(restartMs),
