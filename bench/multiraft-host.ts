@@ -5,7 +5,8 @@
  *
  * - `open {groups}`: opens those groups (members: every host), or with `groups: 'stored'`
  *   every group on disk; answers when opened.
- * - `status`: how many open groups know a leader, and the ids of those this host leads.
+ * - `status`: how many open groups know a leader, the ids of those this host leads, and how
+ *   many groups tick (are not quiesced).
  * - `sample`: the process's CPU time (µs) and the transport's bytes sent and received.
  * - `load {assign, durationMs}`: for each `[groupId, clients]`, that many clients proposing
  *   one after another to the group for `durationMs`; answers with the count and latencies.
@@ -52,7 +53,7 @@ function status(): object {
     if (s.leader !== 0) led++;
     if (s.role === 'leader') leading.push(g);
   }
-  return { groups: nodes.size, led, leading };
+  return { groups: nodes.size, led, leading, active: host?.stats().activeGroups ?? 0 };
 }
 
 function sample(): object {

@@ -6,12 +6,15 @@
  *   process (process.cpuUsage, averaged over the three) and bytes/s between the processes
  *   (the transports' bytes sent), over `--seconds`. Also how long the N groups took to open
  *   and elect a leader everywhere, and again after every process restarted from its data
- *   directory.
+ *   directory. Groups quiesce when idle (`--no-quiesce` keeps every group ticking): the
+ *   sample starts once no group ticks on any host (or after a bound), and the row says how
+ *   long that took after the last election (`quiesce_ms`) and how many groups still ticked.
  * - Active: G groups (default 1, 8, 64) under the same total client load (`--clients`, 64):
  *   each group gets clients/G clients proposing one after another on its leader's host;
  *   aggregate committed writes/s and the p99 latency.
  *
  *   npm run bench:multiraft -- [--json] [--idle 1,100,1000] [--active 1,8,64] [--seconds S] [--clients C]
+ *                              [--no-quiesce] [--no-restart]
  *
  * The last line with `--json` is `{"idle":[{"groups","cpu_pct","net_bytes_per_s",...}],
  * "active":[{"groups","writes_per_s","p99_ms",...}]}`.
@@ -34,6 +37,8 @@ const HOSTS = 3;
 interface StatusReply {
   readonly led: number;
   readonly leading: number[];
+  /** Open groups that tick (not quiesced). */
+  readonly active: number;
 }
 
 /** A host's answer to `sample`. */
@@ -105,7 +110,9 @@ async function newCluster(): Promise<Cluster> {
   const ports = await freePorts(HOSTS);
   const peers: Record<number, string> = {};
   for (const [i, port] of ports.entries()) peers[i + 1] = `127.0.0.1:${port}`;
+  const quiesce = !process.argv.includes('--no-quiesce');
   const configs = ports.map((port, i) => ({
+    quiesce,
     id: i + 1,
     dataDir: join(root, `host-${i + 1}`),
     listen: `127.0.0.1:${port}`,
@@ -114,18 +121,56 @@ async function newCluster(): Promise<Cluster> {
   return { root, configs, hosts: configs.map((c) => HostProcess.start(c)) };
 }
 
-/** Opens the groups on every host and waits until every group has a leader everywhere; the ms it took. */
+/**
+ * Groups opened at once on every host before waiting for their leaders. Every group opened
+ * campaigns within two election timeouts: 10,000 at once is an election storm (tens of
+ * thousands of fsyncs and ticks late on two shared cores, so timeouts fire again) in which
+ * no run settled within ten minutes; in stages of this size each stage elects and quiesces
+ * before the next opens.
+ */
+const OPEN_STAGE_GROUPS = 1000;
+
+/**
+ * Opens the groups on every host (`'stored'`: those on disk) and waits until every group has
+ * a leader everywhere, in stages of {@link OPEN_STAGE_GROUPS}; the ms it took.
+ */
 async function openAll(cluster: Cluster, groups: number[] | 'stored', count: number): Promise<number> {
   const started = performance.now();
-  await Promise.all(cluster.hosts.map((h) => h.request({ type: 'open', groups })));
+  const all = groups === 'stored' ? ids(count) : groups;
+  const stages: (number[] | 'stored')[] = [];
+  if (groups === 'stored' && count <= OPEN_STAGE_GROUPS) stages.push('stored');
+  else
+    for (let i = 0; i < all.length; i += OPEN_STAGE_GROUPS) stages.push(all.slice(i, i + OPEN_STAGE_GROUPS));
+  let opened = 0;
+  for (const stage of stages) {
+    await Promise.all(cluster.hosts.map((h) => h.request({ type: 'open', groups: stage })));
+    opened = stage === 'stored' ? count : opened + stage.length;
+    await untilLed(cluster, opened);
+  }
+  return performance.now() - started;
+}
+
+/** Waits until `count` groups have a leader on every host. */
+async function untilLed(cluster: Cluster, count: number): Promise<void> {
   const deadline = Date.now() + 120_000 + count * 20;
   for (;;) {
     const statuses = await Promise.all(cluster.hosts.map((h) => h.request<StatusReply>({ type: 'status' })));
-    if (statuses.every((s) => s.led === count)) return performance.now() - started;
+    if (statuses.every((s) => s.led === count)) return;
     if (Date.now() > deadline)
       throw new Error(`groups without a leader: ${JSON.stringify(statuses.map((s) => s.led))}`);
     await sleep(50);
   }
+}
+
+/** Waits until no group ticks on any host (or `timeoutMs` passed); the ms it took. */
+async function untilQuiesced(cluster: Cluster, timeoutMs: number): Promise<number> {
+  const started = performance.now();
+  while (performance.now() - started < timeoutMs) {
+    const statuses = await Promise.all(cluster.hosts.map((h) => h.request<StatusReply>({ type: 'status' })));
+    if (statuses.every((s) => s.active === 0)) break;
+    await sleep(100);
+  }
+  return performance.now() - started;
 }
 
 function ids(count: number): number[] {
@@ -134,11 +179,17 @@ function ids(count: number): number[] {
 
 interface IdleRow {
   groups: number;
+  quiesce: boolean;
+  /** From every group led to no group ticking (0 without quiescence). */
+  quiesce_ms: number;
+  /** Groups that still ticked at the end of the sample, over the three hosts. */
+  active_groups: number;
   cpu_pct: number;
   cpu_pct_max: number;
   net_bytes_per_s: number;
   rss_mb: number;
   open_ms: number;
+  /** Every process restarted from its directory until every group is led; -1 with `--no-restart`. */
   restart_ms: number;
 }
 
@@ -146,6 +197,8 @@ async function idle(groups: number, seconds: number): Promise<IdleRow> {
   const cluster = await newCluster();
   try {
     const openMs = await openAll(cluster, ids(groups), groups);
+    const quiesce = cluster.configs[0]!.quiesce !== false;
+    const quiesceMs = quiesce ? await untilQuiesced(cluster, 60_000 + groups * 10) : 0;
     await sleep(2000);
     const before = await Promise.all(cluster.hosts.map((h) => h.request<SampleReply>({ type: 'sample' })));
     const t0 = performance.now();
@@ -155,14 +208,25 @@ async function idle(groups: number, seconds: number): Promise<IdleRow> {
     const cpu = after.map((a, i) => ((a.cpuMicros - before[i]!.cpuMicros) / 1000 / elapsedMs) * 100);
     const bytes = after.reduce((sum, a, i) => sum + a.bytesSent - before[i]!.bytesSent, 0);
     const rss = Math.max(...after.map((a) => a.rss));
-    await Promise.all(cluster.hosts.map((h) => h.close()));
-    cluster.hosts = cluster.configs.map((c) => HostProcess.start(c));
-    const restartMs = await openAll(cluster, 'stored', groups);
+    const statuses = await Promise.all(cluster.hosts.map((h) => h.request<StatusReply>({ type: 'status' })));
+    const cpuPct = round(cpu.reduce((a, b) => a + b, 0) / cpu.length);
+    const bytesPerS = Math.round(bytes / (elapsedMs / 1000));
+    // Printed before the restart, which takes longest with many groups.
+    console.log(`idle ${groups} groups sampled: ${cpuPct}% CPU per process, ${bytesPerS} B/s; restarting`);
+    let restartMs = -1;
+    if (!process.argv.includes('--no-restart')) {
+      await Promise.all(cluster.hosts.map((h) => h.close()));
+      cluster.hosts = cluster.configs.map((c) => HostProcess.start(c));
+      restartMs = await openAll(cluster, 'stored', groups);
+    }
     return {
       groups,
-      cpu_pct: round(cpu.reduce((a, b) => a + b, 0) / cpu.length),
+      quiesce,
+      quiesce_ms: Math.round(quiesceMs),
+      active_groups: statuses.reduce((n, s) => n + s.active, 0),
+      cpu_pct: cpuPct,
       cpu_pct_max: round(Math.max(...cpu)),
-      net_bytes_per_s: Math.round(bytes / (elapsedMs / 1000)),
+      net_bytes_per_s: bytesPerS,
       rss_mb: Math.round(rss / 2 ** 20),
       open_ms: Math.round(openMs),
       restart_ms: Math.round(restartMs),
@@ -245,7 +309,8 @@ async function main(): Promise<void> {
     console.log(
       `idle ${groups} groups: ${row.cpu_pct}% CPU per process (max ${row.cpu_pct_max}%), ` +
         `${row.net_bytes_per_s} B/s between processes, RSS ${row.rss_mb} MiB, ` +
-        `open ${row.open_ms} ms, restart ${row.restart_ms} ms`,
+        `open ${row.open_ms} ms, restart ${row.restart_ms} ms, ` +
+        (row.quiesce ? `quiesced ${row.quiesce_ms} ms after, ${row.active_groups} active` : 'no quiescence'),
     );
   }
   const activeRows: ActiveRow[] = [];

@@ -42,6 +42,15 @@ export interface HostConfig
   readonly peers: Readonly<Record<number, string>>;
   /** Called once for each group that stops on a fatal error (the host and its other groups run on). */
   readonly onFatal?: (error: unknown, groupId: number) => void;
+  /**
+   * Whether idle groups quiesce (default true): a group with nothing in flight and every
+   * member caught up stops ticking and heartbeating until a request or a message wakes it,
+   * and hosts check each other's liveness with one node-level heartbeat per pair of hosts
+   * instead (docs/runtime-design.md, "Quiescence and node liveness"). `false` keeps every
+   * open group ticking. Set it the same on every host: a host that does not quiesce keeps
+   * timing out the leaders that do.
+   */
+  readonly quiesce?: boolean;
 }
 
 /** Options of {@link FlotillaHost.openGroup}. */
@@ -60,6 +69,10 @@ export interface GroupConfig<C, R, Q, A> {
 export interface HostStats {
   /** Groups open on this host. */
   readonly groups: number;
+  /** Open groups that tick: not quiesced (all of them with `quiesce: false`). */
+  readonly activeGroups: number;
+  /** Open groups that are quiesced: they cost no tick and send nothing until woken. */
+  readonly quiescedGroups: number;
   /** Messages received for a group not open here (dropped; raft resends what matters). */
   readonly droppedUnknownGroup: number;
   /** Messages received and handed to their group. */
@@ -173,7 +186,8 @@ export class FlotillaHost {
 
   /** The host's counters. */
   stats(): HostStats {
-    const { groups, droppedUnknownGroup, messagesRouted, transport } = this.#host.stats();
+    const { groups, activeGroups, quiescedGroups, droppedUnknownGroup, messagesRouted, transport } =
+      this.#host.stats();
     const peers = new Map<number, HostPeerStats>();
     for (const [id, p] of transport.peers) {
       const { messagesSent, messagesReceived, messagesDropped, bytesSent, bytesReceived, writes, connected } =
@@ -188,7 +202,7 @@ export class FlotillaHost {
         connected,
       });
     }
-    return { groups, droppedUnknownGroup, messagesRouted, peers };
+    return { groups, activeGroups, quiescedGroups, droppedUnknownGroup, messagesRouted, peers };
   }
 
   /** Closes every group (their data stays), the transport, and releases the data directory. */
@@ -232,6 +246,7 @@ export async function createHost(config: HostConfig): Promise<FlotillaHost> {
     groupDefaults: tunedOptions(config),
     logger: config.logger ?? d.logger,
     onFatal: config.onFatal ?? (() => {}),
+    quiesce: config.quiesce ?? true,
   });
   return new FlotillaHost(host);
 }

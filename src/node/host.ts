@@ -133,6 +133,7 @@ export class Host {
       sessions,
       lifecycle,
       wake,
+      onQuiescedInput: () => this.onQuiescedInput(),
     };
     const replica = new Replica(deps);
     this.replica = replica;
@@ -342,6 +343,22 @@ export class Host {
   }
 
   // ------------------------------------------------------------------ inputs
+
+  /**
+   * An input reached the group while its clock is paused: a host that quiesces groups (a
+   * multi-raft host's) wakes it here. A single-group host never pauses its clock.
+   */
+  protected onQuiescedInput(): void {}
+
+  /** Whether the Ready loop is idle (no pass running or scheduled). */
+  protected get readyIdle(): boolean {
+    return this.loop.idle;
+  }
+
+  /** Whether the host stopped (or failed). */
+  protected get stopped(): boolean {
+    return this.lifecycle.stopped;
+  }
 
   /** The tick timer's extra work for a subclass (the KV's lease expiry); runs after the replica's. */
   protected onTick(): void {}

@@ -8,9 +8,13 @@
  *   not run is dropped and counted (`droppedUnknownGroup`), never fatal. Each group's Ready
  *   loop sends through the shared transport, which writes everything queued for a peer in one
  *   event-loop turn as one write: the messages of every group that ran a pass in that turn.
- * - **one tick timer**, prompting every open group to catch up on its ticks (each group's
- *   clock counts ticks by the monotonic clock, see ticker.ts). Quiescence, which stops ticking
- *   idle groups, is a later slice.
+ *   Heartbeats and their responses are coalesced further: those of every group to one peer
+ *   in one turn go as one frame, expanded on receipt (coalesced-heartbeats.ts).
+ * - **one tick timer**, prompting every *active* group to catch up on its ticks (each group's
+ *   clock counts ticks by the monotonic clock, see ticker.ts). An idle group quiesces: it
+ *   leaves the active set and costs nothing per tick until something wakes it; hosts judge each
+ *   other alive by a node-level beat instead of per-group heartbeats (host-quiescence.ts,
+ *   group-host.ts).
  * - **one data directory lock**; each group's files in `<dataDir>/groups/<groupId>/`
  *   (group-dirs.ts), opened by startup.ts exactly as a single-group node's data directory.
  *
@@ -28,6 +32,12 @@
 import { mkdir } from 'node:fs/promises';
 import type { Message } from '../raft/index.js';
 import { type PeerAddress, TcpTransport, type TransportStats } from '../transport/index.js';
+import {
+  expandHeartbeats,
+  HEARTBEATS_TAG,
+  HeartbeatCoalescer,
+  hostFrameTag,
+} from './coalesced-heartbeats.js';
 import { acquireLock, type DataDirLock } from './data-dir-lock.js';
 import { FlotillaError } from './errors.js';
 import {
@@ -39,6 +49,7 @@ import {
 } from './group-dirs.js';
 import { GroupHost } from './group-host.js';
 import type { SharedIo } from './host.js';
+import { HostQuiescence } from './host-quiescence.js';
 import { MachineDriver, type UnknownStateMachine } from './machine-driver.js';
 import type { MemberAddress } from './member-table.js';
 import type { PeerDirectory } from './membership.js';
@@ -66,12 +77,18 @@ export interface MultiHostOptions {
   readonly logger: NodeLogger;
   /** Called when a group stops on a fatal error (the other groups run on). */
   readonly onFatal: (error: unknown, groupId: number) => void;
+  /** Whether idle groups quiesce (stop ticking and heartbeating); default true. */
+  readonly quiesce?: boolean;
 }
 
 /** Counters of a multi-raft host. */
 export interface MultiHostStats {
   /** Groups open (running) on this host. */
   readonly groups: number;
+  /** Open groups that tick (not quiesced). */
+  readonly activeGroups: number;
+  /** Open groups that are quiesced: they tick nothing and send nothing until woken. */
+  readonly quiescedGroups: number;
   /** Messages received for a group this host does not run (dropped). */
   readonly droppedUnknownGroup: number;
   /** Messages received and handed to a group. */
@@ -87,6 +104,10 @@ export class MultiHost {
   /** Every group opened and not yet closed, by id (a failed group stays until it is closed). */
   private readonly opened = new Map<number, Promise<GroupHost>>();
   private readonly timer = new TickTimer();
+  /** The active set, liveness and node-level beats. */
+  private readonly quiescence: HostQuiescence;
+  /** What groups send through: heartbeats batched per peer host and turn. */
+  private readonly sender: HeartbeatCoalescer;
   private droppedUnknownGroup = 0;
   private messagesRouted = 0;
   private stopping: Promise<void> | undefined;
@@ -95,7 +116,19 @@ export class MultiHost {
     readonly options: MultiHostOptions,
     private readonly transport: TcpTransport,
     private readonly lock: DataDirLock,
-  ) {}
+  ) {
+    const { tickMs, electionTicks } = options.groupDefaults;
+    this.sender = new HeartbeatCoalescer(transport);
+    this.quiescence = new HostQuiescence({
+      selfId: options.id,
+      peers: transport.peers(),
+      enabled: options.quiesce ?? true,
+      timeoutMs: tickMs * electionTicks,
+      transport,
+      group: (groupId) => this.routes.get(groupId),
+      logger: options.logger,
+    });
+  }
 
   /** Locks the data directory, starts the transport and the timer. No group is open yet. */
   static async start(options: MultiHostOptions): Promise<MultiHost> {
@@ -117,6 +150,7 @@ export class MultiHost {
         peers,
         sendQueueMessagesMax: HOST_SEND_QUEUE_MESSAGES_MAX,
         onMessage: (m) => host?.route(m),
+        onHostMessage: (from, value) => host?.onHostFrame(from, value),
         onUnreachable: (peer) => host?.unreachable(peer),
         onSnapshotStatus: (peer, ok, groupId) => host?.routes.get(groupId)?.reportSnapshot(peer, ok),
         openSnapshotSink: (_from, m) => host?.routes.get(m.groupId)?.snapshotSink(m),
@@ -198,6 +232,8 @@ export class MultiHost {
   stats(): MultiHostStats {
     return {
       groups: this.routes.size,
+      activeGroups: this.quiescence.activeCount,
+      quiescedGroups: this.quiescence.quiescedCount,
       droppedUnknownGroup: this.droppedUnknownGroup,
       messagesRouted: this.messagesRouted,
       transport: this.transport.stats(),
@@ -263,17 +299,21 @@ export class MultiHost {
     const { groupId } = options;
     try {
       const recovered = await recoverMember(options, new MachineDriver(stateMachine));
-      const group = GroupHost.open({
-        recovered,
-        transport: this.transport,
-        peers: this.peerDirectory(),
-        shared: this.sharedIo(groupId),
-      });
+      const group = GroupHost.open(
+        {
+          recovered,
+          transport: this.sender,
+          peers: this.peerDirectory(),
+          shared: this.sharedIo(groupId),
+        },
+        this.quiescence.coordinator,
+      );
       if (this.stopping !== undefined) {
         await group.stop();
         throw new FlotillaError('STOPPED', 'host is stopping');
       }
       this.routes.set(groupId, group);
+      this.quiescence.add(group);
       options.logger.info(`opened: applied ${recovered.machine.appliedIndex}`);
       group.wake();
       return group;
@@ -286,11 +326,14 @@ export class MultiHost {
   /** What a group holds of the process: its route and its place in the timer. */
   private sharedIo(groupId: number): SharedIo {
     let released = false;
+    const forget = (): void => {
+      const group = this.routes.get(groupId);
+      if (group !== undefined) this.quiescence.remove(group);
+      this.routes.delete(groupId);
+    };
     return {
-      stopTicks: () => this.routes.delete(groupId),
-      detach: async () => {
-        this.routes.delete(groupId);
-      },
+      stopTicks: forget,
+      detach: async () => forget(),
       release: async () => {
         if (released) return;
         released = true;
@@ -312,7 +355,10 @@ export class MultiHost {
     return {
       hasPeer: (id) => transport.hasPeer(id),
       addPeer: (id, address) => {
-        if (id !== this.options.id && !transport.hasPeer(id)) transport.addPeer(id, address);
+        if (id !== this.options.id && !transport.hasPeer(id)) {
+          transport.addPeer(id, address);
+          this.quiescence.watch(id);
+        }
       },
       updatePeer: (id, address) => transport.updatePeer(id, address),
       removePeer: () => {},
@@ -320,6 +366,7 @@ export class MultiHost {
   }
 
   private route(message: Message): void {
+    this.quiescence.heard(message.from);
     const group = this.routes.get(message.groupId);
     if (group === undefined) {
       this.droppedUnknownGroup++;
@@ -329,12 +376,22 @@ export class MultiHost {
     group.onMessage(message);
   }
 
+  /** A HOST frame from host `from`: coalesced heartbeats (expanded and routed), or a beat. */
+  private onHostFrame(from: number, value: unknown): void {
+    if (hostFrameTag(value) !== HEARTBEATS_TAG) {
+      this.quiescence.onHostMessage(from, value);
+      return;
+    }
+    for (const m of expandHeartbeats(value, from, this.options.id)) this.route(m);
+  }
+
+  /** Told to the groups that tick: a quiesced group has nothing in flight to a peer. */
   private unreachable(peer: number): void {
-    for (const group of this.routes.values()) group.reportUnreachable(peer);
+    for (const group of this.quiescence.activeGroups()) group.reportUnreachable(peer);
   }
 
   private tick(): void {
-    for (const group of this.routes.values()) group.onTimer();
+    this.quiescence.tick();
   }
 }
 

@@ -51,6 +51,11 @@ export class ReadTracker {
 
   constructor(private readonly deps: ReadDeps) {}
 
+  /** Reads waiting: queued, waiting for a barrier or for apply. */
+  get pending(): number {
+    return this.pendingCount;
+  }
+
   /**
    * Queues a (validated) linearizable read; resolves with the state machine's answer to
    * `query` once it is served. Throws `TOO_MANY_REQUESTS` when too many reads wait.

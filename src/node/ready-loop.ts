@@ -81,6 +81,11 @@ export class ReadyLoop {
 
   constructor(private readonly deps: ReadyLoopDeps) {}
 
+  /** Whether no pass runs nor is scheduled. */
+  get idle(): boolean {
+    return !this.driving && !this.driveScheduled;
+  }
+
   /** The pass in progress (resolved when none is); it rejects only if the fatal path throws. */
   get current(): Promise<void> {
     return this.drivePromise;

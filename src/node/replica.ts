@@ -82,6 +82,11 @@ export interface ReplicaDeps {
   readonly lifecycle: Pick<Lifecycle, 'stopped' | 'ensureRunning' | 'fail'>;
   /** Schedules the Ready loop. */
   readonly wake: () => void;
+  /**
+   * An input (a message, a request, a report) reached the group while its clock is paused
+   * (quiesced, see ticker.ts): the runtime wakes the group before the input goes on.
+   */
+  readonly onQuiescedInput: () => void;
 }
 
 /** One raft group's replica concerns, wired together. */
@@ -140,9 +145,28 @@ export class Replica implements ReadyHandler {
     this.applier = new Applier({ raw, storage, machine, proposals, membership, sessions, counters, logger });
   }
 
-  /** Delivers every tick the monotonic clock says is due, before any other input. */
+  /**
+   * Delivers every tick the monotonic clock says is due, before any other input; a quiesced
+   * group is woken first (its clock resumes).
+   */
   catchUpTicks(): void {
+    if (this.clock.quiesced) this.deps.onQuiescedInput();
     this.deps.counters.ticks += this.clock.catchUp();
+  }
+
+  /** Pauses the group's clock (it quiesced): no tick is delivered until {@link Replica.resumeTicks}. */
+  quiesceTicks(): void {
+    this.clock.quiesce();
+  }
+
+  /** Resumes the group's clock; returns the ticks that came due while it was paused. */
+  resumeTicks(): number {
+    return this.clock.resume();
+  }
+
+  /** Whether no proposal nor read waits here (nothing a quiesced group would leave hanging). */
+  get idle(): boolean {
+    return this.proposals.size === 0 && this.reads.pending === 0 && this.snapshots.pending === undefined;
   }
 
   /** The tick timer's work: catch up on ticks, re-issue stale read barriers. */
@@ -227,7 +251,8 @@ export class Replica implements ReadyHandler {
 
   /** Feeds due ticks, queued proposals and reads into the core; notices a leader change. */
   prepare(): void {
-    this.catchUpTicks();
+    // Not an input: a quiesced group's pass (applying what it committed) leaves it quiesced.
+    this.deps.counters.ticks += this.clock.catchUp();
     this.proposals.flush();
     this.reads.flush();
     this.leadership.observe();

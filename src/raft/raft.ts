@@ -26,6 +26,7 @@ import { handleVoteRequest, hup, tickElection } from './election.js';
 import { RaftError } from './errors.js';
 import { LeaderState } from './leader-state.js';
 import { RaftLog } from './log.js';
+import { canQuiesce, forgetLeader, quiesceFollower, tickQuiesced } from './quiesce.js';
 import { DEFAULT_RAFT_OPTIONS, type RaftOptions } from './raft-options.js';
 import { flushReads, hasUnsentReads, leaseReadIndex } from './read-index.js';
 import { appendEntries, broadcastAppend, maybeCommitAndBroadcast } from './replication.js';
@@ -91,6 +92,8 @@ export class Raft {
   heartbeatRound = 0;
   /** Rounds sent before this tick do not count towards a lease (set by a transfer). @internal */
   leaseFloorTick = 0;
+  /** On a follower: the tick it last heard from its leader (see quiesce.ts, `forgetLeader`). @internal */
+  leaderHeardTick = 0;
   /** Nodes removed from the configuration: never members again, their messages ignored. */
   readonly removed = new Set<NodeId>();
   /** The current role's step function (etcd's `raft.step`), swapped by every transition. */
@@ -240,6 +243,26 @@ export class Raft {
   tick(): void {
     this.ticks++;
     this.tickRole(this);
+  }
+
+  /** Delivers ticks that passed while quiesced, firing no timer; see quiesce.ts. */
+  tickQuiesced(ticks: number): void {
+    tickQuiesced(this, ticks);
+  }
+
+  /** Whether this leader may stop ticking; see quiesce.ts. */
+  canQuiesce(): boolean {
+    return canQuiesce(this);
+  }
+
+  /** A quiesce notice from leader `from` of `term` at `commit`; whether to stop ticking (quiesce.ts). */
+  quiesceFollower(from: NodeId, term: number, commit: number): boolean {
+    return quiesceFollower(this, from, term, commit);
+  }
+
+  /** Forgets the leader once its lease ran out here; see quiesce.ts. Returns whether it did. */
+  forgetLeader(): boolean {
+    return forgetLeader(this);
   }
 
   /** Starts an election (after pre-vote, if enabled). `transfer` bypasses pre-vote and leases. */

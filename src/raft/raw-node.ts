@@ -51,6 +51,50 @@ export class RawNode {
     this.raft.tick();
   }
 
+  /**
+   * Delivers `ticks` ticks that passed while the runtime did not tick this group (it was
+   * quiesced), without firing elections, heartbeats or check-quorum: a leader's lease from
+   * before expires as it would have, and a follower keeps following its leader. See
+   * quiesce.ts.
+   */
+  tickQuiesced(ticks: number): void {
+    this.raft.tickQuiesced(ticks);
+  }
+
+  /**
+   * Whether this node is a leader that may stop ticking (quiesce): nothing in flight, every
+   * member holds, and this node has committed and applied, its whole log, an entry of its term
+   * among it; no transfer, read or configuration change pending; no Ready outstanding or due.
+   */
+  canQuiesce(): boolean {
+    return this.raft.canQuiesce() && this.settled;
+  }
+
+  /** Whether the runtime has nothing to do: no Ready outstanding and none due. */
+  get settled(): boolean {
+    return this.outstanding === undefined && !this.hasReady();
+  }
+
+  /**
+   * Takes a quiesce notice from `from`, the leader of `term`, whose log is committed up to its
+   * last index `commit`: true when this follower's log ends at the same entry (it then takes
+   * the commit index and may stop ticking), false otherwise (nothing changed).
+   */
+  quiesceFollower(from: NodeId, term: number, commit: number): boolean {
+    return this.raft.quiesceFollower(from, term, commit);
+  }
+
+  /**
+   * Forgets the current leader on a follower whose runtime believes it dead (etcd-io/raft's
+   * `ForgetLeader`): it then grants (pre-)votes to a candidate with an up-to-date log instead
+   * of refusing them on the leader's behalf. Refused (false) until an election timeout has
+   * passed on this node's clock since it last heard from the leader: the promise lease reads
+   * rely on is kept. Hearing from the leader again restores it.
+   */
+  forgetLeader(): boolean {
+    return this.raft.forgetLeader();
+  }
+
   /** Starts an election now (tests and manual failover). */
   campaign(): void {
     this.raft.hup(false);

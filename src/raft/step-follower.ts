@@ -81,6 +81,7 @@ function forwardToLeader(r: Raft, m: ProposeRequest | ReadIndexRequest): void {
 function followLeader(r: Raft, leader: NodeId): void {
   r.electionElapsed = 0;
   r.leader = leader;
+  r.leaderHeardTick = r.ticks;
 }
 
 function handleAppend(r: Raft, m: AppendRequest): void {

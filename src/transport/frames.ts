@@ -15,6 +15,12 @@
  *     SNAPSHOT_ACK    streamId u32: the snapshot was received and delivered               acceptor → dialer
  *     CLUSTER_QUERY   msgpack [magic, protocolVersion]  instead of HELLO                   dialer → acceptor
  *     CLUSTER_INFO    msgpack [protocolVersion, text]: the acceptor's answer, then it closes acceptor → dialer
+ *     HOST            msgpack value, opaque to the transport                               dialer → acceptor
+ *
+ * HOST frames carry what one host tells another about itself rather than about one raft
+ * group: a multi-raft host's node-level heartbeat, quiesce notices and wake requests
+ * (src/node/host-beat.ts). They travel in the same queue as MESSAGE frames, so both keep their
+ * send order; a transport without a handler for them drops them.
  *
  * CLUSTER_QUERY/CLUSTER_INFO is a one-shot exchange on its own connection, not a peer link: a
  * member joining a running cluster asks any member it was told about for the cluster's id
@@ -49,10 +55,11 @@ export const FRAME_KIND = Object.freeze({
   CLUSTER_QUERY: 8,
   CLUSTER_INFO: 9,
   SNAPSHOT_END: 10,
+  HOST: 11,
 } as const);
 
 /** The version of this protocol; peers with another version are rejected at the handshake. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** First slot of the hello frame, so a connection from some other program is recognised at once. */
 const HELLO_MAGIC = 'flotilla-raft';
@@ -101,6 +108,16 @@ export function messageFrame(m: Message): Buffer {
 /** Decodes a MESSAGE frame body. */
 export function decodeMessageBody(body: Buffer): Message {
   return messageFromTuple(unpackValue(body, 'message'));
+}
+
+/** A HOST frame carrying `value` (any MessagePack value; see the module comment). */
+export function hostFrame(value: unknown): Buffer {
+  return sealFrame(packWithHeader(value, FRAME_HEADER_BYTES), FRAME_KIND.HOST);
+}
+
+/** Decodes a HOST frame body into the value it carries (checked by its receiver). */
+export function decodeHostBody(body: Buffer): unknown {
+  return unpackValue(body, 'host frame');
 }
 
 /** The HELLO frame. */

@@ -15,6 +15,7 @@ import {
   clusterInfoFrame,
   decodeClusterQuery,
   decodeHello,
+  decodeHostBody,
   decodeMessageBody,
   decodeSnapshotBegin,
   decodeSnapshotChunk,
@@ -41,6 +42,8 @@ export interface InboundContext {
   accepted(connection: InboundConnection): void;
   closed(connection: InboundConnection): void;
   deliver(message: Message): void;
+  /** A HOST frame's value from the peer `from` (see frames.ts); undefined drops them. */
+  deliverHost?(from: NodeId, value: unknown): void;
   error(error: TransportError): void;
   /** The answer to a CLUSTER_QUERY (see frames.ts); undefined: queries are not answered. */
   clusterInfo?(): string;
@@ -199,6 +202,9 @@ export class InboundConnection {
         return this.onSnapshotChunk(body);
       case FRAME_KIND.SNAPSHOT_END:
         return this.onSnapshotEnd(body);
+      case FRAME_KIND.HOST:
+        this.deliverHost(decodeHostBody(body));
+        return undefined;
       default:
         throw new TransportError('PROTOCOL', `unexpected frame kind ${kind}`);
     }
@@ -285,6 +291,18 @@ export class InboundConnection {
     try {
       this.context.deliver(message);
     } catch (error) {
+      throw new CallbackFailure(error);
+    }
+  }
+
+  private deliverHost(value: unknown): void {
+    if (this.stats !== undefined) this.stats.messagesReceived++;
+    try {
+      this.context.deliverHost?.(this.peer!, value);
+    } catch (error) {
+      // The receiver checks the value it is handed: its TransportError means bad input (the
+      // connection is dropped); anything else is its bug.
+      if (error instanceof TransportError) throw error;
       throw new CallbackFailure(error);
     }
   }

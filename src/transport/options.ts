@@ -89,6 +89,12 @@ export interface TcpTransportOptions extends Partial<TransportLimits> {
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
   /** Called for every message received, in order per peer. Exceptions propagate (a bug). */
   readonly onMessage: (message: Message) => void;
+  /**
+   * Called for every HOST frame received (see frames.ts), with its sender and decoded value,
+   * in order with the peer's messages; without it HOST frames are dropped. A `TransportError`
+   * it throws marks the value malformed: the connection is dropped, as for a bad message.
+   */
+  readonly onHostMessage?: (from: NodeId, value: unknown) => void;
   /** A message to `peer` was dropped or its connection failed (report it to raft). */
   readonly onUnreachable?: (peer: NodeId) => void;
   /**

@@ -92,16 +92,17 @@ export class PeerLink {
   }
 
   /**
-   * Queues a sealed MESSAGE frame. Returns false (and counts the drop) when the peer is down
-   * or the queue is full.
+   * Queues a sealed MESSAGE (or HOST) frame. Returns false (and counts the drop) when the peer
+   * is down or the queue is full; a drop is reported unreachable unless `report` is false.
    */
-  enqueue(frame: Buffer): boolean {
+  enqueue(frame: Buffer, report = true): boolean {
     const limits = this.context.limits;
     const full =
       this.queue.length >= limits.sendQueueMessagesMax ||
       this.queueBytes + frame.length > limits.sendQueueBytesMax;
     if (this.linkState === 'down' || this.linkState === 'closed' || full) {
-      this.drop(1);
+      if (report) this.drop(1);
+      else this.stats.messagesDropped++;
       return false;
     }
     this.queue.push(frame);

@@ -15,7 +15,7 @@ import { createServer, type Server } from 'node:net';
 import { assert } from '../raft/assert.js';
 import type { Message, NodeId, SnapshotRequest } from '../raft/types.js';
 import { TransportError } from './errors.js';
-import { FRAME_HEADER_BYTES, messageFrame, SNAPSHOT_PREFIX_BYTES } from './frames.js';
+import { FRAME_HEADER_BYTES, hostFrame, messageFrame, SNAPSHOT_PREFIX_BYTES } from './frames.js';
 import { InboundConnection, type InboundContext } from './inbound.js';
 import {
   DEFAULT_TRANSPORT_LIMITS,
@@ -79,6 +79,7 @@ export class TcpTransport implements MessageSender {
       accepted: (connection) => this.onAccepted(connection),
       closed: (connection) => this.onInboundClosed(connection),
       deliver: (message) => this.options.onMessage(message),
+      ...(options.onHostMessage === undefined ? {} : { deliverHost: options.onHostMessage }),
       error: (error) => this.defer(() => this.options.onError?.(error)),
       ...(options.clusterInfo === undefined ? {} : { clusterInfo: options.clusterInfo }),
       ...(options.openSnapshotSink === undefined ? {} : { openSnapshotSink: options.openSnapshotSink }),
@@ -179,6 +180,18 @@ export class TcpTransport implements MessageSender {
       }
       link.enqueue(frame);
     }
+  }
+
+  /**
+   * Queues a HOST frame carrying `value` for `peer` (see frames.ts), behind the messages
+   * already queued for it. Returns false when it was dropped: an unknown peer, a peer down or
+   * its queue full (counted, not reported as unreachable: a host's heartbeat is itself how
+   * its peers judge reachability).
+   */
+  sendHost(peer: NodeId, value: unknown): boolean {
+    const link = this.state === 'stopped' ? undefined : this.links.get(peer);
+    if (link === undefined) return false;
+    return link.enqueue(hostFrame(value), false);
   }
 
   private tooLarge(link: PeerLink, m: Message, bytes: number): void {
