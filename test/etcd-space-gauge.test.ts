@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SPACE_GAUGE_MAX_AGE_MS, SpaceGauge } from '../src/etcd/quota.js';
+import { SPACE_GAUGE_MAX_AGE_MS, SpaceGauge } from '../src/etcd/space-gauge.js';
 
 function gaugeOver(sizes: number[]): { gauge: SpaceGauge; measured: () => number } {
   let calls = 0;

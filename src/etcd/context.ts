@@ -1,6 +1,7 @@
 /** What every etcd service implementation of one node shares: the node and etcd's response header. */
 import type { KvNode } from '../db/index.js';
 import type { NodeLogger } from '../index.js';
+import { SpaceGauge } from './space-gauge.js';
 
 /**
  * etcd `WireHeader` with numbers (the proto encoders take numbers for 64-bit fields, and
@@ -38,6 +39,8 @@ export class EtcdContext {
    * rounded up (a shorter lease could expire during a leader election).
    */
   readonly minLeaseTtlSeconds: number;
+  /** The store's size in use, as the quota check sees it. */
+  readonly space: SpaceGauge;
 
   constructor(
     readonly node: KvNode,
@@ -49,6 +52,7 @@ export class EtcdContext {
     this.memberId = node.options.id;
     const { electionTicks, tickMs } = node.options;
     this.minLeaseTtlSeconds = Math.max(1, Math.ceil((Math.floor((3 * electionTicks) / 2) * tickMs) / 1000));
+    this.space = new SpaceGauge(() => node.backend.storageStats().usedBytes);
   }
 
   /**

@@ -379,15 +379,20 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     while (this.deletingCompacted !== undefined) await this.deletingCompacted;
   }
 
+  /** Closed, restoring or failed: no more deletions of compacted records. */
+  private get deletionsStopped(): boolean {
+    return this.closed || this.restoring || this.failure !== undefined;
+  }
+
   private async drainCompacted(): Promise<void> {
     const backlog = this.store.compacted;
     for (;;) {
       const index = backlog.nextIndex;
-      if (index === undefined || this.closed || this.restoring || this.failure !== undefined) return;
+      if (index === undefined || this.deletionsStopped) return;
       if (this.commits.committedIndex < index) await this.commits.settled();
       if (this.hooks.beforeCompactedDelete !== undefined && !(await this.hooks.beforeCompactedDelete()))
         return;
-      if (this.closed || this.restoring || this.failure !== undefined) return;
+      if (this.deletionsStopped) return;
       const revisions = backlog.take(this.compactDeletesPerCommit);
       const db = this.store.db;
       await this.root.transaction(() => {

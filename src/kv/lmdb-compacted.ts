@@ -43,21 +43,18 @@ class RevisionSet implements CompactedSet {
  * stays deleted. Reopening compacts the key index again and finishes the job.
  */
 export class CompactedBacklog {
-  private readonly lists: {
-    readonly revisions: readonly Revision[];
-    readonly index: number;
-    readonly highestMain: number;
-  }[] = [];
+  private readonly lists: { readonly revisions: readonly Revision[]; readonly index: number }[] = [];
   private head = 0;
   private taken: readonly Revision[] = [];
   private set: RevisionSet | undefined;
+  /** At least the highest main revision pending (of every list queued since it was last empty). */
+  private highestMain = 0;
 
   /** Queues the records compaction dropped at applied index `index`. */
   add(revisions: readonly Revision[], index: number): void {
     if (revisions.length === 0) return;
-    let highestMain = 0;
-    for (const { main } of revisions) if (main > highestMain) highestMain = main;
-    this.lists.push({ revisions, index, highestMain });
+    for (const { main } of revisions) if (main > this.highestMain) this.highestMain = main;
+    this.lists.push({ revisions, index });
     this.set = undefined;
   }
 
@@ -92,6 +89,7 @@ export class CompactedBacklog {
   deleted(): void {
     this.taken = [];
     this.set = undefined;
+    if (this.lists.length === 0) this.highestMain = 0;
   }
 
   /** Forgets everything (the store was replaced by a restore). */
@@ -100,6 +98,7 @@ export class CompactedBacklog {
     this.head = 0;
     this.taken = [];
     this.set = undefined;
+    this.highestMain = 0;
   }
 
   /**
@@ -108,11 +107,7 @@ export class CompactedBacklog {
    * a revision after the compaction's) need none.
    */
   view(fromMain = 0): CompactedSet {
-    if (!this.pending) return NOTHING_COMPACTED;
-    let highest = 0;
-    for (const { main } of this.taken) if (main > highest) highest = main;
-    for (const list of this.lists) if (list.highestMain > highest) highest = list.highestMain;
-    if (fromMain > highest) return NOTHING_COMPACTED;
+    if (!this.pending || fromMain > this.highestMain) return NOTHING_COMPACTED;
     this.set ??= new RevisionSet([
       this.taken,
       ...this.lists.map((list, i) => (i === 0 ? list.revisions.slice(this.head) : list.revisions)),
