@@ -11,11 +11,13 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { freePort } from '../src/cli/cluster-command.js';
+import { freePorts } from '../src/cli/cluster-command.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const run = promisify(execFile);
 const children: ChildProcess[] = [];
+/** Each served member's stderr, shown when a wait times out. */
+const logs = new Map<string, string>();
 let root = '';
 after(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
@@ -25,7 +27,11 @@ after(async () => {
 async function until(what: string, timeoutMs: number, probe: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      const states = children.map((c, i) => `member ${i}: exit ${c.exitCode ?? 'running'}`).join(', ');
+      const stderr = [...logs].map(([name, text]) => `--- ${name}\n${text.slice(-2000)}`).join('\n');
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${states})\n${stderr}`);
+    }
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -48,17 +54,19 @@ function serve(name: string, peer: number, client: number, cluster: string): Chi
     `127.0.0.1:${peer}`,
   ];
   args.push('--listen-client', `127.0.0.1:${client}`, '--initial-cluster', cluster, '--tick-ms', '50');
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: 'ignore' });
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  logs.set(name, '');
+  child.stderr?.on('data', (d: Buffer) => logs.set(name, logs.get(name) + d.toString()));
   children.push(child);
   return child;
 }
 
 test('snapshot save from one cluster, restore into a new one', async () => {
   root = await mkdtemp(join(tmpdir(), 'flotilla-backup-'));
-  const [peer, client] = [await freePort(), await freePort()];
+  const [peer, client] = (await freePorts(2)) as [number, number];
   const source = serve('src', peer, client, `src=127.0.0.1:${peer}`);
   const sourceUrl = `http://127.0.0.1:${client}`;
-  await until('the source node', 10_000, () => healthy(sourceUrl));
+  await until('the source node', 30_000, () => healthy(sourceUrl));
   for (let i = 0; i < 20; i++) {
     const res = await fetch(`${sourceUrl}/v1/kv/b${i}`, {
       method: 'PUT',
@@ -81,7 +89,7 @@ test('snapshot save from one cluster, restore into a new one', async () => {
   assert.equal(report.revision, 21);
   source.kill('SIGTERM');
 
-  const ports = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+  const ports = await freePorts(6);
   const names = ['r1', 'r2', 'r3'];
   const cluster = names.map((n, i) => `${n}=127.0.0.1:${ports[2 * i]}`).join(',');
   for (const name of names) {
@@ -117,7 +125,8 @@ test('snapshot save from one cluster, restore into a new one', async () => {
   );
   for (const [i, name] of names.entries()) serve(name, ports[2 * i]!, ports[2 * i + 1]!, cluster);
   const urls = names.map((_, i) => `http://127.0.0.1:${ports[2 * i + 1]}`);
-  await until('the restored cluster', 10_000, async () =>
+  // 30 s as the other real-process tests: three processes starting on a loaded 2-core machine.
+  await until('the restored cluster', 30_000, async () =>
     (await Promise.all(urls.map(healthy))).every(Boolean),
   );
   const range = (await (await fetch(`${urls[1]}/v1/kv?prefix=b`)).json()) as {

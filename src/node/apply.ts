@@ -10,7 +10,7 @@
  * returns; a retry of it in the same batch first flushes the batch, so it gets that result.
  */
 import { decodeConfChange, type Entry, type RawNode } from '../raft/index.js';
-import type { FileStorage } from '../storage/index.js';
+import type { ReplicaStorage } from '../storage/index.js';
 import type { NodeCounters } from './counters.js';
 import { type SessionTag, type Unwrapped, unwrapCommand } from './envelope.js';
 import type { MachineDriver } from './machine-driver.js';
@@ -26,7 +26,7 @@ export interface ApplierDeps {
   /** The group's core, which applies conf changes to its configuration. */
   readonly raw: Pick<RawNode, 'applyConfChange'>;
   /** The group's log storage, where an applied configuration is made durable. */
-  readonly storage: Pick<FileStorage, 'saveConfState'>;
+  readonly storage: Pick<ReplicaStorage, 'saveConfState'>;
   /** The group's state machine. */
   readonly machine: Pick<MachineDriver, 'apply' | 'codec'>;
   readonly proposals: ProposalTracker;

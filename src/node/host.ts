@@ -29,7 +29,7 @@
 import { mkdir } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { isRaftError, type Message, type RawNode, type Role, type SnapshotRequest } from '../raft/index.js';
-import type { FileStorage } from '../storage/index.js';
+import type { ReplicaStorage } from '../storage/index.js';
 import { type SnapshotSink, TcpTransport } from '../transport/index.js';
 import { type NodeCounters, newNodeCounters } from './counters.js';
 import { acquireLock } from './data-dir-lock.js';
@@ -86,7 +86,7 @@ export class Host {
   readonly writeTrace = new WriteTrace();
 
   // The group's storage, and the process-wide I/O it uses (owned, or shared by many groups).
-  private readonly storage: FileStorage;
+  private readonly storage: ReplicaStorage;
   private readonly transport: HostParts['transport'];
   private readonly shared: SharedIo;
   private readonly spool: RecoveredMember['spool'];

@@ -28,7 +28,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Entry, Message, RawNode, ReadState, Ready, Snapshot, SnapshotRequest } from '../raft/index.js';
-import type { FileStorage } from '../storage/index.js';
+import type { ReplicaStorage } from '../storage/index.js';
 import type { TcpTransport } from '../transport/index.js';
 import type { NodeCounters } from './counters.js';
 import type { WriteTrace } from './write-trace.js';
@@ -59,7 +59,7 @@ export interface ReadyHandler {
 export interface ReadyLoopDeps {
   readonly raw: Pick<RawNode, 'hasReady' | 'ready' | 'advance'>;
   /** The group's log storage. */
-  readonly storage: Pick<FileStorage, 'save' | 'lastSave'>;
+  readonly storage: Pick<ReplicaStorage, 'save' | 'lastSave'>;
   readonly transport: Pick<TcpTransport, 'send'>;
   readonly counters: NodeCounters;
   /** Per-stage write latencies: told when a Ready starts, is persisted, and what is sent. */

@@ -8,7 +8,7 @@
  * reached through {@link ReplicaDeps}.
  */
 import type { Entry, RawNode, ReadState, Snapshot } from '../raft/index.js';
-import type { FileStorage } from '../storage/index.js';
+import type { ReplicaStorage } from '../storage/index.js';
 import { Applier } from './apply.js';
 import type { NodeCounters } from './counters.js';
 import { type SessionTag, wrapCommand, wrapRegister } from './envelope.js';
@@ -67,7 +67,7 @@ export interface ReplicaDeps {
   /** The group's core. */
   readonly raw: RawNode;
   /** The group's log storage (applied configurations, snapshot files, compaction). */
-  readonly storage: FileStorage;
+  readonly storage: ReplicaStorage;
   /** The group's state machine. */
   readonly machine: MachineDriver;
   /** The transport's peers, which membership changes edit. */

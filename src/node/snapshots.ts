@@ -20,7 +20,7 @@
  *   restores from there.
  */
 import type { Entry, RawNode, SnapshotRequest } from '../raft/index.js';
-import { type FileStorage, SnapshotPolicy } from '../storage/index.js';
+import { type ReplicaStorage, SnapshotPolicy } from '../storage/index.js';
 import { framedPayload, type SnapshotPayload } from '../transport/index.js';
 import type { NodeCounters } from './counters.js';
 import { frameChunks, frameChunksAsync } from './envelope.js';
@@ -43,7 +43,7 @@ export interface SnapshotDeps {
   /** The group's core, whose configuration a snapshot records. */
   readonly raw: Pick<RawNode, 'confState'>;
   /** The group's log storage: snapshot files and compaction. */
-  readonly storage: Pick<FileStorage, 'createSnapshot' | 'compact' | 'firstIndex' | 'term'>;
+  readonly storage: Pick<ReplicaStorage, 'createSnapshot' | 'compact' | 'firstIndex' | 'term'>;
   /** The group's state machine. */
   readonly machine: Pick<MachineDriver, 'appliedIndex' | 'onDisk' | 'openSnapshot' | 'sync' | 'restore'>;
   /** Where an on-disk state machine's state received from the leader waits for its restore. */

@@ -15,7 +15,7 @@ import {
   RawNode,
   replayConfChanges,
 } from '../raft/index.js';
-import { FileStorage } from '../storage/index.js';
+import { FileStorage, type ReplicaStorage } from '../storage/index.js';
 import type { PeerAddress } from '../transport/index.js';
 import { frameChunksAsync } from './envelope.js';
 import { NodeError } from './errors.js';
@@ -38,7 +38,7 @@ import { SnapshotSpool } from './snapshot-spool.js';
 export interface RecoveredMember {
   /** The options with the member's real id and cluster id (from `member.json` or the cluster). */
   readonly options: RaftNodeOptions;
-  readonly storage: FileStorage;
+  readonly storage: ReplicaStorage;
   /** The state machine, opened and brought up to at least the raft snapshot. */
   readonly machine: MachineDriver;
   /** The raft core, built on the recovered storage at the state machine's applied index. */
@@ -182,7 +182,7 @@ function hex(n: number): string {
  */
 async function bootstrap(
   options: RaftNodeOptions,
-  storage: FileStorage,
+  storage: ReplicaStorage,
   machine: MachineDriver,
 ): Promise<void> {
   const empty = storage.lastIndex() === 0 && storage.snapshot().meta.index === 0;
@@ -233,7 +233,7 @@ async function bootstrap(
  * on-disk state was kept out of raft snapshots.
  */
 async function recoverMachine(
-  storage: FileStorage,
+  storage: ReplicaStorage,
   machine: MachineDriver,
   spool: SnapshotSpool,
   logger: NodeLogger,
@@ -267,7 +267,7 @@ async function recoverMachine(
  * state machine recording the same entry as applied would apply that change twice on restart.
  */
 async function deriveMembership(
-  storage: FileStorage,
+  storage: ReplicaStorage,
   applied: number,
 ): Promise<{ entries: readonly Entry[] }> {
   const snapshot = storage.snapshot();

@@ -12,7 +12,7 @@
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AssertionError, assert } from '../raft/assert.js';
-import type { LogStorage, StorageUpdate } from '../raft/storage.js';
+import type { StorageUpdate } from '../raft/storage.js';
 import { MemoryStorage } from '../raft/storage.js';
 import type { ConfState, Entry, HardState, Snapshot } from '../raft/types.js';
 import { EMPTY_CONF_STATE } from '../raft/types.js';
@@ -20,6 +20,7 @@ import { type CarriedState, FRAME_TYPE, FrameEncoder } from './codec.js';
 import { ioError, StorageError } from './errors.js';
 import { type FileSystem, nodeFileSystem } from './file-system.js';
 import { type RecoveredWal, recoverWal, type TornTail } from './recovery.js';
+import type { ReplicaStorage } from './replica-storage.js';
 import { listTemporaryFiles } from './segment-files.js';
 import {
   listSnapshotFiles,
@@ -73,7 +74,7 @@ interface Layout {
 }
 
 /** A {@link LogStorage} on disk: `<dir>/wal/*.wal` segments and `<dir>/snap/*.snap` snapshots. */
-export class FileStorage implements LogStorage {
+export class FileStorage implements ReplicaStorage {
   private failure: unknown;
   private closing = false;
   private queue: Promise<unknown> = Promise.resolve();

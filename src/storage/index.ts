@@ -12,6 +12,7 @@ export type { FileStorageOptions, RecoveryReport } from './file-storage.js';
 export { DEFAULT_FILE_STORAGE_OPTIONS, FileStorage } from './file-storage.js';
 export type { FileSystem, OpenMode, StorageFile } from './file-system.js';
 export { nodeFileSystem, writeFully } from './file-system.js';
+export type { ReplicaStorage, SaveTiming } from './replica-storage.js';
 export type { RepairOptions, RepairReport } from './repair.js';
 export { repairWal } from './repair.js';
 export type { SnapshotFile, SnapshotReader } from './snapshot-file.js';
