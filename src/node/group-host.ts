@@ -69,6 +69,14 @@ export class GroupHost extends LibraryHost {
     return group;
   }
 
+  /**
+   * Frees the shared log's oldest file of this group's entries: a snapshot now and compaction
+   * behind it (snapshots.ts `releaseLog`). Local work only: a quiesced group stays quiesced.
+   */
+  releaseLog(): void {
+    this.replica.snapshots.releaseLog();
+  }
+
   /** Whether the group is quiesced here (ticks nothing until woken). */
   get quiesced(): boolean {
     return this.quiescedUnder !== undefined;

@@ -43,7 +43,7 @@ export interface SnapshotDeps {
   /** The group's core, whose configuration a snapshot records. */
   readonly raw: Pick<RawNode, 'confState'>;
   /** The group's log storage: snapshot files and compaction. */
-  readonly storage: Pick<ReplicaStorage, 'createSnapshot' | 'compact' | 'firstIndex' | 'term'>;
+  readonly storage: Pick<ReplicaStorage, 'createSnapshot' | 'compact' | 'firstIndex' | 'term' | 'snapshot'>;
   /** The group's state machine. */
   readonly machine: Pick<MachineDriver, 'appliedIndex' | 'onDisk' | 'openSnapshot' | 'sync' | 'restore'>;
   /** Where an on-disk state machine's state received from the leader waits for its restore. */
@@ -95,6 +95,8 @@ export class SnapshotScheduler {
     const table = this.deps.membership.snapshotTable();
     const sessions = this.deps.sessions.encode();
     const onDisk = this.deps.machine.onDisk;
+    // Asked for by a shared log to free its oldest file: compact everything the snapshot covers.
+    const keep = policy.isRequested ? 0 : this.deps.options.snapshotKeepEntries;
     const opening = onDisk ? undefined : this.deps.machine.openSnapshot();
     this.task = (async () => {
       const { machine, storage, options, counters } = this.deps;
@@ -115,7 +117,7 @@ export class SnapshotScheduler {
       }
       await machine.sync();
       await storage.createSnapshot(index, confState, data);
-      const compactTo = index - options.snapshotKeepEntries;
+      const compactTo = index - keep;
       if (compactTo >= storage.firstIndex()) await storage.compact(compactTo);
       if (this.policy === policy) policy.completed(index);
       counters.snapshotsTaken++;
@@ -123,6 +125,30 @@ export class SnapshotScheduler {
         `snapshot at index ${index} (${data.length} bytes${onDisk ? ', metadata only' : ''})`,
       );
     })()
+      .catch((error: unknown) => this.deps.fail(error))
+      .finally(() => {
+        this.task = undefined;
+      });
+  }
+
+  /**
+   * Frees the log up to the state machine's applied state, for a shared log whose oldest file
+   * this group's entries keep alive: takes a snapshot now when anything was applied since the
+   * last one and compacts behind it entirely (no entries kept for slow followers, which
+   * then catch up from a snapshot); with nothing new applied, compacts up to the last one.
+   */
+  releaseLog(): void {
+    if (this.task !== undefined) return;
+    if (this.policy.sinceSnapshot().entries > 0) {
+      this.policy.request();
+      this.maybeTake();
+      return;
+    }
+    const { storage } = this.deps;
+    const snapshotIndex = storage.snapshot().meta.index;
+    if (snapshotIndex < storage.firstIndex()) return;
+    this.task = storage
+      .compact(snapshotIndex)
       .catch((error: unknown) => this.deps.fail(error))
       .finally(() => {
         this.task = undefined;

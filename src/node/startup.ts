@@ -51,14 +51,22 @@ export interface RecoveredMember {
   readonly sessions: ClientSessions;
 }
 
+/** Opens a member's log storage: by default its own WAL in `<dataDir>/raft`. */
+export type StorageOpener = (options: RaftNodeOptions) => Promise<ReplicaStorage>;
+
+/** A single-group member's log: a {@link FileStorage} of its own in `<dataDir>/raft`. */
+export const ownStorage: StorageOpener = (options) => FileStorage.open(join(options.dataDir, 'raft'));
+
 /**
  * Opens (or bootstraps) the data directory, which the caller has locked, and recovers
- * storage, the state machine, the membership and the member table. Throws `INVALID_CONFIG`
- * when the data directory belongs to another member or cluster.
+ * storage (opened by `openStorage`: the member's own WAL, or its group's part of a host's
+ * shared one), the state machine, the membership and the member table. Throws
+ * `INVALID_CONFIG` when the data directory belongs to another member or cluster.
  */
 export async function recoverMember(
   options: RaftNodeOptions,
   machine: MachineDriver,
+  openStorage: StorageOpener = ownStorage,
 ): Promise<RecoveredMember> {
   const member = await checkMemberFile(options);
   if (member !== undefined) {
@@ -66,7 +74,7 @@ export async function recoverMember(
   } else if (options.initialClusterState === 'existing') {
     options = await joinOptions(options);
   }
-  const storage = await FileStorage.open(join(options.dataDir, 'raft'));
+  const storage = await openStorage(options);
   try {
     await machine.open();
     if (member === undefined) await bootstrap(options, storage, machine);

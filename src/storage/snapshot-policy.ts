@@ -33,6 +33,8 @@ export class SnapshotPolicy {
   private snapshotBytes = 0;
   /** The snapshot in progress: its index and the applied bytes at that index. */
   private pending: { readonly index: number; readonly bytes: number } | undefined;
+  /** A snapshot was asked for (see {@link SnapshotPolicy.request}). */
+  private requested = false;
 
   /** Starts from the state after a restart: the snapshot index, which is also the applied index. */
   constructor(options: Partial<SnapshotPolicyOptions> = {}, snapshotIndex = 0) {
@@ -56,9 +58,23 @@ export class SnapshotPolicy {
   due(): boolean {
     if (this.pending !== undefined) return false;
     return (
+      (this.requested && this.appliedIndex > this.snapshotIndex) ||
       this.appliedIndex - this.snapshotIndex >= this.options.entriesPerSnapshot ||
       this.appliedBytes - this.snapshotBytes >= this.options.logSizeBytesMax
     );
+  }
+
+  /**
+   * Asks for a snapshot as soon as anything was applied since the last one, whatever the
+   * thresholds (a shared log asks groups whose old entries keep its oldest file alive).
+   */
+  request(): void {
+    this.requested = true;
+  }
+
+  /** Whether a snapshot was asked for and not yet completed. */
+  get isRequested(): boolean {
+    return this.requested;
   }
 
   /** Marks a snapshot at the current applied index as started and returns that index. */
@@ -79,6 +95,7 @@ export class SnapshotPolicy {
     this.snapshotIndex = index;
     this.snapshotBytes = pending.bytes;
     this.pending = undefined;
+    this.requested = false;
   }
 
   /** The snapshot in progress failed; it may be retried. */
