@@ -7,7 +7,8 @@
  *   every group on disk; answers when opened.
  * - `status`: how many open groups know a leader, the ids of those this host leads, and how
  *   many groups tick (are not quiesced).
- * - `sample`: the process's CPU time (µs) and the transport's bytes sent and received.
+ * - `sample`: the process's CPU time (µs), the transport's bytes sent and received, and the
+ *   shared log's records written and fdatasyncs.
  * - `load {assign, durationMs}`: for each `[groupId, clients]`, that many clients proposing
  *   one after another to the group for `durationMs`; answers with the count and latencies.
  * - `close`: closes the host (the data stays) and exits.
@@ -64,7 +65,15 @@ function sample(): object {
     bytesSent += peer.bytesSent;
     bytesReceived += peer.bytesReceived;
   }
-  return { cpuMicros: cpu.user + cpu.system, bytesSent, bytesReceived, rss: process.memoryUsage().rss };
+  const log = host?.stats().log;
+  return {
+    cpuMicros: cpu.user + cpu.system,
+    bytesSent,
+    bytesReceived,
+    rss: process.memoryUsage().rss,
+    logRecords: log?.records ?? 0,
+    logSyncs: log?.syncs ?? 0,
+  };
 }
 
 async function load(assign: readonly [number, number][], durationMs: number): Promise<object> {

@@ -11,7 +11,8 @@
  *   long that took after the last election (`quiesce_ms`) and how many groups still ticked.
  * - Active: G groups (default 1, 8, 64) under the same total client load (`--clients`, 64):
  *   each group gets clients/G clients proposing one after another on its leader's host;
- *   aggregate committed writes/s and the p99 latency.
+ *   aggregate committed writes/s and the p99 latency, and how many records (one per group
+ *   per persisted Ready) one fdatasync of a host's shared log made durable on average.
  *
  *   npm run bench:multiraft -- [--json] [--idle 1,100,1000] [--active 1,8,64] [--seconds S] [--clients C]
  *                              [--no-quiesce] [--no-restart]
@@ -46,6 +47,8 @@ interface SampleReply {
   readonly cpuMicros: number;
   readonly bytesSent: number;
   readonly rss: number;
+  readonly logRecords: number;
+  readonly logSyncs: number;
 }
 
 /** A host's answer to `load`. */
@@ -243,6 +246,10 @@ interface ActiveRow {
   p50_ms: number;
   p99_ms: number;
   errors: number;
+  /** fdatasyncs of the shared logs per second, summed over the three hosts. */
+  fsyncs_per_s: number;
+  /** Records made durable per fdatasync, over the three hosts (group commit). */
+  records_per_fsync: number;
 }
 
 async function active(groups: number, clients: number, seconds: number): Promise<ActiveRow> {
@@ -252,11 +259,15 @@ async function active(groups: number, clients: number, seconds: number): Promise
     await sleep(1000);
     const statuses = await Promise.all(cluster.hosts.map((h) => h.request<StatusReply>({ type: 'status' })));
     const perGroup = Math.max(1, Math.round(clients / groups));
+    const before = await Promise.all(cluster.hosts.map((h) => h.request<SampleReply>({ type: 'sample' })));
     const runs = statuses.map((s, i) => {
       const assign = s.leading.map((g): [number, number] => [g, perGroup]);
       return cluster.hosts[i]!.request<LoadReply>({ type: 'load', assign, durationMs: seconds * 1000 });
     });
     const results = await Promise.all(runs);
+    const after = await Promise.all(cluster.hosts.map((h) => h.request<SampleReply>({ type: 'sample' })));
+    const syncs = after.reduce((sum, a, i) => sum + a.logSyncs - before[i]!.logSyncs, 0);
+    const records = after.reduce((sum, a, i) => sum + a.logRecords - before[i]!.logRecords, 0);
     const latencies = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
     const errors = results.reduce((sum, r) => sum + r.errors, 0);
     return {
@@ -266,6 +277,8 @@ async function active(groups: number, clients: number, seconds: number): Promise
       p50_ms: round(percentile(latencies, 0.5)),
       p99_ms: round(percentile(latencies, 0.99)),
       errors,
+      fsyncs_per_s: Math.round(syncs / seconds),
+      records_per_fsync: round(records / Math.max(1, syncs)),
     };
   } finally {
     await closeCluster(cluster);
@@ -319,7 +332,8 @@ async function main(): Promise<void> {
     activeRows.push(row);
     console.log(
       `active ${groups} groups, ${row.clients} clients: ${row.writes_per_s} writes/s, ` +
-        `p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, ${row.errors} errors`,
+        `p50 ${row.p50_ms} ms, p99 ${row.p99_ms} ms, ${row.errors} errors, ` +
+        `${row.fsyncs_per_s} fdatasyncs/s, ${row.records_per_fsync} records per fdatasync`,
     );
   }
   if (json) console.log(JSON.stringify({ idle: idleRows, active: activeRows }));

@@ -51,6 +51,12 @@ export interface HostConfig
    * timing out the leaders that do.
    */
   readonly quiesce?: boolean;
+  /**
+   * Size at which the host's one log (every group's records) rolls over to a new segment
+   * file, in bytes; default 64 MiB. A segment is deleted once every group has compacted its
+   * entries in it; groups whose entries alone keep old segments are asked to snapshot.
+   */
+  readonly logSegmentBytes?: number;
 }
 
 /** Options of {@link FlotillaHost.openGroup}. */
@@ -79,6 +85,24 @@ export interface HostStats {
   readonly messagesRouted: number;
   /** The host's transport, per peer host id: what this host sent it and received from it. */
   readonly peers: ReadonlyMap<number, HostPeerStats>;
+  /** The host's one log, which every group writes (group commit across groups). */
+  readonly log: HostLogStats;
+}
+
+/**
+ * The shared log of a host: the records of every group with something to persist when the
+ * log is free go out together, in one write and (when one of them must be durable) one
+ * fdatasync.
+ */
+export interface HostLogStats {
+  /** Writes to the log file, each carrying the records of one or more groups. */
+  readonly writes: number;
+  /** fdatasyncs of the log. */
+  readonly syncs: number;
+  /** Records written (one per group per persisted Ready, snapshot or membership record). */
+  readonly records: number;
+  /** The most groups whose records one fdatasync made durable. */
+  readonly maxGroupsPerSync: number;
 }
 
 /** What a host's transport exchanged with one peer host (bytes include frame headers). */
@@ -186,7 +210,7 @@ export class FlotillaHost {
 
   /** The host's counters. */
   stats(): HostStats {
-    const { groups, activeGroups, quiescedGroups, droppedUnknownGroup, messagesRouted, transport } =
+    const { groups, activeGroups, quiescedGroups, droppedUnknownGroup, messagesRouted, transport, log } =
       this.#host.stats();
     const peers = new Map<number, HostPeerStats>();
     for (const [id, p] of transport.peers) {
@@ -202,7 +226,16 @@ export class FlotillaHost {
         connected,
       });
     }
-    return { groups, activeGroups, quiescedGroups, droppedUnknownGroup, messagesRouted, peers };
+    const { writes, syncs, records, maxGroupsPerSync } = log;
+    return {
+      groups,
+      activeGroups,
+      quiescedGroups,
+      droppedUnknownGroup,
+      messagesRouted,
+      peers,
+      log: { writes, syncs, records, maxGroupsPerSync },
+    };
   }
 
   /** Closes every group (their data stays), the transport, and releases the data directory. */
@@ -232,6 +265,9 @@ export async function createHost(config: HostConfig): Promise<FlotillaHost> {
   const self = cluster.find((m) => m.id === id);
   if (self === undefined) invalid(`peers: no address for this host's id ${id}`);
   const listen = parseHostPort(config.listen, 'listen');
+  const segmentBytes = config.logSegmentBytes;
+  if (segmentBytes !== undefined && (!Number.isSafeInteger(segmentBytes) || segmentBytes < 4096))
+    invalid(`logSegmentBytes: expected an integer of at least 4096, got ${segmentBytes}`);
   if (listen.port !== self.port)
     invalid(`listen: port ${listen.port} is not this host's in peers (${self.port})`);
   const d = DEFAULT_RAFT_NODE_OPTIONS;
@@ -247,6 +283,7 @@ export async function createHost(config: HostConfig): Promise<FlotillaHost> {
     logger: config.logger ?? d.logger,
     onFatal: config.onFatal ?? (() => {}),
     quiesce: config.quiesce ?? true,
+    log: segmentBytes === undefined ? {} : { segmentSizeBytes: segmentBytes },
   });
   return new FlotillaHost(host);
 }

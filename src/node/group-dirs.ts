@@ -2,13 +2,13 @@
  * Where a multi-raft host keeps each group's files, and how a group's files are deleted.
  *
  *     <dataDir>/LOCK                        the host's data directory lock (one per host)
- *     <dataDir>/groups/<groupId>/           one group's replica: the same layout as a
- *         member.json, members.json         single-group node's data directory (its log in
- *         raft/, snap-received/             raft/, FileStorage), so startup.ts opens it
+ *     <dataDir>/wal/                        the host's one log: every group's records
+ *                                           (multi-host.ts, src/storage/shared-wal.ts)
+ *     <dataDir>/groups/<groupId>/           one group's replica: the layout of a single-group
+ *         member.json, members.json         node's data directory but for its log, which is
+ *         raft/snap/, snap-received/        in the shared one (raft/ holds only its snapshot
+ *                                           files), so startup.ts opens it
  *     <dataDir>/groups/.removing-<groupId>  a group being deleted (gone once deletion finished)
- *
- * The group's log lives in its own FileStorage for now; the shared WAL (one log for every
- * group, group commit across groups) replaces `raft/` and keeps the rest of this layout.
  *
  * A group's directory is deleted in two steps so a crash midway never leaves a half-deleted
  * group that would open as a damaged one: it is renamed out of the way (and the rename made

@@ -12,6 +12,7 @@ export {
   FlotillaHost,
   type GroupConfig,
   type HostConfig,
+  type HostLogStats,
   type HostPeerStats,
   type HostStats,
 } from './create-host.js';

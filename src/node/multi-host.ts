@@ -15,22 +15,26 @@
  *   leaves the active set and costs nothing per tick until something wakes it; hosts judge each
  *   other alive by a node-level beat instead of per-group heartbeats (host-quiescence.ts,
  *   group-host.ts).
- * - **one data directory lock**; each group's files in `<dataDir>/groups/<groupId>/`
- *   (group-dirs.ts), opened by startup.ts exactly as a single-group node's data directory.
+ * - **one data directory lock** and **one log** (the shared WAL, src/storage/shared-wal.ts,
+ *   in `<dataDir>/wal/`): every group's records go into it, and the records of every group
+ *   with something to persist when the log is free go out in one write and one fdatasync
+ *   (group commit across groups). Each group's other files (member files, snapshot files,
+ *   its state machine's own) stay in `<dataDir>/groups/<groupId>/` (group-dirs.ts), opened by
+ *   startup.ts like a single-group node's data directory. Every few ticks the groups whose
+ *   entries alone keep the log's oldest segments alive are asked to snapshot and compact.
  *
  * A replica is named `(groupId, replicaId)`: the replica id is its host's id (a group's
  * members are hosts), and its log lines start with `group <g> replica <r>:`.
  *
- * Each group persists with its own fdatasync: groups' Ready loops run concurrently (one
- * group's fsync does not wait for another's), which is correct and simple; the shared WAL of
- * slice 3 replaces it by one write and one fdatasync per loop pass for every group.
- *
- * A group's fatal error (its storage failed, its `apply` threw) stops that group only: it is
- * detached from the transport and the timer, its waiting requests fail with `FATAL`, and the
- * host's `onFatal` is told which group failed.
+ * A group's fatal error (its `apply` threw) stops that group only: it is detached from the
+ * transport and the timer, its waiting requests fail with `FATAL`, and the host's `onFatal`
+ * is told which group failed. A failure of the shared log (a write or an fdatasync) fails
+ * every group: after a failed fdatasync no group's unsynced records can be trusted.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Message } from '../raft/index.js';
+import { SharedWal, type SharedWalOptions, type SharedWalStats } from '../storage/index.js';
 import { type PeerAddress, TcpTransport, type TransportStats } from '../transport/index.js';
 import {
   expandHeartbeats,
@@ -79,6 +83,8 @@ export interface MultiHostOptions {
   readonly onFatal: (error: unknown, groupId: number) => void;
   /** Whether idle groups quiesce (stop ticking and heartbeating); default true. */
   readonly quiesce?: boolean;
+  /** The shared log's settings (tests make its segments small); defaults otherwise. */
+  readonly log?: Partial<Pick<SharedWalOptions, 'segmentSizeBytes' | 'preallocate'>>;
 }
 
 /** Counters of a multi-raft host. */
@@ -95,7 +101,15 @@ export interface MultiHostStats {
   readonly messagesRouted: number;
   /** The shared transport's counters. */
   readonly transport: TransportStats;
+  /** The shared log's counters: every group's records, written together (group commit). */
+  readonly log: SharedWalStats;
 }
+
+/** The shared log's directory under a host's data directory. */
+export const LOG_DIRECTORY = 'wal';
+
+/** Ticks between two checks of which groups keep the shared log's old segments alive. */
+const PIN_CHECK_TICKS = 20;
 
 /** Many raft groups in one process, sharing one transport, one timer and one data directory lock. */
 export class MultiHost {
@@ -110,12 +124,14 @@ export class MultiHost {
   private readonly sender: HeartbeatCoalescer;
   private droppedUnknownGroup = 0;
   private messagesRouted = 0;
+  private ticks = 0;
   private stopping: Promise<void> | undefined;
 
   private constructor(
     readonly options: MultiHostOptions,
     private readonly transport: TcpTransport,
     private readonly lock: DataDirLock,
+    private readonly log: SharedWal,
   ) {
     const { tickMs, electionTicks } = options.groupDefaults;
     this.sender = new HeartbeatCoalescer(transport);
@@ -134,8 +150,10 @@ export class MultiHost {
   static async start(options: MultiHostOptions): Promise<MultiHost> {
     await mkdir(options.dataDir, { recursive: true });
     const lock = await acquireLock(options.dataDir);
+    let log: SharedWal | undefined;
     try {
       await clearInterruptedRemovals(options.dataDir);
+      log = await openLog(options);
       const self = options.hosts.get(options.id);
       if (self === undefined) throw invalid(`hosts: no address for this host's id ${options.id}`);
       let host: MultiHost | undefined;
@@ -157,15 +175,17 @@ export class MultiHost {
         onError: (error) => logger.warn(`transport: ${error.message}`),
         logger: { warn: (m) => logger.warn(m), error: (m) => logger.error(m) },
       });
-      host = new MultiHost(options, transport, lock);
+      host = new MultiHost(options, transport, lock, log);
       await transport.start();
       const started = host;
       started.timer.start(options.groupDefaults.tickMs, () => started.tick());
       logger.info(
-        `host ${options.id} started: ${(await storedGroups(options.dataDir)).length} groups on disk`,
+        `host ${options.id} started: ${(await storedGroups(options.dataDir)).length} groups on disk, ` +
+          `shared log recovered from ${log.recovery.segments} segment(s)`,
       );
       return started;
     } catch (error) {
+      await log?.close().catch(() => {});
       await lock.release();
       throw error;
     }
@@ -224,7 +244,10 @@ export class MultiHost {
   async removeGroupData(groupId: number): Promise<void> {
     if (!isGroupId(groupId)) throw invalid(`group id: expected an integer in [1, 2^32 - 1], got ${groupId}`);
     if (this.opened.has(groupId)) throw invalid(`group ${groupId} is open on host ${this.options.id}`);
+    // The directory first: a crash before the log's drop record leaves records of a group with
+    // no directory, which the next start drops (see `openLog`).
     await removeGroupDirectory(this.options.dataDir, groupId);
+    await this.log.dropGroup(groupId);
     this.options.logger.info(`group ${groupId} replica ${this.options.id}: data deleted`);
   }
 
@@ -237,6 +260,7 @@ export class MultiHost {
       droppedUnknownGroup: this.droppedUnknownGroup,
       messagesRouted: this.messagesRouted,
       transport: this.transport.stats(),
+      log: { ...this.log.stats },
     };
   }
 
@@ -254,6 +278,7 @@ export class MultiHost {
     const groups = await Promise.allSettled([...this.opened.values()]);
     await Promise.all(groups.map((g) => (g.status === 'fulfilled' ? g.value.stop() : undefined)));
     await this.transport.stop();
+    await this.log.close().catch(() => {});
     await this.lock.release();
     this.options.logger.info(`host ${this.options.id} stopped`);
   }
@@ -298,7 +323,10 @@ export class MultiHost {
     await mkdir(options.dataDir, { recursive: true });
     const { groupId } = options;
     try {
-      const recovered = await recoverMember(options, new MachineDriver(stateMachine));
+      await refuseOwnLog(options.dataDir, groupId);
+      const recovered = await recoverMember(options, new MachineDriver(stateMachine), () =>
+        this.log.openGroup(groupId, join(options.dataDir, 'raft', 'snap')),
+      );
       const group = GroupHost.open(
         {
           recovered,
@@ -392,7 +420,53 @@ export class MultiHost {
 
   private tick(): void {
     this.quiescence.tick();
+    if (++this.ticks % PIN_CHECK_TICKS === 0) this.releasePinnedLog();
   }
+
+  /**
+   * Asks the groups whose entries alone keep the shared log's oldest segments alive to
+   * snapshot and compact (snapshots.ts `releaseLog`), so the log's size follows what groups
+   * have not compacted rather than its oldest idle group.
+   */
+  private releasePinnedLog(): void {
+    for (const groupId of this.log.pinningGroups()) this.routes.get(groupId)?.releaseLog();
+  }
+}
+
+/**
+ * Opens the host's shared log and drops the records of groups that have no directory (their
+ * deletion was interrupted between removing the directory and recording the drop).
+ */
+async function openLog(options: MultiHostOptions): Promise<SharedWal> {
+  const log = await SharedWal.open(join(options.dataDir, LOG_DIRECTORY), options.log ?? {});
+  try {
+    const stored = new Set(await storedGroups(options.dataDir));
+    for (const groupId of log.groups()) if (!stored.has(groupId)) await log.dropGroup(groupId);
+    return log;
+  } catch (error) {
+    await log.close().catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Refuses a group directory with a WAL of its own (`raft/wal`, the layout before the shared
+ * log): its entries are not in the shared log, and opening it would lose them.
+ */
+async function refuseOwnLog(groupDir: string, groupId: number): Promise<void> {
+  const own = join(groupDir, 'raft', 'wal');
+  const found = await stat(own).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false;
+      throw error;
+    },
+  );
+  if (found)
+    throw invalid(
+      `group ${groupId}: ${own} is a log of the group's own, from before the host's shared log; ` +
+        'this version cannot open it',
+    );
 }
 
 function invalid(message: string): FlotillaError {
