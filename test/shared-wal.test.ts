@@ -1,0 +1,224 @@
+/**
+ * The shared WAL with real files: group commit across groups, rollover with checkpoints,
+ * segment deletion and pinning, dropped groups, torn tails, corruption and a failed fsync.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { MemoryStorage, type StorageUpdate } from '../src/raft/storage.js';
+import type { Entry } from '../src/raft/types.js';
+import { EMPTY_CONF_STATE } from '../src/raft/types.js';
+import { assertSameState, restartedState } from '../src/storage/conformance.js';
+import { isStorageError, systemErrorCode } from '../src/storage/errors.js';
+import { FaultyFileSystem } from '../src/storage/faulty-file-system.js';
+import { SHARED_WAL_FRAME_TYPES, scanSegment } from '../src/storage/segment-scan.js';
+import { type GroupStorage, SharedWal, type SharedWalOptions } from '../src/storage/shared-wal.js';
+
+const root = await mkdtemp(join(tmpdir(), 'flotilla-shared-wal-'));
+after(() => rm(root, { recursive: true, force: true }));
+let directories = 0;
+
+function entries(first: number, last: number, term = 1, bytes = 100): Entry[] {
+  const result: Entry[] = [];
+  for (let index = first; index <= last; index++)
+    result.push({ index, term, type: 'normal', data: new Uint8Array(bytes).fill(index & 0xff) });
+  return result;
+}
+
+/** A shared log in a new directory with `count` groups (ids 1..count) open, each with its model. */
+async function openGroups(
+  count: number,
+  options: Partial<SharedWalOptions> = {},
+  directory = join(root, `d${directories++}`),
+): Promise<{ wal: SharedWal; groups: GroupStorage[]; models: MemoryStorage[]; directory: string }> {
+  const wal = await SharedWal.open(join(directory, 'wal'), options);
+  const groups: GroupStorage[] = [];
+  for (let id = 1; id <= count; id++) groups.push(await wal.openGroup(id, join(directory, `snap-${id}`)));
+  const models = groups.map(() => new MemoryStorage());
+  return { wal, groups, models, directory };
+}
+
+async function saveBoth(storage: GroupStorage, model: MemoryStorage, update: StorageUpdate): Promise<void> {
+  await storage.save(update);
+  model.saveSync(update);
+}
+
+/** Appends `count` entries to every group, all groups at once. */
+async function appendAll(groups: GroupStorage[], models: MemoryStorage[], count: number): Promise<void> {
+  await Promise.all(
+    groups.map((storage, i) => {
+      const first = storage.lastIndex() + 1;
+      const hardState = { term: 1, vote: i + 1, commit: first - 1 };
+      return saveBoth(storage, models[i]!, { entries: entries(first, first + count - 1), hardState });
+    }),
+  );
+}
+
+/** Snapshots and compacts `storage` (and its model) at its last index. */
+async function snapshotAndCompact(storage: GroupStorage, model: MemoryStorage): Promise<void> {
+  const index = storage.lastIndex();
+  const data = new Uint8Array([index & 0xff, 1, 2]);
+  await storage.createSnapshot(index, EMPTY_CONF_STATE, data);
+  model.createSnapshotSync(index, EMPTY_CONF_STATE, data);
+  await storage.compact(index);
+  model.compactSync(index);
+}
+
+describe('shared WAL group commit', () => {
+  test('concurrent saves of many groups share few fdatasyncs', async (t) => {
+    const { wal, groups, models } = await openGroups(16);
+    const rounds = 5;
+    for (let round = 0; round < rounds; round++) await appendAll(groups, models, 3);
+    const saves = rounds * groups.length;
+    t.diagnostic(`${saves} saves: ${JSON.stringify(wal.stats)}`);
+    assert.equal(wal.stats.records, saves);
+    // Per round: the first save goes out alone, the 15 others queue behind it and share one.
+    assert.ok(wal.stats.syncs <= 2 * rounds, `${wal.stats.syncs} syncs for ${saves} saves`);
+    assert.ok(wal.stats.maxGroupsPerSync > 1, 'no sync carried several groups');
+    for (const [i, storage] of groups.entries()) assertSameState(storage, models[i]!);
+    await wal.close();
+  });
+
+  test('a commit-only hard state change is written without a sync', async () => {
+    const { wal, groups } = await openGroups(2);
+    await groups[0]!.save({ entries: entries(1, 3), hardState: { term: 1, vote: 1, commit: 1 } });
+    const { writes, syncs } = wal.stats;
+    await groups[0]!.save({ entries: [], hardState: { term: 1, vote: 1, commit: 3 } });
+    assert.equal(wal.stats.writes, writes + 1);
+    assert.equal(wal.stats.syncs, syncs, 'the commit-only change was synced');
+    assert.equal(groups[0]!.lastSave.syncMs, 0);
+    await groups[1]!.save({ entries: [], hardState: { term: 2, vote: 2, commit: 0 } });
+    assert.equal(wal.stats.syncs, syncs + 1, 'a vote change was not synced');
+    await wal.close();
+  });
+});
+
+describe('shared WAL segments', () => {
+  test('compaction of every group deletes old segments; a lagging group pins them until dropped', async () => {
+    const { wal, groups, models, directory } = await openGroups(3, { segmentSizeBytes: 4096 });
+    for (let round = 0; round < 10; round++) await appendAll(groups, models, 4);
+    assert.ok(wal.segmentPaths.length > 3, `only ${wal.segmentPaths.length} segments`);
+    for (const [i, storage] of groups.entries()) await snapshotAndCompact(storage, models[i]!);
+    assert.equal(wal.segmentPaths.length, 1, 'compacting every group left old segments');
+    assert.deepEqual(wal.pinningGroups(), []);
+
+    for (let round = 0; round < 10; round++) await appendAll(groups, models, 4);
+    await snapshotAndCompact(groups[0]!, models[0]!);
+    await snapshotAndCompact(groups[1]!, models[1]!);
+    const pinned = wal.segmentPaths.length;
+    assert.ok(pinned > 2, `group 3 pins only ${pinned} segments`);
+    assert.deepEqual(wal.pinningGroups(), [3]);
+    for (const path of wal.segmentPaths) await stat(path);
+
+    await wal.dropGroup(3);
+    assert.equal(wal.segmentPaths.length, 1, 'the dropped group still pins segments');
+    assert.deepEqual(wal.pinningGroups(), []);
+    assert.deepEqual(wal.groups(), [1, 2]);
+    await assert.rejects(groups[2]!.save({ entries: entries(100, 100) }), (error) =>
+      isStorageError(error, 'CLOSED'),
+    );
+    await appendAll(groups.slice(0, 2), models, 2);
+    const expected = models.map((model) => restartedState(model));
+    await wal.close();
+
+    const reopened = await SharedWal.open(join(directory, 'wal'), { segmentSizeBytes: 4096 });
+    assert.deepEqual(reopened.groups(), [1, 2]);
+    assert.equal(reopened.recovery.segments, 1);
+    for (const id of [1, 2])
+      assertSameState(await reopened.openGroup(id, join(directory, `snap-${id}`)), expected[id - 1]!);
+    const dropped = await reopened.openGroup(3, join(directory, 'snap-3'));
+    assert.equal(dropped.lastIndex(), 0, 'the dropped group came back');
+    await reopened.close();
+  });
+
+  test('recovery across many segments restores every group exactly', async () => {
+    const { wal, groups, models, directory } = await openGroups(4, { segmentSizeBytes: 2048 });
+    for (let round = 0; round < 12; round++) {
+      await appendAll(groups, models, 1 + (round % 3));
+      if (round % 4 === 3) await snapshotAndCompact(groups[round % 4]!, models[round % 4]!);
+      // Overwrite the tail of one group with a newer term.
+      const storage = groups[round % 4]!;
+      const first = storage.lastIndex();
+      if (first > storage.firstIndex())
+        await saveBoth(storage, models[round % 4]!, { entries: entries(first, first + 1, 2 + round) });
+      await groups[1]!.saveConfState({ ...EMPTY_CONF_STATE, voters: [round] });
+      models[1]!.setConfState({ ...EMPTY_CONF_STATE, voters: [round] });
+    }
+    const expected = models.map((model) => restartedState(model));
+    await wal.close();
+    const reopened = await openGroups(0, { segmentSizeBytes: 2048 }, directory);
+    assert.ok(reopened.wal.recovery.segments > 3);
+    assert.equal(reopened.wal.recovery.groups, 4);
+    for (let id = 1; id <= 4; id++)
+      assertSameState(await reopened.wal.openGroup(id, join(directory, `snap-${id}`)), expected[id - 1]!);
+    await reopened.wal.close();
+  });
+});
+
+describe('shared WAL damage', () => {
+  test('a torn last write is cut and reported; the groups keep everything before it', async () => {
+    const { wal, groups, models, directory } = await openGroups(3, { preallocate: false });
+    await appendAll(groups, models, 5);
+    const expected = models.map((model) => restartedState(model));
+    await groups[1]!.save({ entries: entries(6, 9) });
+    const [segment] = wal.segmentPaths;
+    await wal.close();
+    const size = (await stat(segment!)).size;
+    await truncate(segment!, size - 30);
+
+    const reopened = await SharedWal.open(join(directory, 'wal'));
+    const torn = reopened.recovery.tornTail;
+    assert.ok(torn !== undefined, 'no torn tail reported');
+    assert.equal(torn.file, segment);
+    assert.ok(torn.offset < size - 30);
+    for (let id = 1; id <= 3; id++)
+      assertSameState(await reopened.openGroup(id, join(directory, `snap-${id}`)), expected[id - 1]!);
+    await reopened.close();
+  });
+
+  test('a damaged frame before the end is refused, naming the file', async () => {
+    const { wal, groups, models, directory } = await openGroups(2, { preallocate: false });
+    for (let round = 0; round < 4; round++) await appendAll(groups, models, 2);
+    const [segment] = wal.segmentPaths;
+    await wal.close();
+    const bytes = await readFile(segment!);
+    const frames = scanSegment(bytes, SHARED_WAL_FRAME_TYPES).frames;
+    assert.ok(frames.length >= 4);
+    const victim = frames[2]!;
+    bytes[victim.offset + 20] = bytes[victim.offset + 20]! ^ 0x40;
+    await writeFile(segment!, bytes);
+    await assert.rejects(SharedWal.open(join(directory, 'wal')), (error) => {
+      assert.ok(isStorageError(error, 'CORRUPT'), String(error));
+      assert.equal(error.file, segment);
+      assert.equal(error.offset, victim.offset);
+      return true;
+    });
+  });
+
+  test('a failed fsync fails every group with that first error', async () => {
+    const faults = new FaultyFileSystem();
+    const { wal, groups, models } = await openGroups(3, { fileSystem: faults });
+    await appendAll(groups, models, 2);
+    faults.inject({ operation: 'datasync', kind: 'EIO' });
+    const saves = groups.slice(0, 2).map((storage) => storage.save({ entries: entries(3, 3) }));
+    const results = await Promise.allSettled(saves);
+    const first = wal.failedWith;
+    assert.ok(isStorageError(first, 'IO'), String(first));
+    assert.equal(systemErrorCode(first.cause), 'EIO');
+    for (const result of results) {
+      assert.equal(result.status, 'rejected');
+      assert.equal((result as PromiseRejectedResult).reason, first);
+    }
+    faults.clear();
+    for (const [i, storage] of groups.entries()) {
+      assert.equal(storage.failedWith, first, `group ${i + 1}`);
+      await assert.rejects(storage.save({ entries: entries(3, 3) }), (error) => error === first);
+      await assert.rejects(storage.saveConfState(EMPTY_CONF_STATE), (error) => error === first);
+      assertSameState(storage, models[i]!);
+    }
+    await assert.rejects(wal.openGroup(9, join(root, 'never')), (error) => error === first);
+    await wal.close();
+  });
+});
