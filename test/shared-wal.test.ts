@@ -157,6 +157,41 @@ describe('shared WAL segments', () => {
   });
 });
 
+describe('shared WAL checkpoints', () => {
+  test('a checkpoint larger than a segment still leaves room for a write after it', async () => {
+    const { wal, groups, models, directory } = await openGroups(30, { segmentSizeBytes: 1024 });
+    for (let round = 0; round < 3; round++) await appendAll(groups, models, 2);
+    const segments = wal.segmentPaths.length;
+    assert.ok(segments > 1 && segments <= 8, `${segments} segments for 6 writes`);
+    const expected = models.map((model) => restartedState(model));
+    await wal.close();
+    const reopened = await SharedWal.open(join(directory, 'wal'), { segmentSizeBytes: 1024 });
+    for (let id = 1; id <= 30; id++)
+      assertSameState(await reopened.openGroup(id, join(directory, `snap-${id}`)), expected[id - 1]!);
+    await reopened.close();
+  });
+
+  test('a write lost at the end of an older segment is refused: the next checkpoint differs', async () => {
+    const { wal, groups, models, directory } = await openGroups(2, {
+      segmentSizeBytes: 2048,
+      preallocate: false,
+    });
+    for (let round = 0; round < 8; round++) await appendAll(groups, models, 2);
+    const [first] = wal.segmentPaths;
+    assert.ok(wal.segmentPaths.length > 1);
+    await wal.close();
+    const bytes = await readFile(first!);
+    const frames = scanSegment(bytes, SHARED_WAL_FRAME_TYPES).frames;
+    await truncate(first!, frames.at(-1)!.offset);
+    await assert.rejects(SharedWal.open(join(directory, 'wal')), (error) => {
+      assert.ok(isStorageError(error, 'CORRUPT'), String(error));
+      assert.equal(error.file, first);
+      assert.match(error.message, /was lost/);
+      return true;
+    });
+  });
+});
+
 describe('shared WAL damage', () => {
   test('a torn last write is cut and reported; the groups keep everything before it', async () => {
     const { wal, groups, models, directory } = await openGroups(3, { preallocate: false });

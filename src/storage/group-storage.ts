@@ -98,7 +98,7 @@ export class GroupStorage implements ReplicaStorage {
         const sync = mustSync(update, this.cache.initialState().hardState);
         await this.commit(payload, sync, batch!.maxEntryIndex, (timing) => {
           this.lastSave.writeMs = timing.writeMs;
-          this.lastSave.syncMs = sync ? timing.syncMs : 0;
+          this.lastSave.syncMs = timing.syncMs;
           this.cache.saveSync(update);
         });
       }

@@ -124,10 +124,11 @@ export class SharedWal implements GroupHost {
     for (const [id, result] of recovered.groups)
       live.set(id, { recovered: result, cache: undefined, storage: undefined, opening: false, inLog: true });
     const header = (seq: number) => encodeSharedHeader({ seq, groups: checkpointOf(live) });
+    const logOptions = { ...resolved, rollOverFromEmptySegment: false };
     const log =
       recovered.segments.length === 0
-        ? await SegmentLog.create(directory, fs, resolved, header)
-        : await SegmentLog.resume(directory, fs, resolved, recovered);
+        ? await SegmentLog.create(directory, fs, logOptions, header)
+        : await SegmentLog.resume(directory, fs, logOptions, recovered);
     if (recovered.segments.length === 0) recovered.segmentEntries.set(1, new Map());
     const recovery: SharedWalRecovery = {
       segments: recovered.segments.length,

@@ -27,6 +27,12 @@ export interface WalOptions {
   readonly segmentSizeBytes: number;
   /** Keep a zero-filled runway ahead of small frames (faster `fdatasync`). */
   readonly preallocate: boolean;
+  /**
+   * Whether a frame that does not fit rolls over even from a segment holding only its header
+   * (default true, FileStorage's behaviour). The shared WAL says false: its checkpoint header
+   * grows with the number of groups, and a segment must take at least one frame after it.
+   */
+  readonly rollOverFromEmptySegment?: boolean;
 }
 
 /** The header frame of segment `seq` (built when the segment is created). */
@@ -50,6 +56,8 @@ export class SegmentLog {
   private allocatedEnd: number;
   /** Whether the active segment holds frames written without `fdatasync` since the last one. */
   private unsynced = false;
+  /** Whether the active segment holds nothing but its header (false when unknown: resumed). */
+  private empty = false;
   /**
    * How long the last append spent writing and in `fdatasync` (0 when not synced), in
    * milliseconds: the runtime's per-stage latency metrics read it.
@@ -78,7 +86,9 @@ export class SegmentLog {
     header: SegmentHeaderFrame,
   ): Promise<SegmentLog> {
     const { file, path, headerBytes } = await createSegment(directory, fs, 1, header(1));
-    return new SegmentLog(directory, fs, options, [{ seq: 1, path }], file, headerBytes, headerBytes);
+    const log = new SegmentLog(directory, fs, options, [{ seq: 1, path }], file, headerBytes, headerBytes);
+    log.empty = true;
+    return log;
   }
 
   /** Continues a recovered log: cuts its torn tail, then appends at `writeOffset` of the last segment. */
@@ -121,7 +131,8 @@ export class SegmentLog {
    * {@link Wal.append}. Returns the sequence number of the segment written to.
    */
   async append(frame: Uint8Array, header: SegmentHeaderFrame, durable = true): Promise<number> {
-    if (this.writeOffset + frame.length > this.options.segmentSizeBytes) await this.rollOver(header);
+    if (this.writeOffset + frame.length > this.options.segmentSizeBytes && this.mayRollOver())
+      await this.rollOver(header);
     const position = this.writeOffset;
     const end = position + frame.length;
     const write = async (): Promise<void> => {
@@ -144,6 +155,7 @@ export class SegmentLog {
     }
     this.writeOffset = end;
     this.allocatedEnd = Math.max(this.allocatedEnd, end);
+    this.empty = false;
     return this.files.at(-1)!.seq;
   }
 
@@ -170,6 +182,10 @@ export class SegmentLog {
   /** Closes the active segment's file. */
   async close(): Promise<void> {
     await this.file.close();
+  }
+
+  private mayRollOver(): boolean {
+    return !this.empty || this.options.rollOverFromEmptySegment !== false;
   }
 
   private needsRunway(frameBytes: number, end: number): boolean {
@@ -209,6 +225,7 @@ export class SegmentLog {
     this.file = file;
     this.writeOffset = headerBytes;
     this.allocatedEnd = headerBytes;
+    this.empty = true;
     await previous.close().catch(() => undefined);
   }
 }
