@@ -13,6 +13,7 @@ import { EMPTY_CONF_STATE } from '../src/raft/types.js';
 import { assertSameState, restartedState } from '../src/storage/conformance.js';
 import { isStorageError, systemErrorCode } from '../src/storage/errors.js';
 import { FaultyFileSystem } from '../src/storage/faulty-file-system.js';
+import { type FileSystem, nodeFileSystem, type StorageFile } from '../src/storage/file-system.js';
 import { SHARED_WAL_FRAME_TYPES, scanSegment } from '../src/storage/segment-scan.js';
 import { type GroupStorage, SharedWal, type SharedWalOptions } from '../src/storage/shared-wal.js';
 
@@ -66,7 +67,73 @@ async function snapshotAndCompact(storage: GroupStorage, model: MemoryStorage): 
   model.compactSync(index);
 }
 
+/** The real file system, but every segment `fdatasync` waits until the test opens the gate. */
+class GatedFileSystem {
+  private gate: { promise: Promise<void>; open: () => void } | undefined;
+  /** Segment fdatasyncs started. */
+  datasyncs = 0;
+
+  shut(): void {
+    let open = (): void => undefined;
+    const promise = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    this.gate = { promise, open };
+  }
+
+  release(): void {
+    this.gate?.open();
+    this.gate = undefined;
+  }
+
+  async openFile(path: string, mode: Parameters<FileSystem['open']>[1]): Promise<StorageFile> {
+    const file = await nodeFileSystem.open(path, mode);
+    const datasync = async (): Promise<void> => {
+      this.datasyncs++;
+      await this.gate?.promise;
+      await file.datasync();
+    };
+    return Object.assign(Object.create(file) as StorageFile, { datasync });
+  }
+}
+
+function gatedFileSystem(gated: GatedFileSystem): FileSystem {
+  return { ...nodeFileSystem, open: (path, mode) => gated.openFile(path, mode) };
+}
+
+/** Lets pending I/O callbacks and microtasks run. */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 20));
+}
+
 describe('shared WAL group commit', () => {
+  test('records arriving during a sync wait for the next write, and show only once durable', async () => {
+    const gated = new GatedFileSystem();
+    const { wal, groups } = await openGroups(4, { fileSystem: gatedFileSystem(gated) });
+    gated.shut();
+    gated.datasyncs = 0;
+    let firstDone = false;
+    const first = groups[0]!.save({ entries: entries(1, 2) }).then(() => {
+      firstDone = true;
+    });
+    await settle();
+    assert.equal(gated.datasyncs, 1, 'the first save did not start its sync at once');
+    const others = groups.slice(1).map((storage) => storage.save({ entries: entries(1, 3) }));
+    await settle();
+    assert.equal(firstDone, false, 'resolved before its fdatasync completed');
+    assert.equal(groups[0]!.lastIndex(), 0, 'the read side shows entries not yet durable');
+    assert.equal(gated.datasyncs, 1, 'a second write started while the first was in flight');
+    gated.release();
+    await first;
+    await Promise.all(others);
+    assert.deepEqual(
+      groups.map((storage) => storage.lastIndex()),
+      [2, 3, 3, 3],
+    );
+    assert.deepEqual(wal.stats, { writes: 2, syncs: 2, records: 4, maxGroupsPerSync: 3 });
+    await wal.close();
+  });
+
   test('concurrent saves of many groups share few fdatasyncs', async (t) => {
     const { wal, groups, models } = await openGroups(16);
     const rounds = 5;
