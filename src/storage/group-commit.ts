@@ -2,8 +2,10 @@
  * The shared WAL's writer: group commit across groups. Records are handed over already
  * encoded; every record pending when the writer is free goes out in ONE GROUP_COMMIT frame
  * with ONE write and (when any of them needs it) ONE `fdatasync`. Records arriving while a
- * write is in flight wait for the next one, which starts as soon as that write completes:
- * no timers, so an idle log writes a lone record at once and a busy one batches by itself.
+ * write is in flight wait for the next one, which starts as soon as that write completes.
+ * A record reaching an idle writer starts a write at the end of the current microtask queue,
+ * so the records every group hands over in the same turn of the event loop share it. No
+ * timers: an idle log writes a lone record at once and a busy one batches by itself.
  *
  * A record's `onDurable` runs right after its write completes and before the next write
  * starts (so the next segment's checkpoint sees it); then its promise resolves. The first
@@ -52,6 +54,8 @@ export class GroupCommitter {
   readonly stats: GroupCommitStats = { writes: 0, syncs: 0, records: 0, maxGroupsPerSync: 0 };
   private pending: Waiting[] = [];
   private writing = false;
+  /** A write is to start at the end of the current microtask queue. */
+  private scheduled = false;
   private failure: unknown;
   private idleWaiters: (() => void)[] = [];
   private readonly encoder = new FrameEncoder();
@@ -74,13 +78,18 @@ export class GroupCommitter {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.pending.push({ ...request, resolve, reject });
-      this.startWrite();
+      if (this.writing || this.scheduled) return;
+      this.scheduled = true;
+      queueMicrotask(() => {
+        this.scheduled = false;
+        this.startWrite();
+      });
     });
   }
 
   /** Resolves when no write is queued or in flight. */
   idle(): Promise<void> {
-    if (!this.writing && this.pending.length === 0) return Promise.resolve();
+    if (!this.writing && !this.scheduled && this.pending.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
