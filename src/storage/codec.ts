@@ -30,7 +30,15 @@ import type { ConfState, Entry, EntryType, HardState, SnapshotMeta } from '../ra
 export const FRAME_HEADER_BYTES = 8;
 
 /** Frame type bytes. */
-export const FRAME_TYPE = Object.freeze({ SEGMENT_HEADER: 1, BATCH: 2, SNAPSHOT_META: 3 } as const);
+export const FRAME_TYPE = Object.freeze({
+  SEGMENT_HEADER: 1,
+  BATCH: 2,
+  SNAPSHOT_META: 3,
+  /** The shared WAL's segment header: every live group's carried state (shared-codec.ts). */
+  SHARED_HEADER: 4,
+  /** One write of the shared WAL: the batches of several groups (shared-codec.ts). */
+  GROUP_COMMIT: 5,
+} as const);
 
 /** Record type bytes inside a batch. */
 export const RECORD_TYPE = Object.freeze({
@@ -164,12 +172,31 @@ export class FrameEncoder {
 
   /** Writes a segment header's payload (the frame must have been begun as SEGMENT_HEADER). */
   segmentHeader(header: SegmentHeader): this {
-    const { carry } = header;
-    this.ensure(9 + 7 * 8 + confStateBytes(carry.confState));
+    this.ensure(17);
     this.u32(SEGMENT_MAGIC).u8(FORMAT_VERSION).u64(header.seq);
+    return this.carriedState(header.carry);
+  }
+
+  /** Writes a carried state (as in a segment header, after its sequence number). */
+  carriedState(carry: CarriedState): this {
+    this.ensure(7 * 8 + confStateBytes(carry.confState));
     this.u64(carry.hardState.term).u64(carry.hardState.vote).u64(carry.hardState.commit);
     this.u64(carry.snapshotIndex).u64(carry.snapshotTerm).u64(carry.lastIndex).u64(carry.lastTerm);
     return this.confState(carry.confState);
+  }
+
+  /** Makes room for `bytes` more bytes written with the field writers below. */
+  reserve(bytes: number): this {
+    this.ensure(bytes);
+    return this;
+  }
+
+  /** Appends raw bytes. */
+  raw(bytes: Uint8Array): this {
+    this.ensure(bytes.length);
+    this.buf.set(bytes, this.pos);
+    this.pos += bytes.length;
+    return this;
   }
 
   /** Writes a snapshot file's metadata (the frame must have been begun as SNAPSHOT_META). */
@@ -211,18 +238,19 @@ export class FrameEncoder {
     return this.u8(confState.autoLeave ? 1 : 0);
   }
 
-  private u8(value: number): this {
+  /** Field writers: the caller {@link FrameEncoder.reserve}s room first. */
+  u8(value: number): this {
     this.buf[this.pos++] = value;
     return this;
   }
 
-  private u32(value: number): this {
+  u32(value: number): this {
     this.view.setUint32(this.pos, value, true);
     this.pos += 4;
     return this;
   }
 
-  private u64(value: number): this {
+  u64(value: number): this {
     // Not `assert(…, message)`: this runs per field, and the message would be built every time.
     if (!Number.isSafeInteger(value) || value < 0)
       throw new AssertionError(`u64 field out of range: ${value}`);
@@ -265,7 +293,7 @@ export function frameChecksum(body: Uint8Array): number {
 }
 
 /** Reads fields from a payload, throwing {@link CodecError} on malformed input. */
-class Reader {
+export class PayloadReader {
   private readonly view: DataView;
   pos = 0;
 
@@ -340,25 +368,31 @@ class Reader {
 
 /** Decodes a SEGMENT_HEADER payload (after the type byte). */
 export function decodeSegmentHeader(payload: Uint8Array): SegmentHeader {
-  const reader = new Reader(payload);
+  const reader = new PayloadReader(payload);
   const magic = reader.u32('magic');
   if (magic !== SEGMENT_MAGIC) throw new CodecError(`bad segment magic 0x${magic.toString(16)}`, 0);
   const version = reader.u8('version');
   if (version !== FORMAT_VERSION) throw new CodecError(`unsupported format version ${version}`, 4);
   const seq = reader.u64('seq');
+  const carry = readCarriedState(reader);
+  reader.end('segment header');
+  return { seq, carry };
+}
+
+/** Reads a carried state written by {@link FrameEncoder.carriedState}. */
+export function readCarriedState(reader: PayloadReader): CarriedState {
   const hardState = { term: reader.u64('term'), vote: reader.u64('vote'), commit: reader.u64('commit') };
   const snapshotIndex = reader.u64('snapshot index');
   const snapshotTerm = reader.u64('snapshot term');
   const lastIndex = reader.u64('last index');
   const lastTerm = reader.u64('last term');
   const confState = reader.confState();
-  reader.end('segment header');
-  return { seq, carry: { hardState, confState, snapshotIndex, snapshotTerm, lastIndex, lastTerm } };
+  return { hardState, confState, snapshotIndex, snapshotTerm, lastIndex, lastTerm };
 }
 
 /** Decodes a SNAPSHOT_META payload (after the type byte). */
 export function decodeSnapshotMeta(payload: Uint8Array): SnapshotMeta {
-  const reader = new Reader(payload);
+  const reader = new PayloadReader(payload);
   const meta = {
     index: reader.u64('snapshot index'),
     term: reader.u64('snapshot term'),
@@ -370,7 +404,7 @@ export function decodeSnapshotMeta(payload: Uint8Array): SnapshotMeta {
 
 /** Decodes a BATCH payload (after the type byte) into its records, in order. */
 export function decodeBatch(payload: Uint8Array): WalRecord[] {
-  const reader = new Reader(payload);
+  const reader = new PayloadReader(payload);
   const records: WalRecord[] = [];
   while (reader.remaining > 0) {
     const type = reader.u8('record type');
@@ -384,7 +418,7 @@ export function decodeBatch(payload: Uint8Array): WalRecord[] {
   return records;
 }
 
-function decodeRecord(reader: Reader, type: number, length: number, start: number): WalRecord {
+function decodeRecord(reader: PayloadReader, type: number, length: number, start: number): WalRecord {
   switch (type) {
     case RECORD_TYPE.ENTRY:
       return { type: 'entry', entry: decodeEntry(reader, length) };
@@ -410,7 +444,7 @@ function decodeRecord(reader: Reader, type: number, length: number, start: numbe
   }
 }
 
-function decodeEntry(reader: Reader, length: number): Entry {
+function decodeEntry(reader: PayloadReader, length: number): Entry {
   if (length < 17) throw new CodecError(`entry record of ${length} bytes is too short`, reader.pos);
   const index = reader.u64('entry index');
   const term = reader.u64('entry term');

@@ -109,7 +109,10 @@ async function applyOperation(
   const storage = session.storage;
   switch (operation.kind) {
     case 'append': {
-      const first = Math.max(model.firstIndex(), model.lastIndex() + 1 - operation.back);
+      // Never overwrite entries a snapshot covers: they are committed, which raft never
+      // replaces (and a restart keeps only the snapshot of them, so no storage can honour it).
+      const kept = Math.max(model.firstIndex(), model.snapshot().meta.index + 1);
+      const first = Math.max(kept, model.lastIndex() + 1 - operation.back);
       const term = model.term(first - 1) + operation.termStep + 1;
       const update = { entries: makeEntries(first, first + operation.count - 1, term) };
       return saveBoth(storage, model, update);

@@ -19,11 +19,11 @@ export type CrashOperation =
   | { readonly kind: 'snapshot'; readonly index: number; readonly term: number }
   | { readonly kind: 'hard-state'; readonly hardState: HardState };
 
-/** One line from the worker, JSON encoded. */
+/** One line from the worker, JSON encoded; `group` names the raft group in `--groups` mode. */
 export type WorkerMessage =
   | { readonly type: 'ready'; readonly lastIndex: number; readonly snapshotIndex: number }
-  | { readonly type: 'begin'; readonly operation: CrashOperation }
-  | { readonly type: 'ack' };
+  | { readonly type: 'begin'; readonly operation: CrashOperation; readonly group?: number }
+  | { readonly type: 'ack'; readonly group?: number };
 
 /** The data of entry (`index`, `term`): its length and every byte derive from both. */
 export function entryData(index: number, term: number): Uint8Array {

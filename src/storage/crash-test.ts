@@ -5,7 +5,10 @@
  * recovers the storage itself, and checks that every acknowledged entry, snapshot and hard
  * state is present and intact; then it starts the worker again on the same directory.
  *
- *     npm run crash-test -- --cycles 200 [--json] [--seed N] [--dir D]
+ * With `--groups N` (N > 1) the worker runs N raft groups in one SharedWal, all saving
+ * concurrently, and every group's acknowledgements are checked against that group's state.
+ *
+ *     npm run crash-test -- --cycles 200 [--groups N] [--json] [--seed N] [--dir D]
  *
  * With `--json` the last line is `{"cycles","acknowledged","lost","recoveries"}`; the exit
  * status is 1 when anything was lost.
@@ -16,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { LogStorage } from '../raft/storage.js';
 import type { HardState } from '../raft/types.js';
 import {
   bytesEqual,
@@ -26,6 +30,7 @@ import {
   type WorkerMessage,
 } from './crash-data.js';
 import { FileStorage } from './file-storage.js';
+import { SharedWal } from './shared-wal.js';
 
 /** Options of {@link runCrashTest}. */
 export interface CrashTestOptions {
@@ -43,6 +48,8 @@ export interface CrashTestOptions {
   readonly log: (line: string) => void;
   /** A deliberate worker bug the check must catch (tests of the test); default none. */
   readonly mutation: 'ack-before-write' | undefined;
+  /** Raft groups; above 1 they share one SharedWal and save concurrently. Default 1 (FileStorage). */
+  readonly groups: number;
 }
 
 /** The outcome of {@link runCrashTest}. */
@@ -86,22 +93,29 @@ export async function runCrashTest(options: Partial<CrashTestOptions> = {}): Pro
   const directory = options.directory ?? (await mkdtemp(join(tmpdir(), 'flotilla-crash-')));
   const random = seededRandom(seed);
   const totals: Totals = { acknowledged: 0, lost: 0, recoveries: 0, tornTails: 0 };
-  let model = emptyModel();
+  const groups = options.groups ?? 1;
+  let models = new Map<number, Model>();
+  for (const group of groupIds(groups)) models.set(group, emptyModel());
   try {
     for (let cycle = 1; cycle <= cycles; cycle++) {
       const workerSeed = Math.floor(random() * 0x7fff_ffff);
       const killDelayMs = random() * (options.killDelayMsMax ?? 500);
-      const worker = { ...options, directory, seed: workerSeed, killDelayMs };
-      const pending = await runWorker(worker, model, totals);
-      model = await verify(directory, model, pending, totals, options.segmentSizeBytes);
-      log(
-        `cycle ${cycle}: last index ${model.lastIndex}, snapshot ${model.snapshotIndex}, lost ${totals.lost}`,
-      );
+      const worker = { ...options, directory, seed: workerSeed, killDelayMs, groups };
+      const pending = await runWorker(worker, models, totals);
+      models = await verify(directory, models, pending, totals, options.segmentSizeBytes);
+      const lastIndex = [...models.values()].reduce((sum, model) => sum + model.lastIndex, 0);
+      log(`cycle ${cycle}: last index ${lastIndex} (over ${groups} groups), lost ${totals.lost}`);
     }
   } finally {
     if (options.directory === undefined) await rm(directory, { recursive: true, force: true });
   }
   return { cycles, ...totals, seed };
+}
+
+/** The groups of a run: 0 stands for the single FileStorage. */
+function groupIds(groups: number): number[] {
+  if (groups <= 1) return [0];
+  return Array.from({ length: groups }, (_, i) => i + 1);
 }
 
 function emptyModel(): Model {
@@ -115,14 +129,19 @@ function emptyModel(): Model {
 }
 
 /**
- * Runs one worker until the kill; applies its acknowledged operations to `model` (in
- * place) and returns the operation in flight at the kill, if any.
+ * Runs one worker until the kill; applies its acknowledged operations to each group's model
+ * (in place) and returns the operation in flight at the kill in each group, if any.
  */
 async function runWorker(
-  worker: { directory: string; seed: number; killDelayMs: number } & Partial<CrashTestOptions>,
-  model: Model,
+  worker: {
+    directory: string;
+    seed: number;
+    killDelayMs: number;
+    groups: number;
+  } & Partial<CrashTestOptions>,
+  models: Map<number, Model>,
   totals: Totals,
-): Promise<CrashOperation | undefined> {
+): Promise<Map<number, CrashOperation>> {
   const segmentSizeBytes = String(worker.segmentSizeBytes ?? 256 * 1024);
   const args = [
     WORKER_PATH,
@@ -130,20 +149,26 @@ async function runWorker(
     String(worker.seed),
     segmentSizeBytes,
     worker.mutation ?? 'none',
+    String(worker.groups),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  let pending: CrashOperation | undefined;
+  const pending = new Map<number, CrashOperation>();
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const message = JSON.parse(line) as WorkerMessage;
-    if (message.type === 'ready') totals.recoveries++;
-    else if (message.type === 'begin') pending = message.operation;
-    else if (pending !== undefined) {
-      totals.acknowledged += applyOperation(model, pending);
-      pending = undefined;
+    if (message.type === 'ready') {
+      totals.recoveries++;
+      return;
+    }
+    const group = message.group ?? 0;
+    const operation = pending.get(group);
+    if (message.type === 'begin') pending.set(group, message.operation);
+    else if (operation !== undefined) {
+      totals.acknowledged += applyOperation(models.get(group)!, operation);
+      pending.delete(group);
     }
   });
   const timer = setTimeout(() => child.kill('SIGKILL'), worker.killDelayMs);
@@ -184,40 +209,64 @@ function cloneModel(model: Model): Model {
 }
 
 /**
- * Recovers the storage and checks it against the acknowledged model, allowing the
+ * Recovers the storage and checks each group against its acknowledged model, allowing the
  * operation in flight at the kill to be there or not. Returns the recovered state as the
- * new model: whatever recovery returns is what the next worker builds on.
+ * new models: whatever recovery returns is what the next worker builds on.
  */
 async function verify(
   directory: string,
+  models: ReadonlyMap<number, Model>,
+  pending: ReadonlyMap<number, CrashOperation>,
+  totals: Totals,
+  segmentSizeBytes: number | undefined,
+): Promise<Map<number, Model>> {
+  const options = segmentSizeBytes === undefined ? {} : { segmentSizeBytes };
+  const recovered = new Map<number, Model>();
+  if (models.has(0)) {
+    const storage = await FileStorage.open(directory, options);
+    try {
+      totals.recoveries++;
+      if (storage.recovery.tornTail !== undefined) totals.tornTails++;
+      recovered.set(0, checkGroup(storage, models.get(0)!, pending.get(0), totals));
+    } finally {
+      await storage.close();
+    }
+    return recovered;
+  }
+  const wal = await SharedWal.open(join(directory, 'wal'), options);
+  try {
+    totals.recoveries++;
+    if (wal.recovery.tornTail !== undefined) totals.tornTails++;
+    for (const [group, model] of models) {
+      const storage = await wal.openGroup(group, join(directory, `snap-${group}`));
+      recovered.set(group, checkGroup(storage, model, pending.get(group), totals));
+    }
+  } finally {
+    await wal.close();
+  }
+  return recovered;
+}
+
+/** Checks one recovered group against its model (with or without `pending`); returns its state. */
+function checkGroup(
+  storage: LogStorage,
   model: Model,
   pending: CrashOperation | undefined,
   totals: Totals,
-  segmentSizeBytes: number | undefined,
-): Promise<Model> {
-  const storage = await FileStorage.open(
-    directory,
-    segmentSizeBytes === undefined ? {} : { segmentSizeBytes },
-  );
-  try {
-    totals.recoveries++;
-    if (storage.recovery.tornTail !== undefined) totals.tornTails++;
-    const candidates = [model];
-    if (pending !== undefined) {
-      const withPending = cloneModel(model);
-      applyOperation(withPending, pending);
-      candidates.push(withPending);
-    }
-    totals.lost +=
-      Math.min(...candidates.map((candidate) => countLost(storage, candidate))) + countCorrupt(storage);
-    return modelOf(storage);
-  } finally {
-    await storage.close();
+): Model {
+  const candidates = [model];
+  if (pending !== undefined) {
+    const withPending = cloneModel(model);
+    applyOperation(withPending, pending);
+    candidates.push(withPending);
   }
+  totals.lost +=
+    Math.min(...candidates.map((candidate) => countLost(storage, candidate))) + countCorrupt(storage);
+  return modelOf(storage);
 }
 
 /** Acknowledged things `storage` no longer holds as acknowledged. */
-function countLost(storage: FileStorage, model: Model): number {
+function countLost(storage: LogStorage, model: Model): number {
   const snapshot = storage.snapshot().meta;
   let lost = Math.max(0, model.snapshotIndex - snapshot.index);
   if (snapshot.index > model.snapshotIndex && model.terms.get(snapshot.index) !== snapshot.term) lost++;
@@ -230,7 +279,7 @@ function countLost(storage: FileStorage, model: Model): number {
 }
 
 /** Entries and snapshot data that are not exactly what was written. */
-function countCorrupt(storage: FileStorage): number {
+function countCorrupt(storage: LogStorage): number {
   let corrupt = 0;
   const { meta, data } = storage.snapshot();
   if (meta.index > 0 && !bytesEqual(data, snapshotData(meta.index, meta.term))) corrupt++;
@@ -241,7 +290,7 @@ function countCorrupt(storage: FileStorage): number {
   return corrupt;
 }
 
-function modelOf(storage: FileStorage): Model {
+function modelOf(storage: LogStorage): Model {
   const { meta } = storage.snapshot();
   const terms = new Map<number, number>();
   for (let index = meta.index + 1; index <= storage.lastIndex(); index++)
@@ -267,7 +316,9 @@ function parseArguments(argv: readonly string[]): { options: Partial<CrashTestOp
   const options: { -readonly [K in keyof CrashTestOptions]?: CrashTestOptions[K] } = {};
   const cycles = number('--cycles');
   const seed = number('--seed');
+  const groups = number('--groups');
   if (cycles !== undefined) options.cycles = cycles;
+  if (groups !== undefined) options.groups = groups;
   if (seed !== undefined) options.seed = seed;
   options.directory = value('--dir');
   return { options, json: argv.includes('--json') };
@@ -281,8 +332,10 @@ async function main(): Promise<void> {
     log: json ? () => undefined : (line) => console.log(line),
   });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  const groups = options.groups ?? 1;
   console.log(
-    `crash test: ${result.cycles} cycles in ${seconds}s (seed ${result.seed}): ${result.acknowledged} entries acknowledged, ` +
+    `crash test: ${result.cycles} cycles of ${groups} group(s) in ${seconds}s (seed ${result.seed}): ` +
+      `${result.acknowledged} entries acknowledged, ` +
       `${result.lost} lost, ${result.recoveries} recoveries, ${result.tornTails} torn tails cut`,
   );
   if (json) {

@@ -11,12 +11,11 @@
  */
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { AssertionError, assert } from '../raft/assert.js';
+import { assert } from '../raft/assert.js';
 import type { StorageUpdate } from '../raft/storage.js';
 import { MemoryStorage } from '../raft/storage.js';
 import type { ConfState, Entry, HardState, Snapshot } from '../raft/types.js';
-import { EMPTY_CONF_STATE } from '../raft/types.js';
-import { type CarriedState, FRAME_TYPE, FrameEncoder } from './codec.js';
+import { FRAME_TYPE, FrameEncoder } from './codec.js';
 import { ioError, StorageError } from './errors.js';
 import { type FileSystem, nodeFileSystem } from './file-system.js';
 import { type RecoveredWal, recoverWal, type TornTail } from './recovery.js';
@@ -28,6 +27,7 @@ import {
   pruneSnapshotFiles,
   writeSnapshotFile,
 } from './snapshot-file.js';
+import { carriedState, emptySnapshot, encodeUpdate, mustSync } from './update-encoding.js';
 import { Wal } from './wal.js';
 
 /** Options of {@link FileStorage.open}. */
@@ -192,7 +192,7 @@ export class FileStorage implements ReplicaStorage {
   save(update: StorageUpdate): Promise<void> {
     return this.enqueue(async () => {
       const started = performance.now();
-      const batch = this.encodeUpdate(update);
+      const batch = encodeUpdate(this.encoder, this.cache, update);
       this.lastSave.encodeMs = performance.now() - started;
       this.lastSave.writeMs = 0;
       this.lastSave.syncMs = 0;
@@ -292,72 +292,10 @@ export class FileStorage implements ReplicaStorage {
     return result;
   }
 
-  /**
-   * Encodes `update` as one BATCH frame with the semantics of `MemoryStorage.saveSync`:
-   * entries at or below the compaction point are skipped, and overwriting stored entries
-   * is written as an explicit TRUNCATE record. Undefined when there is nothing to write.
-   */
-  private encodeUpdate(update: StorageUpdate): { frame: Uint8Array; maxEntryIndex: number } | undefined {
-    const encoder = this.encoder.begin(FRAME_TYPE.BATCH);
-    const emptyBytes = encoder.sizeBytes;
-    let compacted = this.cache.firstIndex() - 1;
-    let last = this.cache.lastIndex();
-    if (update.snapshot !== undefined) {
-      const { meta } = update.snapshot;
-      const current = this.cache.snapshot().meta.index;
-      assert(meta.index > current, `snapshot ${meta.index} is not newer than ${current}`);
-      encoder.snapshot('received', meta);
-      compacted = last = meta.index;
-    }
-    const maxEntryIndex = encodeEntries(encoder, update.entries, compacted, last);
-    if (update.hardState !== undefined) encoder.hardState(update.hardState);
-    if (encoder.sizeBytes === emptyBytes) return undefined;
-    return { frame: encoder.finish(), maxEntryIndex };
-  }
-
   private async pruneSnapshots(): Promise<void> {
     const newest = this.cache.snapshot().meta.index;
     await pruneSnapshotFiles(this.layout.snapshotDirectory, this.fs, this.options.snapshotsRetained, newest);
   }
-}
-
-/** Encodes the entries after `compacted`; returns the highest index encoded (0 if none). */
-function encodeEntries(
-  encoder: FrameEncoder,
-  entries: readonly Entry[],
-  compacted: number,
-  last: number,
-): number {
-  const first = entries[0];
-  if (first === undefined) return 0;
-  assert(first.index <= last + 1, `gap: appending ${first.index} after last ${last}`);
-  const skip = Math.max(0, compacted + 1 - first.index);
-  if (skip >= entries.length) return 0;
-  const start = first.index + skip;
-  if (start <= last) encoder.truncate(start);
-  for (let i = skip; i < entries.length; i++) {
-    const entry = entries[i]!;
-    // A plain check: an assert() message would be formatted for every entry.
-    if (entry.index !== first.index + i)
-      throw new AssertionError(`entries not contiguous: ${entry.index} at ${i}`);
-    encoder.entry(entry);
-  }
-  return entries.at(-1)!.index;
-}
-
-/** The state a new WAL segment carries, taken from the read cache (which mirrors the WAL). */
-function carriedState(cache: MemoryStorage): CarriedState {
-  const snapshot = cache.snapshot().meta;
-  const lastIndex = cache.lastIndex();
-  const { hardState, confState } = cache.initialState();
-  return {
-    hardState,
-    confState,
-    snapshotIndex: snapshot.index,
-    snapshotTerm: snapshot.term,
-    lastIndex,
-    lastTerm: cache.term(lastIndex),
-  };
 }
 
 async function createDirectories(layout: Layout, fs: FileSystem): Promise<void> {
@@ -392,15 +330,4 @@ async function loadSnapshot(layout: Layout, fs: FileSystem, recovered: Recovered
     });
   if (recovered.snapshot.index === 0) return emptySnapshot();
   return loadRecordedSnapshot(layout.snapshotDirectory, fs, recovered.snapshot);
-}
-
-function emptySnapshot(): Snapshot {
-  return { meta: { index: 0, term: 0, confState: EMPTY_CONF_STATE }, data: new Uint8Array() };
-}
-
-/** Whether `update` must be durable before it is acknowledged: anything but a commit-only HardState change. */
-function mustSync(update: StorageUpdate, previous: HardState): boolean {
-  if (update.entries.length > 0 || update.snapshot !== undefined) return true;
-  const hs = update.hardState;
-  return hs === undefined || hs.term !== previous.term || hs.vote !== previous.vote;
 }

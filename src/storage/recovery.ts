@@ -66,7 +66,8 @@ export interface WalProblem {
 /** The result of {@link analyzeWal}. */
 export type WalAnalysis = { readonly wal: RecoveredWal } | { readonly problem: WalProblem };
 
-class Refusal extends Error {
+/** Why recovery refuses a WAL, and where repair could cut it (shared-recovery.ts throws its error). */
+export class Refusal extends Error {
   constructor(
     readonly error: StorageError,
     readonly cut: CutPoint | undefined,
@@ -125,7 +126,8 @@ function emptyWal(): RecoveredWal {
   return { ...empty.finish(), segments: [], writeOffset: 0, tornTail: undefined };
 }
 
-function checkConsecutive(segments: readonly SegmentFile[]): void {
+/** Refuses a gap in the segment numbering. */
+export function checkConsecutive(segments: readonly SegmentFile[]): void {
   for (let i = 1; i < segments.length; i++) {
     const previous = segments[i - 1]!;
     const segment = segments[i]!;
@@ -199,7 +201,8 @@ function replaySegment(replay: WalReplay, segment: SegmentFile, i: number, frame
   return maxEntryIndex;
 }
 
-function checkTail(segment: SegmentFile, i: number, scan: SegmentScan): void {
+/** Refuses damage followed by a valid frame in a segment. */
+export function checkTail(segment: SegmentFile, i: number, scan: SegmentScan): void {
   const { tail } = scan;
   if (tail.kind !== 'bad' || tail.nextValidFrame === undefined) return;
   const error = new StorageError(
@@ -225,7 +228,8 @@ function finishReplay(replay: WalReplay, segments: readonly SegmentFile[]): Repl
   }
 }
 
-function tornTailOf(
+/** Where the next frame goes in the last segment, and its torn tail to cut, if any. */
+export function tornTailOf(
   segments: readonly SegmentFile[],
   scan: SegmentScan,
 ): { writeOffset: number; tornTail: TornTail | undefined } {

@@ -1,5 +1,5 @@
 /** Names of WAL segment files: `<16 hex digits of the sequence number>.wal`, created as `.wal.tmp`. */
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { FileSystem } from './file-system.js';
 
 /** A segment file: its sequence number and path. */
@@ -13,6 +13,12 @@ const SEGMENT_NAME = /^([0-9a-f]{16})\.wal$/;
 /** The file name of segment `seq`. */
 export function segmentFileName(seq: number): string {
   return `${seq.toString(16).padStart(16, '0')}.wal`;
+}
+
+/** The sequence number in a segment file's path (NaN when it is not one). */
+export function segmentSeqOf(path: string): number {
+  const match = SEGMENT_NAME.exec(basename(path));
+  return match === null ? Number.NaN : Number.parseInt(match[1]!, 16);
 }
 
 /** The name a segment has while it is being prepared; never read by recovery. */

@@ -56,23 +56,35 @@ export function readFrameAt(bytes: Uint8Array, offset: number): FrameRead {
   return { frame: { offset, end, type: body[0]!, payload: body.subarray(1) } };
 }
 
-/** Scans a whole segment from offset 0. */
-export function scanSegment(bytes: Uint8Array): SegmentScan {
+/** The frame types a FileStorage segment holds. */
+export const WAL_FRAME_TYPES: readonly number[] = [FRAME_TYPE.BATCH, FRAME_TYPE.SEGMENT_HEADER];
+
+/** The frame types a shared WAL segment holds. */
+export const SHARED_WAL_FRAME_TYPES: readonly number[] = [FRAME_TYPE.GROUP_COMMIT, FRAME_TYPE.SHARED_HEADER];
+
+/** Scans a whole segment from offset 0; `frameTypes` are those a valid frame after damage may have. */
+export function scanSegment(bytes: Uint8Array, frameTypes: readonly number[] = WAL_FRAME_TYPES): SegmentScan {
   const frames: Frame[] = [];
   let offset = 0;
   for (;;) {
     if (offset === bytes.length) return { frames, end: offset, tail: { kind: 'eof' } };
     const read = readFrameAt(bytes, offset);
-    if ('invalid' in read) return { frames, end: offset, tail: classifyTail(bytes, offset, read.invalid) };
+    if ('invalid' in read)
+      return { frames, end: offset, tail: classifyTail(bytes, offset, read.invalid, frameTypes) };
     frames.push(read.frame);
     offset = read.frame.end;
   }
 }
 
-function classifyTail(bytes: Uint8Array, offset: number, reason: string): SegmentTail {
+function classifyTail(
+  bytes: Uint8Array,
+  offset: number,
+  reason: string,
+  frameTypes: readonly number[],
+): SegmentTail {
   const garbageEnd = nonZeroEnd(bytes, offset);
   if (garbageEnd === offset) return { kind: 'zeros' };
-  return { kind: 'bad', reason, garbageEnd, nextValidFrame: findValidFrame(bytes, offset + 1) };
+  return { kind: 'bad', reason, garbageEnd, nextValidFrame: findValidFrame(bytes, offset + 1, frameTypes) };
 }
 
 /**
@@ -80,14 +92,18 @@ function classifyTail(bytes: Uint8Array, offset: number, reason: string): Segmen
  * `from`, trying every byte offset, or undefined. Used to tell a torn tail (nothing valid
  * follows the bad bytes) from damage in the middle of the log (valid data follows).
  */
-export function findValidFrame(bytes: Uint8Array, from: number): number | undefined {
+export function findValidFrame(
+  bytes: Uint8Array,
+  from: number,
+  frameTypes: readonly number[] = WAL_FRAME_TYPES,
+): number | undefined {
   const last = bytes.length - FRAME_HEADER_BYTES - 1;
   for (let offset = from; offset <= last; offset++) {
     const length = readU32(bytes, offset);
     // Cheap filters first: most garbage offsets fail on length or type before any checksum.
     if (length === 0 || offset + FRAME_HEADER_BYTES + length > bytes.length) continue;
     const type = bytes[offset + FRAME_HEADER_BYTES];
-    if (type !== FRAME_TYPE.BATCH && type !== FRAME_TYPE.SEGMENT_HEADER) continue;
+    if (type === undefined || !frameTypes.includes(type)) continue;
     if ('frame' in readFrameAt(bytes, offset)) return offset;
   }
   return undefined;
