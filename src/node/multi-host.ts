@@ -111,6 +111,13 @@ export const LOG_DIRECTORY = 'wal';
 /** Ticks between two checks of which groups keep the shared log's old segments alive. */
 const PIN_CHECK_TICKS = 20;
 
+/**
+ * Segments the shared log may hold before the groups keeping the oldest alive are asked to
+ * snapshot: the older ones are slack for followers a little behind, which a forced
+ * compaction would send a snapshot instead of entries.
+ */
+export const LOG_SEGMENTS_KEPT = 4;
+
 /** Many raft groups in one process, sharing one transport, one timer and one data directory lock. */
 export class MultiHost {
   /** Open groups, by id: where inbound messages and ticks go. */
@@ -424,11 +431,13 @@ export class MultiHost {
   }
 
   /**
-   * Asks the groups whose entries alone keep the shared log's oldest segments alive to
-   * snapshot and compact (snapshots.ts `releaseLog`), so the log's size follows what groups
-   * have not compacted rather than its oldest idle group.
+   * Once the shared log holds more than {@link LOG_SEGMENTS_KEPT} segments, asks the groups
+   * whose entries alone keep its oldest segments alive to snapshot and compact (snapshots.ts
+   * `releaseLog`), so the log's size follows what groups have not compacted rather than its
+   * oldest idle group.
    */
   private releasePinnedLog(): void {
+    if (this.log.segmentPaths.length <= LOG_SEGMENTS_KEPT) return;
     for (const groupId of this.log.pinningGroups()) this.routes.get(groupId)?.releaseLog();
   }
 }
