@@ -201,6 +201,24 @@ describe('shared WAL segments', () => {
     await reopened.close();
   });
 
+  test('a dropped id opened again starts empty, and recovery voids only the old records', async () => {
+    const { wal, groups, models, directory } = await openGroups(2);
+    await appendAll(groups, models, 5);
+    await assert.rejects(wal.openGroup(1, join(directory, 'snap-1')), /already open/);
+    await wal.dropGroup(2);
+    const again = await wal.openGroup(2, join(directory, 'snap-2'));
+    assert.equal(again.lastIndex(), 0);
+    const fresh = new MemoryStorage();
+    await saveBoth(again, fresh, { entries: entries(1, 2, 4), hardState: { term: 4, vote: 2, commit: 1 } });
+    const expected = [restartedState(models[0]!), restartedState(fresh)];
+    await wal.close();
+    const reopened = await SharedWal.open(join(directory, 'wal'));
+    assert.deepEqual(reopened.groups(), [1, 2]);
+    for (const id of [1, 2])
+      assertSameState(await reopened.openGroup(id, join(directory, `snap-${id}`)), expected[id - 1]!);
+    await reopened.close();
+  });
+
   test('recovery across many segments restores every group exactly', async () => {
     const { wal, groups, models, directory } = await openGroups(4, { segmentSizeBytes: 2048 });
     for (let round = 0; round < 12; round++) {

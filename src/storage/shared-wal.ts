@@ -86,6 +86,7 @@ export class SharedWal implements GroupHost {
   private readonly committer: GroupCommitter;
   private deletion: Promise<void> = Promise.resolve();
   private closing = false;
+  /** @internal Encodes the groups' records, one call at a time (GroupHost). */
   readonly encoder = new FrameEncoder();
 
   private constructor(
@@ -145,10 +146,12 @@ export class SharedWal implements GroupHost {
     return this.committer.stats;
   }
 
+  /** The file layer in use. */
   get fileSystem(): FileSystem {
     return this.options.fileSystem;
   }
 
+  /** Snapshot files kept per group. */
   get snapshotsRetained(): number {
     return this.options.snapshotsRetained;
   }
