@@ -148,6 +148,23 @@ describe('shared WAL group commit', () => {
     await wal.close();
   });
 
+  test('records handed over from separate immediate callbacks (as Ready passes are) share one write', async () => {
+    const { wal, groups } = await openGroups(8);
+    const before = wal.stats.writes;
+    // Each group saves from an immediate callback of its own, microtasks drained in between.
+    await Promise.all(
+      groups.map(
+        (storage) =>
+          new Promise<void>((resolve, reject) =>
+            setImmediate(() => storage.save({ entries: entries(1, 2) }).then(resolve, reject)),
+          ),
+      ),
+    );
+    assert.equal(wal.stats.writes - before, 1, 'the groups of one turn were split across writes');
+    assert.equal(wal.stats.maxGroupsPerSync, groups.length);
+    await wal.close();
+  });
+
   test('a commit-only hard state change is written without a sync', async () => {
     const { wal, groups } = await openGroups(2);
     await groups[0]!.save({ entries: entries(1, 3), hardState: { term: 1, vote: 1, commit: 1 } });

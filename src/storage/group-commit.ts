@@ -3,9 +3,12 @@
  * encoded; every record pending when the writer is free goes out in ONE GROUP_COMMIT frame
  * with ONE write and (when any of them needs it) ONE `fdatasync`. Records arriving while a
  * write is in flight wait for the next one, which starts as soon as that write completes.
- * A record reaching an idle writer starts a write at the end of the current microtask queue,
- * so the records every group hands over in the same turn of the event loop share it. No
- * timers: an idle log writes a lone record at once and a busy one batches by itself.
+ * A record reaching an idle writer starts a write in the event loop's next check phase
+ * (`setImmediate`): groups' Ready passes each run in an immediate callback of their own, with
+ * microtasks drained between them, so deferring to the end of the microtask queue would send
+ * the first group's record alone and make the others wait for its fdatasync; deferring to
+ * the next check phase lets every group whose pass runs in this turn join the write. No
+ * timers: an idle log writes a lone record one loop turn later, a busy one batches by itself.
  *
  * A record's `onDurable` runs right after its write completes and before the next write
  * starts (so the next segment's checkpoint sees it); then its promise resolves. The first
@@ -54,7 +57,7 @@ export class GroupCommitter {
   readonly stats: GroupCommitStats = { writes: 0, syncs: 0, records: 0, maxGroupsPerSync: 0 };
   private pending: Waiting[] = [];
   private writing = false;
-  /** A write is to start at the end of the current microtask queue. */
+  /** A write is to start in the next check phase of the event loop. */
   private scheduled = false;
   private failure: unknown;
   private idleWaiters: (() => void)[] = [];
@@ -80,7 +83,7 @@ export class GroupCommitter {
       this.pending.push({ ...request, resolve, reject });
       if (this.writing || this.scheduled) return;
       this.scheduled = true;
-      queueMicrotask(() => {
+      setImmediate(() => {
         this.scheduled = false;
         this.startWrite();
       });
