@@ -66,9 +66,18 @@ export interface GroupConfig<C, R, Q, A> {
   /**
    * The group's founding members: host ids, this host's among them, the same on every
    * member. Used when the group has no data on this host yet; a group reopened from its
-   * directory keeps the membership it recorded.
+   * directory keeps the membership it recorded. Give either `members` or `join`.
    */
-  readonly members: readonly number[];
+  readonly members?: readonly number[];
+  /**
+   * Joins a running group instead of founding it: when this host has no data for the group,
+   * the replica starts with an empty log, and the group's leader, which added this host
+   * (`addLearner` or `addVoter` with this host's id and peer address), sends it the state
+   * (a snapshot) and the log. A group with data here is reopened as always. Opening a host
+   * added to a running group with `members` instead would found a second, different first
+   * entry of the group on it.
+   */
+  readonly join?: boolean;
 }
 
 /** Counters of a {@link FlotillaHost}. */
@@ -142,8 +151,9 @@ export class FlotillaHost {
 
   /**
    * Opens group `groupId` (an integer in [1, 2^32 - 1]) on this host and resolves with its
-   * handle: recovers it from this host's data directory, or founds it with `members` when the
-   * host has no data for it. Open it on every member; until a member has opened it, messages
+   * handle: recovers it from this host's data directory, or, when the host has no data for
+   * it, founds it with `members` or joins it (`join: true`, a host the running group added).
+   * Open it on every member; until a member has opened it, messages
    * to that member are dropped (and counted) and raft retries. Rejects with
    * {@link FlotillaError} `INVALID_CONFIG` for a bad id or members, a group already open here
    * or a directory of another host or cluster, `STOPPED` once the host is closing. Closing the
@@ -154,7 +164,10 @@ export class FlotillaHost {
     config: GroupConfig<C, R, Q, A>,
   ): Promise<FlotillaNode<C, R, Q, A>> {
     const machine = config.stateMachine as StateMachine<unknown, unknown, unknown, unknown>;
-    const group = await this.#host.openGroup(groupId, machine, config.members);
+    const { members, join } = config;
+    if ((join === true) === (members !== undefined))
+      throw new FlotillaError('INVALID_CONFIG', `group ${groupId}: give either members or join: true`);
+    const group = await this.#host.openGroup(groupId, machine, join === true ? 'join' : members!);
     const node = new FlotillaNode<C, R, Q, A>(group);
     this.#nodes.set(groupId, node as FlotillaNode<unknown, unknown, unknown, unknown>);
     return node;

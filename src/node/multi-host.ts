@@ -199,15 +199,17 @@ export class MultiHost {
   }
 
   /**
-   * Opens group `groupId` with `stateMachine`: recovers it from its directory, or bootstraps
-   * it with `members` (host ids, this one among them; the same on every member) when it has
-   * none. Throws `INVALID_CONFIG` for a bad id or members, a group already open, or a
-   * directory of another member or cluster; `STOPPED` once the host is stopping.
+   * Opens group `groupId` with `stateMachine`: recovers it from its directory, or, when it
+   * has none, founds it with `members` (host ids, this one among them; the same on every
+   * member) or, with `'join'`, starts it with an empty log for its leader to fill (a host the
+   * running group added as a member: no bootstrap, which would give this replica a first
+   * entry of its own). Throws `INVALID_CONFIG` for a bad id or members, a group already open,
+   * or a directory of another member or cluster; `STOPPED` once the host is stopping.
    */
   async openGroup(
     groupId: number,
     stateMachine: UnknownStateMachine,
-    members: readonly number[],
+    members: readonly number[] | 'join',
   ): Promise<GroupHost> {
     if (this.stopping !== undefined) throw new FlotillaError('STOPPED', 'host is stopping');
     if (!isGroupId(groupId)) throw invalid(`group id: expected an integer in [1, 2^32 - 1], got ${groupId}`);
@@ -291,8 +293,11 @@ export class MultiHost {
   }
 
   /** The runtime options of group `groupId`, bootstrapped with `members` when it is new. */
-  private groupOptions(groupId: number, members: readonly number[]): RaftNodeOptions {
+  private groupOptions(groupId: number, founding: readonly number[] | 'join'): RaftNodeOptions {
     const { id, hosts, clusterId, dataDir, groupDefaults, logger } = this.options;
+    // A joining replica learns the group's members from its leader's snapshot; until then its
+    // table lists every host (addresses by host id, which is all a table is for here).
+    const members = founding === 'join' ? [...hosts.keys()] : founding;
     if (members.length === 0 || !members.includes(id))
       throw invalid(`group ${groupId}: members [${members.join(',')}] must include this host's id ${id}`);
     const table = new Map<number, MemberAddress>();
@@ -313,7 +318,7 @@ export class MultiHost {
       clusterId,
       initialCluster: [...table].map(([m, a]) => `${m}=${a.host}:${a.port}`).join(','),
       members: table,
-      initialClusterState: 'new',
+      initialClusterState: founding === 'join' ? 'existing' : 'new',
       dataDir: groupDirectory(dataDir, groupId),
       listenPeer: { host: self.host, port: self.port },
       logger: {
@@ -331,9 +336,10 @@ export class MultiHost {
     const { groupId } = options;
     try {
       await refuseOwnLog(options.dataDir, groupId);
-      const recovered = await recoverMember(options, new MachineDriver(stateMachine), () =>
-        this.log.openGroup(groupId, join(options.dataDir, 'raft', 'snap')),
-      );
+      const recovered = await recoverMember(options, new MachineDriver(stateMachine), {
+        openStorage: () => this.log.openGroup(groupId, join(options.dataDir, 'raft', 'snap')),
+        discover: false,
+      });
       const group = GroupHost.open(
         {
           recovered,

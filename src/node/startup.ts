@@ -57,21 +57,33 @@ export type StorageOpener = (options: RaftNodeOptions) => Promise<ReplicaStorage
 /** A single-group member's log: a {@link FileStorage} of its own in `<dataDir>/raft`. */
 export const ownStorage: StorageOpener = (options) => FileStorage.open(join(options.dataDir, 'raft'));
 
+/** How {@link recoverMember} opens a member. */
+export interface RecoverOptions {
+  /** Opens the log storage; default {@link ownStorage}. */
+  readonly openStorage?: StorageOpener;
+  /**
+   * Whether a member joining a running cluster (`initialClusterState: 'existing'`, no data
+   * yet) asks a running member for its ids and the member table (default true). A multi-raft
+   * host's group knows them already: its member ids are host ids.
+   */
+  readonly discover?: boolean;
+}
+
 /**
  * Opens (or bootstraps) the data directory, which the caller has locked, and recovers
- * storage (opened by `openStorage`: the member's own WAL, or its group's part of a host's
- * shared one), the state machine, the membership and the member table. Throws
+ * storage (the member's own WAL, or its group's part of a host's shared one: see
+ * {@link RecoverOptions}), the state machine, the membership and the member table. Throws
  * `INVALID_CONFIG` when the data directory belongs to another member or cluster.
  */
 export async function recoverMember(
   options: RaftNodeOptions,
   machine: MachineDriver,
-  openStorage: StorageOpener = ownStorage,
+  { openStorage = ownStorage, discover = true }: RecoverOptions = {},
 ): Promise<RecoveredMember> {
   const member = await checkMemberFile(options);
   if (member !== undefined) {
     options = { ...options, id: member.id, clusterId: member.clusterId };
-  } else if (options.initialClusterState === 'existing') {
+  } else if (options.initialClusterState === 'existing' && discover) {
     options = await joinOptions(options);
   }
   const storage = await openStorage(options);
