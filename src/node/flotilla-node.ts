@@ -364,13 +364,20 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
   }
 
   /** Runs a request, failing with {@link RemovedError} once removed, and maps raft refusals. */
-  async #call<T>(request: () => Promise<T>): Promise<T> {
-    if (this.#host.removed) throw new RemovedError('REMOVED', `member ${this.id} was removed from the group`);
-    try {
-      return await request();
-    } catch (error) {
-      throw this.#translate(error);
+  #call<T>(request: () => Promise<T>): Promise<T> {
+    if (this.#host.removed) {
+      return Promise.reject(new RemovedError('REMOVED', `member ${this.id} was removed from the group`));
     }
+    // One derived promise per call (an async wrapper around `await` made two).
+    let answer: Promise<T>;
+    try {
+      answer = request();
+    } catch (error) {
+      return Promise.reject(this.#translate(error));
+    }
+    return answer.then(undefined, (error: unknown) => {
+      throw this.#translate(error);
+    });
   }
 
   #change(change: MemberChange, options: ChangeOptions): Promise<void> {
