@@ -133,7 +133,6 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
   #closed = false;
   #removing = false;
   #last: NodeStatus;
-  #lastConf: string;
 
   /** @internal Made by `createNode`. */
   constructor(host: LibraryHost) {
@@ -141,7 +140,6 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
     this.id = host.options.id;
     this.#host = host;
     this.#last = host.status();
-    this.#lastConf = JSON.stringify(this.#last.confState);
     host.observe(() => this.#observe());
   }
 
@@ -439,9 +437,8 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
       this.#removing = true;
       events.push(() => this.emit('removed'));
     }
-    const conf = JSON.stringify(now.confState);
-    const confChanged = conf !== this.#lastConf;
-    this.#lastConf = conf;
+    // The host hands out the same confState object until the configuration changes.
+    const confChanged = now.confState !== last.confState;
     if (events.length === 0 && now.term === last.term && !confChanged) return;
     this.#version++;
     process.nextTick(() => {
