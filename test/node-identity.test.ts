@@ -62,6 +62,16 @@ test('entries of different origins, interleaved, keep their own ids; sessions ro
       assert.deepEqual(unwrapped.id, { origin: Buffer.from(origin).toString('hex'), seq });
     }
   }
+  // Two origins that share their first 4 bytes keep their own ids too.
+  for (const origin of [
+    Uint8Array.from([9, 9, 9, 9, 1, 1, 1, 1]),
+    Uint8Array.from([9, 9, 9, 9, 2, 2, 2, 2]),
+  ]) {
+    for (let k = 0; k < 2; k++) {
+      const unwrapped = unwrapCommand(wrapCommand(origin, 5, Uint8Array.from([k])))!;
+      assert.equal(unwrapped.id.origin, Buffer.from(origin).toString('hex'));
+    }
+  }
   const session = { clientId: 2 ** 33 + 1, seq: 2 ** 32 - 1 };
   const back = unwrapCommand(wrapCommand(origins[0]!, 1, Uint8Array.from([7]), session))!;
   assert.deepEqual(back.session, session);

@@ -65,44 +65,38 @@ function writeUint64(out: Uint8Array, offset: number, value: number): void {
   out[offset + 7] = low & 0xff;
 }
 
+/** The 4 big-endian bytes at `offset` as a number. */
+function readUint32(data: Uint8Array, offset: number): number {
+  return (
+    ((data[offset]! << 24) | (data[offset + 1]! << 16) | (data[offset + 2]! << 8) | data[offset + 3]!) >>> 0
+  );
+}
+
 /** The 8 big-endian bytes at `offset` as a number (rounded like `Number(bigint)` beyond 2^53). */
 function readUint64(data: Uint8Array, offset: number): number {
-  const high =
-    ((data[offset]! << 24) | (data[offset + 1]! << 16) | (data[offset + 2]! << 8) | data[offset + 3]!) >>> 0;
-  const low =
-    ((data[offset + 4]! << 24) | (data[offset + 5]! << 16) | (data[offset + 6]! << 8) | data[offset + 7]!) >>>
-    0;
-  return high * 2 ** 32 + low;
+  return readUint32(data, offset) * 2 ** 32 + readUint32(data, offset + 4);
 }
 
 /**
- * The origins seen last, with their hex: a group has one per member incarnation, so every
- * entry finds its origin here and shares its string (no hex encoding per applied entry).
+ * The origins seen, with their hex: a group has one per member incarnation, so every entry
+ * finds its origin here and shares its string (no hex encoding per applied entry). Keyed by
+ * the origin's first 4 bytes, checked against the other 4 (two origins sharing the first 4
+ * bytes, a 2^-32 chance, are encoded each time); emptied when it gets large.
  */
-const ORIGINS_CACHED = 16;
-const originCache: { readonly bytes: Uint8Array; readonly hex: string }[] = [];
+const ORIGINS_CACHED_MAX = 4096;
+const originCache = new Map<number, { readonly low: number; readonly hex: string }>();
 
 /** The hex of the 8-byte origin at `data[1..9]`. */
 function originHex(data: Uint8Array): string {
-  for (const cached of originCache) {
-    const b = cached.bytes;
-    if (
-      b[0] === data[1] &&
-      b[1] === data[2] &&
-      b[2] === data[3] &&
-      b[3] === data[4] &&
-      b[4] === data[5] &&
-      b[5] === data[6] &&
-      b[6] === data[7] &&
-      b[7] === data[8]
-    ) {
-      return cached.hex;
-    }
+  const high = readUint32(data, 1);
+  const low = readUint32(data, 5);
+  const cached = originCache.get(high);
+  if (cached !== undefined && cached.low === low) return cached.hex;
+  const hex = Buffer.from(data.buffer, data.byteOffset + 1, 8).toString('hex');
+  if (cached === undefined) {
+    if (originCache.size >= ORIGINS_CACHED_MAX) originCache.clear();
+    originCache.set(high, { low, hex });
   }
-  const bytes = new Uint8Array(data.subarray(1, 9));
-  const hex = Buffer.from(bytes.buffer, bytes.byteOffset, 8).toString('hex');
-  originCache.unshift({ bytes, hex });
-  if (originCache.length > ORIGINS_CACHED) originCache.pop();
   return hex;
 }
 
