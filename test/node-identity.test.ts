@@ -53,6 +53,31 @@ test('the envelope round-trips a request id and command; other data is not an en
   assert.equal(unwrapCommand(Uint8Array.from([0x82, 1, 2])), undefined);
 });
 
+test('entries of different origins, interleaved, keep their own ids; sessions round-trip', () => {
+  const origins = [1, 2, 3].map((k) => Uint8Array.from([k, 0, 0, 0, 0, 0, 0, 0xff - k]));
+  for (let round = 0; round < 3; round++) {
+    for (const [k, origin] of origins.entries()) {
+      const seq = 2 ** 52 + round * 7 + k;
+      const unwrapped = unwrapCommand(wrapCommand(origin, seq, Uint8Array.from([k])))!;
+      assert.deepEqual(unwrapped.id, { origin: Buffer.from(origin).toString('hex'), seq });
+    }
+  }
+  // Two origins that share their first 4 bytes keep their own ids too.
+  for (const origin of [
+    Uint8Array.from([9, 9, 9, 9, 1, 1, 1, 1]),
+    Uint8Array.from([9, 9, 9, 9, 2, 2, 2, 2]),
+  ]) {
+    for (let k = 0; k < 2; k++) {
+      const unwrapped = unwrapCommand(wrapCommand(origin, 5, Uint8Array.from([k])))!;
+      assert.equal(unwrapped.id.origin, Buffer.from(origin).toString('hex'));
+    }
+  }
+  const session = { clientId: 2 ** 33 + 1, seq: 2 ** 32 - 1 };
+  const back = unwrapCommand(wrapCommand(origins[0]!, 1, Uint8Array.from([7]), session))!;
+  assert.deepEqual(back.session, session);
+  assert.deepEqual([...back.command], [7]);
+});
+
 test('snapshot chunks frame and unframe; truncation is detected', () => {
   const chunks = [Uint8Array.from([1]), new Uint8Array(0), Uint8Array.from([2, 3, 4])];
   const framed = frameChunks(chunks);

@@ -18,6 +18,7 @@ import type {
   Compare,
   DeleteRangeRequest,
   DeleteRangeResponse,
+  KvCommand,
   KvResponse,
   KvResult,
   PutRequest,
@@ -31,7 +32,7 @@ import type {
 import type { KvReply } from './codec.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { EtcdGrpcError, etcdError } from './errors.js';
-import { checkQuota } from './quota.js';
+import { quotaRefusal } from './quota.js';
 import { unary } from './unary.js';
 import {
   enumName,
@@ -128,7 +129,8 @@ export function kvService(ctx: EtcdContext): UntypedServiceImplementation {
     }),
     Put: unary(async (request: PutRequestWire): Promise<KvReply<PutResponse>> => {
       const command = putCommand(request);
-      await checkQuota(ctx, command);
+      const refused = quotaRefusal(ctx, command);
+      if (refused !== undefined) await refused;
       const response = expect(await node.propose(command), 'put');
       return { header: ctx.header(response.revision), body: response };
     }),
@@ -138,8 +140,10 @@ export function kvService(ctx: EtcdContext): UntypedServiceImplementation {
     }),
     Txn: unary(async (request: TxnRequestWire): Promise<KvReply<TxnResponse>> => {
       const txn = txnRequest(request, ctx.node.backend.options.txnOpsMax);
-      await checkQuota(ctx, { type: 'txn', ...txn });
-      const response = expect(await node.propose({ type: 'txn', ...txn }), 'txn');
+      const command: KvCommand = { type: 'txn', ...txn };
+      const refused = quotaRefusal(ctx, command);
+      if (refused !== undefined) await refused;
+      const response = expect(await node.propose(command), 'txn');
       return { header: ctx.header(response.revision), body: response };
     }),
     Compact: unary(async (request: CompactionRequestWire): Promise<{ header: WireHeader }> => {

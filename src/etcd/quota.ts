@@ -44,13 +44,25 @@ export function quotaCost(command: KvCommand | RequestOp): number {
 }
 
 /**
- * Throws etcd's `NOSPACE` error, after raising this member's alarm, when `command` would take
- * the store past the quota; returns otherwise.
+ * Rejects with etcd's `NOSPACE` error, after raising this member's alarm, when `command` would
+ * take the store past the quota; resolves otherwise.
  */
-export async function checkQuota(ctx: EtcdContext, command: KvCommand): Promise<void> {
-  if (!growsStore(command)) return;
+export function checkQuota(ctx: EtcdContext, command: KvCommand): Promise<void> {
+  return quotaRefusal(ctx, command) ?? Promise.resolve();
+}
+
+/**
+ * Undefined when `command` is within the quota (decided at once: the write path awaits
+ * nothing then); otherwise a promise that rejects with `NOSPACE` once the alarm is raised.
+ */
+export function quotaRefusal(ctx: EtcdContext, command: KvCommand): Promise<never> | undefined {
+  if (!growsStore(command)) return undefined;
   const quotaBytes = ctx.node.options.quotaBackendBytes;
-  if (ctx.space.admit(quotaCost(command), quotaBytes, performance.now())) return;
+  if (ctx.space.admit(quotaCost(command), quotaBytes, performance.now())) return undefined;
+  return refuse(ctx, quotaBytes);
+}
+
+async function refuse(ctx: EtcdContext, quotaBytes: number): Promise<never> {
   const usedBytes = ctx.space.usedBytes;
   const raised = ctx.node.backend
     .alarmList()

@@ -39,7 +39,8 @@ export class SortedKeys {
     const chunkIndex = this.chunkFor(key);
     const chunk = this.chunks[chunkIndex]!;
     const position = lowerBound(chunk, key);
-    assert(chunk[position] !== key, `key index: duplicate key ${JSON.stringify(key)}`);
+    // The message is built only on failure (this runs for every new key).
+    if (chunk[position] === key) assert(false, `key index: duplicate key ${JSON.stringify(key)}`);
     chunk.splice(position, 0, key);
     if (chunk.length > 2 * chunkKeysMax) this.chunks.splice(chunkIndex + 1, 0, chunk.splice(chunkKeysMax));
   }
@@ -49,7 +50,9 @@ export class SortedKeys {
     const chunkIndex = this.chunkFor(key);
     const chunk = this.chunks[chunkIndex];
     const position = chunk === undefined ? -1 : lowerBound(chunk, key);
-    assert(chunk !== undefined && chunk[position] === key, `key index: missing key ${JSON.stringify(key)}`);
+    if (chunk === undefined || chunk[position] !== key) {
+      assert(false, `key index: missing key ${JSON.stringify(key)}`);
+    }
     chunk.splice(position, 1);
     if (chunk.length === 0) this.chunks.splice(chunkIndex, 1);
   }

@@ -157,10 +157,10 @@ export class KvStateMachine implements CommittedReads, WatchSource {
    * broken invariant throws; a failed command is an outcome.
    */
   applyEntry(entry: KvEntry): KvResult | null {
-    assert(
-      entry.index === this.meta.appliedIndex + 1,
-      `kv: entry ${entry.index} applied after entry ${this.meta.appliedIndex}`,
-    );
+    // The message is built only on failure (this runs for every entry).
+    if (entry.index !== this.meta.appliedIndex + 1) {
+      assert(false, `kv: entry ${entry.index} applied after entry ${this.meta.appliedIndex}`);
+    }
     this.meta.appliedIndex = entry.index;
     if (entry.command === null) return null;
     return this.applyCommand(entry.index, entry.command);
@@ -479,7 +479,7 @@ export class KvStateMachine implements CommittedReads, WatchSource {
 
   private record(entry: IndexEntry): StoredRecord {
     const record = this.store.getRecord(entry.main, entry.sub);
-    assert(record !== undefined, `kv: index points at missing record ${entry.main}.${entry.sub}`);
+    if (record === undefined) assert(false, `kv: index points at missing record ${entry.main}.${entry.sub}`);
     return record;
   }
 }

@@ -51,11 +51,60 @@ export function newOrigin(): Uint8Array {
   return new Uint8Array(randomBytes(8));
 }
 
+/** Writes `value` (a non-negative safe integer) as 8 big-endian bytes at `offset`. */
+function writeUint64(out: Uint8Array, offset: number, value: number): void {
+  const high = Math.floor(value / 2 ** 32);
+  const low = value >>> 0;
+  out[offset] = high >>> 24;
+  out[offset + 1] = (high >>> 16) & 0xff;
+  out[offset + 2] = (high >>> 8) & 0xff;
+  out[offset + 3] = high & 0xff;
+  out[offset + 4] = low >>> 24;
+  out[offset + 5] = (low >>> 16) & 0xff;
+  out[offset + 6] = (low >>> 8) & 0xff;
+  out[offset + 7] = low & 0xff;
+}
+
+/** The 4 big-endian bytes at `offset` as a number. */
+function readUint32(data: Uint8Array, offset: number): number {
+  return (
+    ((data[offset]! << 24) | (data[offset + 1]! << 16) | (data[offset + 2]! << 8) | data[offset + 3]!) >>> 0
+  );
+}
+
+/** The 8 big-endian bytes at `offset` as a number (rounded like `Number(bigint)` beyond 2^53). */
+function readUint64(data: Uint8Array, offset: number): number {
+  return readUint32(data, offset) * 2 ** 32 + readUint32(data, offset + 4);
+}
+
+/**
+ * The origins seen, with their hex: a group has one per member incarnation, so every entry
+ * finds its origin here and shares its string (no hex encoding per applied entry). Keyed by
+ * the origin's first 4 bytes, checked against the other 4 (two origins sharing the first 4
+ * bytes, a 2^-32 chance, are encoded each time); emptied when it gets large.
+ */
+const ORIGINS_CACHED_MAX = 4096;
+const originCache = new Map<number, { readonly low: number; readonly hex: string }>();
+
+/** The hex of the 8-byte origin at `data[1..9]`. */
+function originHex(data: Uint8Array): string {
+  const high = readUint32(data, 1);
+  const low = readUint32(data, 5);
+  const cached = originCache.get(high);
+  if (cached !== undefined && cached.low === low) return cached.hex;
+  const hex = Buffer.from(data.buffer, data.byteOffset + 1, 8).toString('hex');
+  if (cached === undefined) {
+    if (originCache.size >= ORIGINS_CACHED_MAX) originCache.clear();
+    originCache.set(high, { low, hex });
+  }
+  return hex;
+}
+
 function header(magic: number, origin: Uint8Array, seq: number, bytes: number): Uint8Array {
   const out = new Uint8Array(bytes);
   out[0] = magic;
   out.set(origin, 1);
-  new DataView(out.buffer).setBigUint64(9, BigInt(seq));
+  writeUint64(out, 9, seq);
   return out;
 }
 
@@ -72,9 +121,8 @@ export function wrapCommand(
     return out;
   }
   const out = header(SESSION_MAGIC, origin, seq, SESSION_HEADER_BYTES + command.length);
-  const view = new DataView(out.buffer);
-  view.setBigUint64(ENVELOPE_HEADER_BYTES, BigInt(session.clientId));
-  view.setBigUint64(ENVELOPE_HEADER_BYTES + 8, BigInt(session.seq));
+  writeUint64(out, ENVELOPE_HEADER_BYTES, session.clientId);
+  writeUint64(out, ENVELOPE_HEADER_BYTES + 8, session.seq);
   out.set(command, SESSION_HEADER_BYTES);
   return out;
 }
@@ -89,15 +137,13 @@ export function unwrapCommand(data: Uint8Array): Unwrapped | undefined {
   const magic = data[0];
   if (data.length < ENVELOPE_HEADER_BYTES) return undefined;
   if (magic !== MAGIC && magic !== SESSION_MAGIC && magic !== REGISTER_MAGIC) return undefined;
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const origin = Buffer.from(data.buffer, data.byteOffset + 1, 8).toString('hex');
-  const id = { origin, seq: Number(view.getBigUint64(9)) };
+  const id = { origin: originHex(data), seq: readUint64(data, 9) };
   if (magic === MAGIC) return { id, command: data.subarray(ENVELOPE_HEADER_BYTES) };
   if (magic === REGISTER_MAGIC) return { id, command: data.subarray(data.length), register: true };
   if (data.length < SESSION_HEADER_BYTES) return undefined;
   const session = {
-    clientId: Number(view.getBigUint64(ENVELOPE_HEADER_BYTES)),
-    seq: Number(view.getBigUint64(ENVELOPE_HEADER_BYTES + 8)),
+    clientId: readUint64(data, ENVELOPE_HEADER_BYTES),
+    seq: readUint64(data, ENVELOPE_HEADER_BYTES + 8),
   };
   return { id, command: data.subarray(SESSION_HEADER_BYTES), session };
 }

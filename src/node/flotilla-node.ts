@@ -133,7 +133,6 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
   #closed = false;
   #removing = false;
   #last: NodeStatus;
-  #lastConf: string;
 
   /** @internal Made by `createNode`. */
   constructor(host: LibraryHost) {
@@ -141,7 +140,6 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
     this.id = host.options.id;
     this.#host = host;
     this.#last = host.status();
-    this.#lastConf = JSON.stringify(this.#last.confState);
     host.observe(() => this.#observe());
   }
 
@@ -364,13 +362,20 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
   }
 
   /** Runs a request, failing with {@link RemovedError} once removed, and maps raft refusals. */
-  async #call<T>(request: () => Promise<T>): Promise<T> {
-    if (this.#host.removed) throw new RemovedError('REMOVED', `member ${this.id} was removed from the group`);
-    try {
-      return await request();
-    } catch (error) {
-      throw this.#translate(error);
+  #call<T>(request: () => Promise<T>): Promise<T> {
+    if (this.#host.removed) {
+      return Promise.reject(new RemovedError('REMOVED', `member ${this.id} was removed from the group`));
     }
+    // One derived promise per call (an async wrapper around `await` made two).
+    let answer: Promise<T>;
+    try {
+      answer = request();
+    } catch (error) {
+      return Promise.reject(this.#translate(error));
+    }
+    return answer.then(undefined, (error: unknown) => {
+      throw this.#translate(error);
+    });
   }
 
   #change(change: MemberChange, options: ChangeOptions): Promise<void> {
@@ -432,9 +437,8 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
       this.#removing = true;
       events.push(() => this.emit('removed'));
     }
-    const conf = JSON.stringify(now.confState);
-    const confChanged = conf !== this.#lastConf;
-    this.#lastConf = conf;
+    // The host hands out the same confState object until the configuration changes.
+    const confChanged = now.confState !== last.confState;
     if (events.length === 0 && now.term === last.term && !confChanged) return;
     this.#version++;
     process.nextTick(() => {

@@ -28,7 +28,14 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { isRaftError, type Message, type RawNode, type Role, type SnapshotRequest } from '../raft/index.js';
+import {
+  type ConfState,
+  isRaftError,
+  type Message,
+  type RawNode,
+  type Role,
+  type SnapshotRequest,
+} from '../raft/index.js';
 import type { ReplicaStorage } from '../storage/index.js';
 import { type SnapshotSink, TcpTransport } from '../transport/index.js';
 import { type NodeCounters, newNodeCounters } from './counters.js';
@@ -94,6 +101,8 @@ export class Host {
   private readonly loop: ReadyLoop;
   // The raft group: its core, its state machine and its replica concerns.
   protected readonly raw: RawNode;
+  /** The configuration `status()` last reported, and what identified it (see `confState`). */
+  private confCache: { config: unknown; removed: number; confState: ConfState } | undefined;
   private readonly machine: MachineDriver;
   protected readonly replica: Replica;
 
@@ -264,8 +273,23 @@ export class Host {
       groupId: this.options.groupId,
       clusterId: this.options.clusterId,
       machineApplied: this.machine.appliedIndex,
-      confState: this.raw.confState(),
+      confState: this.confState(),
     };
+  }
+
+  /**
+   * The applied configuration; the same object until it changes (the status is built after
+   * every Ready pass). The core replaces its configuration object on every change (they are
+   * frozen) and only ever adds removed ids, so the two identify what `confState()` reports.
+   */
+  private confState(): ConfState {
+    const raft = this.raw.raft;
+    const cached = this.confCache;
+    if (cached?.config === raft.tracker.config && cached.removed === raft.removed.size)
+      return cached.confState;
+    const confState = this.raw.confState();
+    this.confCache = { config: raft.tracker.config, removed: raft.removed.size, confState };
+    return confState;
   }
 
   /** The node's role, for a quick check. */

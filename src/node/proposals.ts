@@ -11,6 +11,7 @@
 import { performance } from 'node:perf_hooks';
 import { isRaftError, type RawNode } from '../raft/index.js';
 import type { NodeCounters } from './counters.js';
+import { Deadlines } from './deadlines.js';
 import { newOrigin, type RequestId } from './envelope.js';
 import {
   type FlotillaError,
@@ -43,11 +44,10 @@ interface PendingProposal {
   /** With the state machine's result; with undefined for a member update. */
   readonly resolve: (result: ProposalOutcome) => void;
   readonly reject: (error: Error) => void;
-  readonly timer: NodeJS.Timeout;
   /** Its timeout in milliseconds (for the error message). */
   readonly timeoutMs: number;
-  /** Removes the abort listener, if any. */
-  unlisten: () => void;
+  /** Removes the abort listener, if one was added. */
+  unlisten: (() => void) | undefined;
   /** Handed to the core (else still queued, e.g. while no leader is known). */
   proposed: boolean;
   /** When it was handed to the core (for the write trace). */
@@ -69,6 +69,8 @@ export interface ProposalDeps {
   readonly trace: WriteTrace;
   /** Schedules the Ready loop (a queued proposal goes into the core on its next pass). */
   readonly wake: () => void;
+  /** The clock timeouts are measured on, in milliseconds; performance.now by default. */
+  readonly now?: () => number;
 }
 
 /** The proposals of one raft group that this node accepted and has not yet seen applied. */
@@ -79,8 +81,15 @@ export class ProposalTracker {
   private seq = 0;
   private readonly pending = new Map<number, PendingProposal>();
   private queued: PendingProposal[] = [];
+  private readonly deadlines: Deadlines;
 
-  constructor(private readonly deps: ProposalDeps) {}
+  constructor(private readonly deps: ProposalDeps) {
+    this.deadlines = new Deadlines(
+      deps.now ?? (() => performance.now()),
+      (seq) => this.pending.has(seq),
+      (seq) => this.expire(seq),
+    );
+  }
 
   /** How many proposals are accepted and not yet settled. */
   get size(): number {
@@ -135,16 +144,14 @@ export class ProposalTracker {
     const data = encode(this.origin, seq);
     const timeoutMs = options.timeoutMs ?? this.deps.options.requestTimeoutMs;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.expire(seq), timeoutMs);
       const pending: PendingProposal = {
         seq,
         data,
         startedMs: performance.now(),
         resolve,
         reject,
-        timer,
         timeoutMs,
-        unlisten: () => {},
+        unlisten: undefined,
         proposed: false,
         proposedMs: 0,
       };
@@ -154,6 +161,7 @@ export class ProposalTracker {
         pending.unlisten = () => signal.removeEventListener('abort', onAbort);
       }
       this.pending.set(seq, pending);
+      this.deadlines.add(seq, timeoutMs);
       this.queued.push(pending);
       this.deps.counters.proposalsAccepted++;
       this.deps.wake();
@@ -260,8 +268,8 @@ export class ProposalTracker {
     const pending = this.pending.get(seq);
     if (pending === undefined) return;
     this.pending.delete(seq);
-    clearTimeout(pending.timer);
-    pending.unlisten();
+    if (this.pending.size === 0) this.deadlines.clear();
+    pending.unlisten?.();
     settle(pending);
   }
 }

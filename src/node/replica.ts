@@ -179,13 +179,18 @@ export class Replica implements ReadyHandler {
    * Proposes a state machine command (encoded by its codec); resolves with the state
    * machine's result once applied here. See `Host.proposeCommand`.
    */
-  async propose(command: unknown, options: ProposeOptions = {}): Promise<unknown> {
-    this.deps.lifecycle.ensureRunning();
-    this.proposals.checkBackPressure();
-    const bytes = this.deps.machine.codec.encode(command);
-    const { session } = options;
-    if (session !== undefined) checkSessionTag(session);
-    return this.proposals.enqueue((origin, seq) => wrapCommand(origin, seq, bytes, session), options);
+  propose(command: unknown, options: ProposeOptions = {}): Promise<unknown> {
+    // Not async: the caller gets the tracker's own promise, not one more wrapped around it.
+    try {
+      this.deps.lifecycle.ensureRunning();
+      this.proposals.checkBackPressure();
+      const bytes = this.deps.machine.codec.encode(command);
+      const { session } = options;
+      if (session !== undefined) checkSessionTag(session);
+      return this.proposals.enqueue((origin, seq) => wrapCommand(origin, seq, bytes, session), options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Opens a client session (sessions.ts); resolves with its id once applied here. */

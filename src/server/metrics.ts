@@ -14,6 +14,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { KvNode } from '../db/index.js';
 import { type NodeCounters, WRITE_STAGES } from '../index.js';
 import { callbackGauge, processMetrics } from './process-metrics.js';
+import { StageHistogram } from './stage-histogram.js';
 
 /** Upper bounds of the request latency histogram, in seconds. */
 export const LATENCY_BUCKETS_SECONDS = [
@@ -162,15 +163,14 @@ export class NodeMetrics {
    * hop (the runtime's `WRITE_STAGES`), fed by the runtime as writes happen.
    */
   private observeWriteStages(node: KvNode): void {
-    const histogram = new Histogram({
+    const histogram = new StageHistogram({
       name: 'flotilla_write_stage_seconds',
       help: 'Latency of each stage of a write on this node (see src/node/write-trace.ts).',
-      labelNames: ['stage'],
-      buckets: [...STAGE_BUCKETS_SECONDS],
-      registers: [this.registry],
+      stages: WRITE_STAGES,
+      buckets: STAGE_BUCKETS_SECONDS,
     });
-    const stages = new Map(WRITE_STAGES.map((stage) => [stage, histogram.labels({ stage })]));
-    node.raft.observeWriteStages((stage, seconds) => stages.get(stage)?.observe(seconds));
+    histogram.register(this.registry);
+    node.raft.observeWriteStages((stage, seconds) => histogram.observe(stage, seconds));
   }
 
   /** Records one finished HTTP request. */
