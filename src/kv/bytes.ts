@@ -92,8 +92,16 @@ export function writeUint64(target: Uint8Array, offset: number, value: number): 
 
 /** Reads 8 big-endian bytes at `offset` as a number (exact below 2^53). */
 export function readUint64(source: Uint8Array, offset: number): number {
-  const view = new DataView(source.buffer, source.byteOffset, source.byteLength);
-  return view.getUint32(offset) * TWO_TO_32 + view.getUint32(offset + 4);
+  return readUint32(source, offset) * TWO_TO_32 + readUint32(source, offset + 4);
+}
+
+/** Reads 4 big-endian bytes at `offset` (no DataView: this runs once per record on a scan). */
+export function readUint32(source: Uint8Array, offset: number): number {
+  if (offset < 0 || offset + 4 > source.length) throw new RangeError('kv: read beyond the end of the bytes');
+  return (
+    source[offset]! * 0x1000000 +
+    ((source[offset + 1]! << 16) | (source[offset + 2]! << 8) | source[offset + 3]!)
+  );
 }
 
 /** The 16-byte revision key of (main, sub): big-endian, so byte order is revision order (like etcd's). */
