@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import fc from 'fast-check';
 import { open } from 'lmdb';
-import { readUint64, revisionKey } from '../src/kv/bytes.js';
+import { readUint64, revisionKey, writeUint64 } from '../src/kv/bytes.js';
 import {
   decodeRecord,
   decodeRecordHead,
@@ -277,4 +277,24 @@ test('an LMDB snapshot streamed from its read buffer is byte for byte the memory
   assert.ok(fromLmdb.length > 20);
   assert.deepEqual(fromLmdb, [...memory.kv.snapshot()]);
   await lmdb.kv.close();
+});
+
+test('revision bytes are read and written as a DataView does, big-endian', () => {
+  fc.assert(
+    fc.property(
+      fc.oneof(fc.nat(), fc.maxSafeNat(), fc.constantFrom(2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1)),
+      fc.nat(8),
+      (value, offset) => {
+        const ours = new Uint8Array(16);
+        writeUint64(ours, offset, value);
+        const view = new DataView(new ArrayBuffer(16));
+        view.setUint32(offset, Math.floor(value / 2 ** 32));
+        view.setUint32(offset + 4, value >>> 0);
+        assert.deepEqual(ours, new Uint8Array(view.buffer));
+        assert.equal(readUint64(ours, offset), value);
+      },
+    ),
+  );
+  assert.throws(() => readUint64(new Uint8Array(8), 1), RangeError);
+  assert.throws(() => writeUint64(new Uint8Array(8), 1, 5), RangeError);
 });

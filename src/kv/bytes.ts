@@ -85,9 +85,17 @@ const TWO_TO_32 = 2 ** 32;
 
 /** Writes a non-negative safe integer as 8 big-endian bytes at `offset`. */
 export function writeUint64(target: Uint8Array, offset: number, value: number): void {
-  const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
-  view.setUint32(offset, Math.floor(value / TWO_TO_32));
-  view.setUint32(offset + 4, value >>> 0);
+  if (offset < 0 || offset + 8 > target.length) throw new RangeError('kv: write beyond the end of the bytes');
+  writeUint32(target, offset, Math.floor(value / TWO_TO_32));
+  writeUint32(target, offset + 4, value >>> 0);
+}
+
+/** Writes 4 big-endian bytes (no DataView: this runs once per record of a snapshot). */
+function writeUint32(target: Uint8Array, offset: number, value: number): void {
+  target[offset] = value >>> 24;
+  target[offset + 1] = (value >>> 16) & 0xff;
+  target[offset + 2] = (value >>> 8) & 0xff;
+  target[offset + 3] = value & 0xff;
 }
 
 /** Reads 8 big-endian bytes at `offset` as a number (exact below 2^53). */
