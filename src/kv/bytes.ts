@@ -85,15 +85,31 @@ const TWO_TO_32 = 2 ** 32;
 
 /** Writes a non-negative safe integer as 8 big-endian bytes at `offset`. */
 export function writeUint64(target: Uint8Array, offset: number, value: number): void {
-  const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
-  view.setUint32(offset, Math.floor(value / TWO_TO_32));
-  view.setUint32(offset + 4, value >>> 0);
+  if (offset < 0 || offset + 8 > target.length) throw new RangeError('kv: write beyond the end of the bytes');
+  writeUint32(target, offset, Math.floor(value / TWO_TO_32));
+  writeUint32(target, offset + 4, value >>> 0);
+}
+
+/** Writes 4 big-endian bytes (no DataView: this runs once per record of a snapshot). */
+function writeUint32(target: Uint8Array, offset: number, value: number): void {
+  target[offset] = value >>> 24;
+  target[offset + 1] = (value >>> 16) & 0xff;
+  target[offset + 2] = (value >>> 8) & 0xff;
+  target[offset + 3] = value & 0xff;
 }
 
 /** Reads 8 big-endian bytes at `offset` as a number (exact below 2^53). */
 export function readUint64(source: Uint8Array, offset: number): number {
-  const view = new DataView(source.buffer, source.byteOffset, source.byteLength);
-  return view.getUint32(offset) * TWO_TO_32 + view.getUint32(offset + 4);
+  return readUint32(source, offset) * TWO_TO_32 + readUint32(source, offset + 4);
+}
+
+/** Reads 4 big-endian bytes at `offset` (no DataView: this runs once per record on a scan). */
+export function readUint32(source: Uint8Array, offset: number): number {
+  if (offset < 0 || offset + 4 > source.length) throw new RangeError('kv: read beyond the end of the bytes');
+  return (
+    source[offset]! * 0x1000000 +
+    ((source[offset + 1]! << 16) | (source[offset + 2]! << 8) | source[offset + 3]!)
+  );
 }
 
 /** The 16-byte revision key of (main, sub): big-endian, so byte order is revision order (like etcd's). */

@@ -5,7 +5,7 @@
  */
 
 import { Packr } from 'msgpackr';
-import { EMPTY_BYTES, plainBytes } from './bytes.js';
+import { copyBytes, EMPTY_BYTES, plainBytes, readUint32 } from './bytes.js';
 import { KvError, type KvErrorCode } from './errors.js';
 import type { KeyValue, KvCommand, KvResponse, KvResult } from './types.js';
 
@@ -85,7 +85,12 @@ export function encodeRecord(record: StoredRecord): Uint8Array {
 
 /** Decodes the record at (main, sub) from its stored bytes; throws `CORRUPT` on a bad shape. */
 export function decodeRecord(main: number, sub: number, bytes: Uint8Array): StoredRecord {
-  const fields = unpack(bytes);
+  let fields: unknown;
+  try {
+    fields = unpack(bytes);
+  } catch {
+    throw corrupt(main, sub);
+  }
   if (!Array.isArray(fields) || !(fields[0] instanceof Uint8Array)) throw corrupt(main, sub);
   const key = fields[0];
   if (fields.length === 1) return { main, sub, tombstone: true, kv: tombstoneKv(key, main) };
@@ -104,6 +109,102 @@ export function decodeRecord(main: number, sub: number, bytes: Uint8Array): Stor
     tombstone: false,
     kv: { key, createRevision, modRevision: main, version, value, lease },
   };
+}
+
+/** What the key index needs of a record: its key, whether it is a tombstone, and its lease. */
+export interface RecordHead {
+  readonly key: Uint8Array;
+  readonly tombstone: boolean;
+  readonly lease: number;
+}
+
+/**
+ * The head of the record at (main, sub) from its stored bytes, the first `size` of `bytes`
+ * (which may be a buffer LMDB reuses: the head keeps a copy of the key only). Reads the
+ * MessagePack that {@link encodeRecord} writes without decoding the value; any other shape
+ * is left to {@link decodeRecord}, so the result is always what a full decode would give.
+ */
+export function decodeRecordHead(
+  main: number,
+  sub: number,
+  bytes: Uint8Array,
+  size = bytes.length,
+): RecordHead {
+  const head = readRecordHead(bytes, size);
+  if (head !== undefined) return head;
+  const record = decodeRecord(main, sub, bytes.subarray(0, size));
+  return { key: copyBytes(record.kv.key), tombstone: record.tombstone, lease: record.kv.lease };
+}
+
+/** {@link decodeRecordHead}'s fast path alone: undefined for bytes of any other shape. */
+export function readRecordHead(bytes: Uint8Array, size = bytes.length): RecordHead | undefined {
+  const reader = new HeadReader(bytes, size);
+  const fields = bytes[0];
+  const key = fields === 0x91 || fields === 0x95 ? reader.bin(1) : undefined;
+  if (key === undefined) return undefined;
+  if (fields === 0x91) {
+    return reader.at === size
+      ? { key: bytes.slice(key.start, key.end), tombstone: true, lease: 0 }
+      : undefined;
+  }
+  const value = reader.bin(key.end);
+  const createRevision = value === undefined ? undefined : reader.number(value.end);
+  const version = createRevision === undefined ? undefined : reader.number(reader.at);
+  const lease = version === undefined ? undefined : reader.number(reader.at);
+  if (lease === undefined || reader.at !== size) return undefined;
+  return { key: bytes.slice(key.start, key.end), tombstone: false, lease };
+}
+
+/** Reads MessagePack `bin` and number items at given offsets; undefined for any other item. */
+class HeadReader {
+  /** The offset after the last item read. */
+  at = 0;
+
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly size: number,
+  ) {}
+
+  /** The `bin` item at `offset`: where its bytes start and end. */
+  bin(offset: number): { start: number; end: number } | undefined {
+    const bytes = this.bytes;
+    let length: number;
+    let start: number;
+    const type = bytes[offset];
+    if (type === 0xc4 && offset + 2 <= this.size) {
+      length = bytes[offset + 1]!;
+      start = offset + 2;
+    } else if (type === 0xc5 && offset + 3 <= this.size) {
+      length = (bytes[offset + 1]! << 8) | bytes[offset + 2]!;
+      start = offset + 3;
+    } else if (type === 0xc6 && offset + 5 <= this.size) {
+      length = readUint32(bytes, offset + 1);
+      start = offset + 5;
+    } else return undefined;
+    if (start + length > this.size) return undefined;
+    this.at = start + length;
+    return { start, end: start + length };
+  }
+
+  /** The non-negative integer or float64 item at `offset`. */
+  number(offset: number): number | undefined {
+    const bytes = this.bytes;
+    const type = bytes[offset];
+    let value: number;
+    let length: number;
+    if (type === undefined || offset >= this.size) return undefined;
+    if (type <= 0x7f) [value, length] = [type, 1];
+    else if (type === 0xcc) [value, length] = [bytes[offset + 1]!, 2];
+    else if (type === 0xcd) [value, length] = [(bytes[offset + 1]! << 8) | bytes[offset + 2]!, 3];
+    else if (type === 0xce && offset + 5 <= this.size) [value, length] = [readUint32(bytes, offset + 1), 5];
+    else if (type === 0xcb && offset + 9 <= this.size) {
+      value = new DataView(bytes.buffer, bytes.byteOffset + offset + 1, 8).getFloat64(0);
+      length = 9;
+    } else return undefined;
+    if (offset + length > this.size) return undefined;
+    this.at = offset + length;
+    return value;
+  }
 }
 
 function corrupt(main: number, sub: number): KvError {

@@ -11,7 +11,9 @@
  *   - `m` → `[formatVersion, appliedIndex, revision, compactRevision]`.
  *
  * The key index is in memory, rebuilt on open by one scan of the history (as etcd rebuilds
- * its treeIndex), so LMDB keys stay 17 bytes whatever the user keys are.
+ * its treeIndex), so LMDB keys stay 17 bytes whatever the user keys are. The scan reads only
+ * each record's head (key, tombstone, lease) inside LMDB's read buffer: values are neither
+ * copied nor decoded (lmdb-store.ts, `scanRecordHeads`).
  *
  * Applying: `applyBatch` runs the batch through the in-memory state machine synchronously
  * and returns its results; the batch's LMDB writes (its records, leases, sessions, and the
@@ -52,8 +54,12 @@
  * an LMDB read transaction together with a frozen copy of the overlay, which together are
  * exactly the applied state at the call, while applies and commits go on.
  *
- * Restore writes the snapshot into the inactive generation and flips `g` in one final
- * (synchronous, fsynced) transaction, so a crash mid-restore leaves the previous state intact.
+ * Restore writes the snapshot into the inactive generation, in bounded transactions
+ * committed off the event loop (lmdb-restore.ts), and flips `g` in one final (synchronous,
+ * fsynced) transaction, so a crash mid-restore leaves the previous state intact. The key index
+ * comes from the stream, so the restored store is not read back. A snapshot's records are
+ * read without copying them first (lmdb-store.ts, `openTransientDatabase`): each is copied
+ * once, into its chunk.
  */
 
 import { statSync } from 'node:fs';
@@ -62,28 +68,29 @@ import { open, type RootDatabase } from 'lmdb';
 import { assert } from '../raft/assert.js';
 import { BaseKvBackend, type KvBackend, KvSnapshot } from './backend.js';
 import { decodeResult, encodeResult } from './codec.js';
+import { IndexLoader } from './index-loader.js';
 import {
   type CommitBatch,
   type CommitOptions,
   CommitPipeline,
   type LmdbKvTestHooks,
 } from './lmdb-commits.js';
+import { type RestoredGeneration, restoreGeneration } from './lmdb-restore.js';
 import {
   type BinaryDatabase,
   encodedRecords,
-  encodeMeta,
+  type HeadDatabase,
   LmdbStore,
-  leaseEntry,
-  META_KEY,
+  openHeadDatabase,
+  openTransientDatabase,
   readEncodedSessions,
   readLeases,
   readMeta,
   recordKey,
-  recordKeyOf,
+  scanRecordHeads,
   scanRecordView,
-  sessionEntry,
 } from './lmdb-store.js';
-import { decodeSnapshot, encodeSnapshot, type SnapshotPart } from './snapshot.js';
+import { encodeSnapshot } from './snapshot.js';
 import { DEFAULT_KV_OPTIONS, EMPTY_KV_META, type KvOptions, KvStateMachine } from './state-machine.js';
 import type { KvEntry, KvResult } from './types.js';
 
@@ -98,6 +105,11 @@ export interface LmdbKvOptions extends KvOptions, CommitOptions {
    * transaction at a time, off the apply path (etcd deletes 1,000 per batch with a pause).
    */
   readonly compactDeletesPerCommit: number;
+  /**
+   * A restore writes the snapshot in transactions of about this many bytes, one committing
+   * while the next is staged: what bounds its memory (lmdb-restore.ts).
+   */
+  readonly restoreTransactionBytesMax: number;
 }
 
 /** The default options: commits every 100 ms; 32 MiB or 1024 batches in flight at most. */
@@ -105,12 +117,25 @@ export const DEFAULT_LMDB_KV_OPTIONS: LmdbKvOptions = Object.freeze({
   ...DEFAULT_KV_OPTIONS,
   noSync: false,
   compactDeletesPerCommit: 5_000,
+  restoreTransactionBytesMax: 4 * 1024 * 1024,
   commitIntervalMs: 100,
   commitBytesMax: 32 * 1024 * 1024,
   commitBatchesMax: 1024,
 });
 
 const GENERATION_KEY = Uint8Array.of(0x67); // 'g'
+
+/** Read-only handles on a generation database that read values without copying them first. */
+interface GenerationViews {
+  /** Records as their heads (loading the key index). */
+  readonly heads: HeadDatabase;
+  /** Records as views into LMDB's read buffer (streaming a snapshot). */
+  readonly transient: BinaryDatabase;
+}
+
+function openViews(root: RootDatabase, name: string): GenerationViews {
+  return { heads: openHeadDatabase(root, name), transient: openTransientDatabase(root, name) };
+}
 
 /** What lmdb-js's `getStats` reports of one tree. */
 interface PageStats {
@@ -131,6 +156,7 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
   /** The deletion of compacted records in progress, if any (one transaction at a time). */
   private deletingCompacted: Promise<void> | undefined;
   private readonly compactDeletesPerCommit: number;
+  private readonly restoreTransactionBytesMax: number;
   private readonly commits: CommitPipeline;
   private readonly failureListeners: ((error: unknown) => void)[] = [];
 
@@ -140,6 +166,8 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     private readonly root: RootDatabase<Uint8Array, Uint8Array>,
     private readonly metaDb: BinaryDatabase,
     private readonly generations: readonly [BinaryDatabase, BinaryDatabase],
+    /** The generations again, read without copying values (see lmdb-store.ts). */
+    private readonly views: readonly [GenerationViews, GenerationViews],
     private generation: number,
     private readonly store: LmdbStore,
     machine: KvStateMachine,
@@ -148,6 +176,7 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
   ) {
     super(machine);
     this.compactDeletesPerCommit = commitOptions.compactDeletesPerCommit;
+    this.restoreTransactionBytesMax = commitOptions.restoreTransactionBytesMax;
     this.commits = new CommitPipeline(
       root,
       commitOptions,
@@ -170,6 +199,7 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     const merged: LmdbKvOptions = { ...DEFAULT_LMDB_KV_OPTIONS, ...options };
     assert(merged.commitBytesMax > 0 && merged.commitBatchesMax > 0, 'kv: commit bounds must be positive');
     assert(merged.commitIntervalMs >= 0, 'kv: commit interval must not be negative');
+    assert(merged.restoreTransactionBytesMax > 0, 'kv: restoreTransactionBytesMax must be positive');
     const root = open<Uint8Array, Uint8Array>({ path, maxDbs: 4, noSync: merged.noSync });
     const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
     const metaDb: BinaryDatabase = root.openDB({ name: 'meta', ...binary });
@@ -177,6 +207,7 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
       root.openDB({ name: 'kv-0', ...binary }),
       root.openDB({ name: 'kv-1', ...binary }),
     ] as const;
+    const views = [openViews(root, 'kv-0'), openViews(root, 'kv-1')] as const;
     const generation = metaDb.get(GENERATION_KEY)?.[0] ?? 0;
     assert(generation === 0 || generation === 1, `kv: bad generation ${generation}`);
     const store = new LmdbStore(generations[generation]);
@@ -186,6 +217,7 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
       root,
       metaDb,
       generations,
+      views,
       generation,
       store,
       machine,
@@ -249,8 +281,9 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     const compacted = this.store.compacted.view();
     const transaction = this.root.useReadTransaction();
     try {
+      // Each record's bytes are copied into its chunk at once: they may be read in LMDB's buffer.
       const records = scanRecordView(
-        this.store.db,
+        this.views[this.generation]!.transient,
         overlay,
         0,
         Number.MAX_SAFE_INTEGER,
@@ -302,14 +335,18 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
       const next = 1 - this.generation;
       const target = this.generations[next]!;
       this.root.transactionSync(() => target.clearSync());
-      for await (const part of decodeSnapshot(chunks)) {
-        this.root.transactionSync(() => writePart(target, part));
-      }
+      const restored = await restoreGeneration(
+        this.root,
+        target,
+        chunks,
+        this.restoreTransactionBytesMax,
+        this.hooks.restoreStaged,
+      );
       const previous = this.generations[this.generation]!;
       this.root.transactionSync(() => this.metaDb.putSync(GENERATION_KEY, Uint8Array.of(next)));
       this.generation = next;
       this.store.db = target;
-      this.load();
+      this.load(restored);
       this.root.transactionSync(() => previous.clearSync());
     } finally {
       this.restoring = false;
@@ -419,17 +456,26 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
     });
   }
 
-  /** Loads the active generation into the state machine; nothing may be in flight. */
-  private load(): void {
+  /**
+   * Loads the active generation into the state machine; nothing may be in flight. The key
+   * index is rebuilt from the records' heads (or comes from the restore that wrote them).
+   */
+  private load(restored?: RestoredGeneration): void {
     try {
       const db = this.store.db;
-      const meta = readMeta(db) ?? EMPTY_KV_META;
+      const meta = restored?.meta ?? readMeta(db) ?? EMPTY_KV_META;
       const sessions = readEncodedSessions(db).map((session) => ({
         ...session,
         result: decodeResult(session.result),
       }));
-      const records = this.store.scanRecords(0, Number.MAX_SAFE_INTEGER);
-      this.machine.reset(meta, records, readLeases(db), sessions);
+      let loaded = restored?.loaded;
+      if (loaded === undefined) {
+        loaded = new IndexLoader(meta.revision);
+        for (const [main, sub, head] of scanRecordHeads(this.views[this.generation]!.heads)) {
+          loaded.add(main, sub, head);
+        }
+      }
+      this.machine.reset(meta, loaded, readLeases(db), sessions);
       this.commits.reset(meta.appliedIndex);
       // A compaction whose deletions were cut short by a crash: finish it.
       this.store.deleteCompacted(this.machine.compactLeftovers(), meta.appliedIndex);
@@ -438,23 +484,5 @@ export class LmdbKvBackend extends BaseKvBackend implements KvBackend {
       this.failure = error;
       throw error;
     }
-  }
-}
-
-/** Writes one decoded snapshot part into `db` (inside a transaction). */
-function writePart(db: BinaryDatabase, part: SnapshotPart): void {
-  switch (part.kind) {
-    case 'header':
-      db.putSync(META_KEY, encodeMeta(part.meta));
-      return;
-    case 'records':
-      for (const [revisionKey, bytes] of part.records) db.putSync(recordKeyOf(revisionKey), bytes);
-      return;
-    case 'leases':
-      for (const lease of part.leases) db.putSync(...leaseEntry(lease));
-      return;
-    case 'sessions':
-      for (const session of part.sessions) db.putSync(...sessionEntry(session));
-      return;
   }
 }

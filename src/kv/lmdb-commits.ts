@@ -57,6 +57,8 @@ export interface LmdbKvTestHooks {
    * there, as a process that dies between two of them.
    */
   readonly beforeCompactedDelete?: () => Promise<boolean>;
+  /** Told, at the end of each restore, the most bytes it held staged at once. */
+  readonly restoreStaged?: (peakStagedBytes: number) => void;
 }
 
 /** One applied batch on its way to LMDB. */

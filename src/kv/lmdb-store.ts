@@ -12,11 +12,21 @@
  * the state machine reads them from its own tables, and so does a snapshot.
  */
 
-import type { Database, Transaction } from 'lmdb';
+import type { Database, DatabaseOptions, RootDatabase, Transaction } from 'lmdb';
 import { assert } from '../raft/assert.js';
 import { parseAlarms } from './alarms.js';
 import { readUint64, revisionKey, writeUint64 } from './bytes.js';
-import { decodeRecord, encodeRecord, encodeResult, pack, type StoredRecord, unpack } from './codec.js';
+import {
+  decodeRecord,
+  decodeRecordHead,
+  encodeRecord,
+  encodeResult,
+  pack,
+  type RecordHead,
+  readRecordHead,
+  type StoredRecord,
+  unpack,
+} from './codec.js';
 import { KvError } from './errors.js';
 import { CompactedBacklog, type CompactedSet, NOTHING_COMPACTED } from './lmdb-compacted.js';
 import type { SessionRecord } from './sessions.js';
@@ -274,6 +284,63 @@ export function* scanRecordView(
   }
   for (const record of overlay.pending(fromMain, toMain)) {
     if (!compacted.has(record.main, record.sub)) yield record;
+  }
+}
+
+/**
+ * A second handle on a generation database whose reads yield each record's head (key,
+ * tombstone, lease) decoded inside LMDB's reused read buffer, so a scan never copies a value
+ * (lmdb-js hands a decoder without `needsStableBuffer` its own buffer); bytes of another
+ * shape come back as a copy, for {@link decodeRecordHead} to decode in full. Only
+ * {@link scanRecordHeads} reads through it.
+ */
+export type HeadDatabase = Database<RecordHead | Uint8Array, Uint8Array>;
+
+/** Opens the {@link HeadDatabase} of the database `name` of `root`. */
+export function openHeadDatabase(root: RootDatabase, name: string): HeadDatabase {
+  return openDecoding(
+    root,
+    name,
+    (bytes, size): RecordHead | Uint8Array => readRecordHead(bytes, size) ?? bytes.slice(0, size),
+  );
+}
+
+/**
+ * A handle on the database `name` whose reads yield views into LMDB's reused read buffer,
+ * valid only until the next read: for a scan whose consumer copies each value at once (a
+ * snapshot's records, snapshot-records.ts).
+ */
+export function openTransientDatabase(root: RootDatabase, name: string): BinaryDatabase {
+  return openDecoding(root, name, (bytes, size) => bytes.subarray(0, size));
+}
+
+/** A read-only handle on `name` whose values `decode` reads in LMDB's own buffer (no copy first). */
+function openDecoding<Value>(
+  root: RootDatabase,
+  name: string,
+  decode: (bytes: Uint8Array, size: number) => Value,
+): Database<Value, Uint8Array> {
+  const encoder = {
+    needsStableBuffer: false,
+    encode: (): never => {
+      throw new Error(`kv: this view of ${name} is read only`);
+    },
+    decode,
+  };
+  // lmdb-js takes `encoder` as a database option; its types do not list it.
+  const options: DatabaseOptions & { name: string } = { name, keyEncoding: 'binary', encoding: 'binary' };
+  return root.openDB({ ...options, encoder } as typeof options) as unknown as Database<Value, Uint8Array>;
+}
+
+/** The heads of every record in LMDB's latest committed state of `db`, ascending by revision. */
+export function* scanRecordHeads(db: HeadDatabase): Generator<readonly [number, number, RecordHead]> {
+  for (const { key, value } of db.getRange({
+    start: Uint8Array.of(RECORD),
+    end: Uint8Array.of(RECORD + 1),
+  })) {
+    const main = readUint64(key, 1);
+    const sub = readUint64(key, 9);
+    yield [main, sub, value instanceof Uint8Array ? decodeRecordHead(main, sub, value) : value];
   }
 }
 

@@ -8,6 +8,7 @@ import { assert } from '../raft/assert.js';
 import { BaseKvBackend, type KvBackend, KvSnapshot } from './backend.js';
 import { readUint64, revisionKey } from './bytes.js';
 import { decodeRecord, decodeResult, encodeRecord, encodeResult, type StoredRecord } from './codec.js';
+import { IndexLoader } from './index-loader.js';
 import type { SessionRecord } from './sessions.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 import { DEFAULT_KV_OPTIONS, type KvOptions, KvStateMachine } from './state-machine.js';
@@ -154,7 +155,11 @@ export class MemoryKvBackend extends BaseKvBackend implements KvBackend {
     }
     assert(meta !== undefined, 'kv: snapshot decoded without header');
     try {
-      this.machine.reset(meta, records, leases, sessions);
+      const loaded = new IndexLoader(meta.revision);
+      for (const { main, sub, tombstone, kv } of records) {
+        loaded.add(main, sub, { key: kv.key, tombstone, lease: kv.lease });
+      }
+      this.machine.reset(meta, loaded, leases, sessions);
       this.store.load(records);
     } catch (error) {
       this.failure = error;

@@ -19,6 +19,7 @@ import { parseAlarms } from './alarms.js';
 import { compareBytes, equalBytes, readUint64 } from './bytes.js';
 import { pack, unpack } from './codec.js';
 import { KvError } from './errors.js';
+import { RecordsChunkWriter } from './snapshot-records.js';
 import type { KvMeta, LeaseInfo } from './types.js';
 
 /** Names the format in the header. */
@@ -37,7 +38,10 @@ export interface EncodedSession {
 /** A consistent view of a store to write as a snapshot. */
 export interface SnapshotSource {
   readonly meta: KvMeta;
-  /** (16-byte revision key, record bytes) in ascending revision order. */
+  /**
+   * (16-byte revision key, record bytes) in ascending revision order. The bytes may be a
+   * view valid only until the next record is asked for: each is copied into its chunk at once.
+   */
   readonly records: Iterable<readonly [Uint8Array, Uint8Array]>;
   /** By ascending id. */
   readonly leases: Iterable<LeaseInfo>;
@@ -73,11 +77,10 @@ export function* encodeSnapshot(source: SnapshotSource, chunkBytesMax: number): 
     // Only when raised: a snapshot without alarms is byte for byte what it was before them.
     ...(alarms.length === 0 ? {} : { alarms: alarms.map((a) => [a.memberId, a.alarm]) }),
   });
-  const records = mapIterable(
-    source.records,
-    (record) => [record, record[0].length + record[1].length] as const,
-  );
-  for (const batch of batches(records, chunkBytesMax)) yield chunk('records', batch);
+  for (const bytes of recordChunks(source.records, chunkBytesMax)) {
+    checksum.update(bytes);
+    yield bytes;
+  }
   const leases = mapIterable(source.leases, (lease) => {
     const fields = [lease.id, lease.ttlSeconds, lease.remainingTtlSeconds, lease.anchorMs];
     return [fields, 0] as const;
@@ -89,6 +92,32 @@ export function* encodeSnapshot(source: SnapshotSource, chunkBytesMax: number): 
   });
   for (const batch of batches(sessions, chunkBytesMax)) yield chunk('sessions', batch);
   yield pack(['end', new Uint8Array(checksum.digest())]);
+}
+
+/**
+ * The `records` chunks of `records`, cut where {@link batches} would cut them; each record's
+ * bytes are copied into its chunk before the next record is asked for (see snapshot-records.ts).
+ */
+function* recordChunks(
+  records: Iterable<readonly [Uint8Array, Uint8Array]>,
+  chunkBytesMax: number,
+): Generator<Uint8Array> {
+  let capacity = Math.min(chunkBytesMax, 64 * 1024);
+  let writer = new RecordsChunkWriter(capacity);
+  let bytes = 0;
+  for (const [revisionKey, recordBytes] of records) {
+    const size = revisionKey.length + recordBytes.length;
+    if (writer.count > 0 && bytes + size + itemOverheadBytes > chunkBytesMax) {
+      const chunk = writer.finish();
+      yield chunk;
+      capacity = Math.max(capacity, chunk.length);
+      writer = new RecordsChunkWriter(capacity);
+      bytes = 0;
+    }
+    writer.add(revisionKey, recordBytes);
+    bytes += size + itemOverheadBytes;
+  }
+  if (writer.count > 0) yield writer.finish();
 }
 
 function* mapIterable<Item, Mapped>(items: Iterable<Item>, map: (item: Item) => Mapped): Generator<Mapped> {

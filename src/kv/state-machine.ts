@@ -12,6 +12,7 @@ import { AlarmTable, growsStore } from './alarms.js';
 import { inKeyRange, type KeyRange, keyBytes, keyString, parseKeyRange, writeUint64 } from './bytes.js';
 import { encodeResult, type StoredRecord } from './codec.js';
 import { isKvError, KvError } from './errors.js';
+import type { IndexLoader } from './index-loader.js';
 import { type IndexEntry, KeyIndex } from './key-index.js';
 import { LeaseTable, remainingSeconds } from './leases.js';
 import { selectRange } from './range.js';
@@ -69,7 +70,7 @@ export const EMPTY_KV_META: KvMeta = Object.freeze({ appliedIndex: 0, revision: 
 /** The shared MVCC core of every backend. */
 export class KvStateMachine implements CommittedReads, WatchSource {
   private meta: { appliedIndex: number; revision: number; compactRevision: number } = { ...EMPTY_KV_META };
-  private readonly index = new KeyIndex();
+  private index = new KeyIndex();
   private readonly leases = new LeaseTable();
   private readonly sessions = new SessionTable();
   private readonly alarms = new AlarmTable();
@@ -118,25 +119,18 @@ export class KvStateMachine implements CommittedReads, WatchSource {
   }
 
   /**
-   * Replaces the whole state: `records` in ascending revision order, `sessions` least
-   * recently touched first. Throws `CORRUPT` if they contradict each other.
+   * Replaces the whole state: the key index `loaded` from the records (see index-loader.ts),
+   * `sessions` least recently touched first. Throws `CORRUPT` if they contradict each other.
    */
   reset(
     meta: KvMeta,
-    records: Iterable<StoredRecord>,
+    loaded: IndexLoader,
     leases: Iterable<LeaseInfo>,
     sessions: Iterable<SessionRecord>,
   ): void {
-    this.index.clear();
+    this.index = loaded.index;
     this.leases.clear();
-    const leaseOfKey = new Map<string, number>();
-    for (const record of records) {
-      if (record.main > meta.revision) throw new KvError('CORRUPT', 'kv: record above the current revision');
-      const key = keyString(record.kv.key);
-      this.index.append(key, { main: record.main, sub: record.sub, tombstone: record.tombstone });
-      if (record.tombstone || record.kv.lease === 0) leaseOfKey.delete(key);
-      else leaseOfKey.set(key, record.kv.lease);
-    }
+    const leaseOfKey = loaded.leaseOfKey;
     for (const lease of leases) this.leases.add(lease);
     for (const [key, lease] of leaseOfKey) {
       if (this.leases.get(lease) === undefined)

@@ -1,0 +1,29 @@
+/**
+ * Builds a store's key index from its records' heads (key, tombstone, lease), in ascending
+ * revision order: the index a restart or a restore starts from. Values are never needed,
+ * so callers feed it heads decoded without touching them (codec.ts, `decodeRecordHead`).
+ */
+
+import { keyString } from './bytes.js';
+import type { RecordHead } from './codec.js';
+import { KvError } from './errors.js';
+import { KeyIndex } from './key-index.js';
+
+/** A key index being loaded, with the lease each key is attached to. */
+export class IndexLoader {
+  readonly index = new KeyIndex();
+  /** The lease of each key whose latest write attached one. */
+  readonly leaseOfKey = new Map<string, number>();
+
+  /** `revision`: the store's current revision, which no record may exceed. */
+  constructor(private readonly revision: number) {}
+
+  /** Adds the record at (main, sub); records come in ascending revision order. */
+  add(main: number, sub: number, head: RecordHead): void {
+    if (main > this.revision) throw new KvError('CORRUPT', 'kv: record above the current revision');
+    const key = keyString(head.key);
+    this.index.append(key, { main, sub, tombstone: head.tombstone });
+    if (head.tombstone || head.lease === 0) this.leaseOfKey.delete(key);
+    else this.leaseOfKey.set(key, head.lease);
+  }
+}
