@@ -317,14 +317,17 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
   }
 
   /**
-   * The status as of the last Ready pass, then again each time role, leader, term, applied
-   * index or configuration changed (changes between two `next()` calls coalesce into the
-   * latest status; it agrees with the events). Ends when the node closes or `signal` aborts.
+   * The status now, then again each time role, leader, term, applied index or configuration
+   * changed (changes between two `next()` calls coalesce into the latest status; it agrees
+   * with the events). Ends when the node closes or `signal` aborts.
    */
   async *watchStatus(options: { readonly signal?: AbortSignal } = {}): AsyncGenerator<NodeStatus, void> {
     const { signal } = options;
-    let seen = -1;
-    while (!this.#closed && signal?.aborted !== true) {
+    const ended = (): boolean => this.#closed || signal?.aborted === true;
+    if (ended()) return;
+    let seen = this.#version;
+    yield this.#host.status();
+    while (!ended()) {
       if (seen !== this.#version) {
         seen = this.#version;
         yield this.#last;
@@ -423,8 +426,11 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
 
   /** After each Ready pass: notices changes, emits their events, stops once removed. */
   #observe(): void {
-    const now = this.#host.status();
     const last = this.#last;
+    const removing = !this.#removing && !this.#closed && this.#host.removed;
+    // Most passes (a follower's append, a leader's proposal) change nothing reported.
+    if (!removing && !this.#host.statusChangedSince(last)) return;
+    const now = this.#host.status();
     this.#last = now;
     const events: (() => void)[] = [];
     if (now.role !== last.role) events.push(() => this.emit('role', now.role, now));
@@ -432,7 +438,6 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
     if (now.machineApplied !== last.machineApplied) {
       events.push(() => this.emit('applied', now.machineApplied, now));
     }
-    const removing = !this.#removing && !this.#closed && this.#host.removed;
     if (removing) {
       this.#removing = true;
       events.push(() => this.emit('removed'));

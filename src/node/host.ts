@@ -282,7 +282,7 @@ export class Host {
    * every Ready pass). The core replaces its configuration object on every change (they are
    * frozen) and only ever adds removed ids, so the two identify what `confState()` reports.
    */
-  private confState(): ConfState {
+  protected confState(): ConfState {
     const raft = this.raw.raft;
     const cached = this.confCache;
     if (cached?.config === raft.tracker.config && cached.removed === raft.removed.size)
@@ -290,6 +290,18 @@ export class Host {
     const confState = this.raw.confState();
     this.confCache = { config: raft.tracker.config, removed: raft.removed.size, confState };
     return confState;
+  }
+
+  /** Whether role, leader, term, applied index or configuration differ from `last` (no status built). */
+  statusChangedSince(last: HostStatus): boolean {
+    const r = this.raw.raft;
+    return (
+      r.role !== last.role ||
+      r.leader !== last.leader ||
+      r.term !== last.term ||
+      this.machine.appliedIndex !== last.machineApplied ||
+      this.confState() !== last.confState
+    );
   }
 
   /** The node's role, for a quick check. */

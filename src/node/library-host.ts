@@ -50,6 +50,7 @@ export class LibraryHost extends Host {
 
   /** Records whether the applied configuration lists this member as removed. */
   private noticeRemoval(): void {
-    if (!this.removedSelf) this.removedSelf = (this.raw.confState().removed ?? []).includes(this.options.id);
+    // The host's applied configuration: the same object until it changes (no copy per pass).
+    if (!this.removedSelf) this.removedSelf = (this.confState().removed ?? []).includes(this.options.id);
   }
 }
