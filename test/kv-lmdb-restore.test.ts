@@ -38,7 +38,8 @@ const freshPath = () => join(root, `kv-${directories++}`);
 function fullHead(bytes: Uint8Array): unknown {
   try {
     const record = decodeRecord(1, 0, bytes);
-    return { key: [...record.kv.key], tombstone: record.tombstone, lease: record.kv.lease };
+    const { createRevision, version, lease } = record.kv;
+    return { key: [...record.kv.key], tombstone: record.tombstone, createRevision, version, lease };
   } catch (error) {
     return { threw: isKvError(error, 'CORRUPT') ? 'CORRUPT' : 'other' };
   }
@@ -50,7 +51,8 @@ function fastHead(bytes: Uint8Array, padding: number): unknown {
   buffer.set(bytes);
   try {
     const head = decodeRecordHead(1, 0, buffer, bytes.length);
-    return { key: [...head.key], tombstone: head.tombstone, lease: head.lease };
+    const { createRevision, version, lease } = head;
+    return { key: [...head.key], tombstone: head.tombstone, createRevision, version, lease };
   } catch (error) {
     return { threw: isKvError(error, 'CORRUPT') ? 'CORRUPT' : 'other' };
   }
@@ -137,10 +139,13 @@ function indexByFullDecode(db: BinaryDatabase, revision: number): IndexLoader {
   const loader = new IndexLoader(revision);
   for (const { key, value } of db.getRange({ start: Uint8Array.of(0x72), end: Uint8Array.of(0x73) })) {
     const record = decodeRecord(readUint64(key, 1), readUint64(key, 9), value);
+    const { createRevision, version, lease } = record.kv;
     loader.add(record.main, record.sub, {
       key: record.kv.key,
       tombstone: record.tombstone,
-      lease: record.kv.lease,
+      createRevision,
+      version,
+      lease,
     });
   }
   return loader;

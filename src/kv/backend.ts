@@ -197,6 +197,15 @@ export abstract class BaseKvBackend {
     return this.machine.watch(request);
   }
 
+  /**
+   * Throws `CORRUPT` unless the in-memory key index and lease table agree with the stored
+   * records (reads all of them; for tests and diagnostics).
+   */
+  verifyIndex(): void {
+    this.ensureUsable();
+    this.machine.verifyIndex();
+  }
+
   /** See {@link KvBackend.hashKv}. */
   hashKv(revision = 0): KvHash {
     this.ensureUsable();

@@ -111,10 +111,15 @@ export function decodeRecord(main: number, sub: number, bytes: Uint8Array): Stor
   };
 }
 
-/** What the key index needs of a record: its key, whether it is a tombstone, and its lease. */
+/**
+ * What the key index needs of a record: its key, whether it is a tombstone, and a put's
+ * create revision, version and lease (zeros for a tombstone).
+ */
 export interface RecordHead {
   readonly key: Uint8Array;
   readonly tombstone: boolean;
+  readonly createRevision: number;
+  readonly version: number;
   readonly lease: number;
 }
 
@@ -132,8 +137,9 @@ export function decodeRecordHead(
 ): RecordHead {
   const head = readRecordHead(bytes, size);
   if (head !== undefined) return head;
-  const record = decodeRecord(main, sub, bytes.subarray(0, size));
-  return { key: copyBytes(record.kv.key), tombstone: record.tombstone, lease: record.kv.lease };
+  const { tombstone, kv } = decodeRecord(main, sub, bytes.subarray(0, size));
+  const { createRevision, version, lease } = kv;
+  return { key: copyBytes(kv.key), tombstone, createRevision, version, lease };
 }
 
 /** {@link decodeRecordHead}'s fast path alone: undefined for bytes of any other shape. */
@@ -144,15 +150,16 @@ export function readRecordHead(bytes: Uint8Array, size = bytes.length): RecordHe
   if (key === undefined) return undefined;
   if (fields === 0x91) {
     return reader.at === size
-      ? { key: bytes.slice(key.start, key.end), tombstone: true, lease: 0 }
+      ? { key: bytes.slice(key.start, key.end), tombstone: true, createRevision: 0, version: 0, lease: 0 }
       : undefined;
   }
   const value = reader.bin(key.end);
   const createRevision = value === undefined ? undefined : reader.number(value.end);
   const version = createRevision === undefined ? undefined : reader.number(reader.at);
   const lease = version === undefined ? undefined : reader.number(reader.at);
-  if (lease === undefined || reader.at !== size) return undefined;
-  return { key: bytes.slice(key.start, key.end), tombstone: false, lease };
+  if (createRevision === undefined || version === undefined || lease === undefined) return undefined;
+  if (reader.at !== size) return undefined;
+  return { key: bytes.slice(key.start, key.end), tombstone: false, createRevision, version, lease };
 }
 
 /** Reads MessagePack `bin` and number items at given offsets; undefined for any other item. */

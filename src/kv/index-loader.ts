@@ -1,13 +1,14 @@
 /**
- * Builds a store's key index from its records' heads (key, tombstone, lease), in ascending
- * revision order: the index a restart or a restore starts from. Values are never needed,
- * so callers feed it heads decoded without touching them (codec.ts, `decodeRecordHead`).
+ * Builds a store's key index from its records' heads (key, tombstone, and a put's create
+ * revision, version and lease), in ascending revision order: the index a restart or a
+ * restore starts from. Values are never needed, so callers feed it heads decoded without
+ * touching them (codec.ts, `decodeRecordHead`).
  */
 
 import { keyString } from './bytes.js';
 import type { RecordHead } from './codec.js';
 import { KvError } from './errors.js';
-import { KeyIndex } from './key-index.js';
+import { IndexEntry, KeyIndex } from './key-index.js';
 
 /** A key index being loaded, with the lease each key is attached to. */
 export class IndexLoader {
@@ -22,7 +23,12 @@ export class IndexLoader {
   add(main: number, sub: number, head: RecordHead): void {
     if (main > this.revision) throw new KvError('CORRUPT', 'kv: record above the current revision');
     const key = keyString(head.key);
-    this.index.append(key, { main, sub, tombstone: head.tombstone });
+    if (head.tombstone) this.index.append(key, IndexEntry.tombstone(main, sub));
+    else {
+      // A put's version is at least 1: version 0 marks a tombstone in the index.
+      if (!(head.version >= 1)) throw new KvError('CORRUPT', `kv: record ${main}.${sub} with version 0`);
+      this.index.append(key, new IndexEntry(main, sub, head.createRevision, head.version, head.lease));
+    }
     if (head.tombstone || head.lease === 0) this.leaseOfKey.delete(key);
     else this.leaseOfKey.set(key, head.lease);
   }

@@ -4,16 +4,52 @@
  * backend's revision store; the index says which revision of a key is visible at a given
  * revision. Both backends use it; the LMDB backend rebuilds it from its revision store on
  * open, as etcd rebuilds its treeIndex from bbolt.
+ *
+ * Each put's entry also carries the record's create revision, version and lease (what etcd
+ * keeps in a keyIndex generation and in its lessor's item map), so a write learns them from
+ * memory: it reads the previous record from the store only when it needs the value.
+ * A key written once (most keys of a large, compacted store) keeps its one entry without an
+ * array around it.
  */
 
 import { assert } from '../raft/assert.js';
 import type { KeyRange } from './bytes.js';
+import type { StoredRecord } from './codec.js';
 
-/** One write of a key: revision (main, sub), and whether it was a deletion. */
-export interface IndexEntry {
-  readonly main: number;
-  readonly sub: number;
-  readonly tombstone: boolean;
+/**
+ * One write of a key: revision (main, sub) and, for a put, its create revision, version and
+ * lease. A tombstone has version 0 (a put's version is at least 1) and zeros elsewhere.
+ */
+export class IndexEntry {
+  constructor(
+    readonly main: number,
+    readonly sub: number,
+    readonly createRevision: number,
+    readonly version: number,
+    readonly lease: number,
+  ) {}
+
+  /** A deletion of the key. */
+  static tombstone(main: number, sub: number): IndexEntry {
+    return new IndexEntry(main, sub, 0, 0, 0);
+  }
+
+  /** The entry of `record`. */
+  static of(record: StoredRecord): IndexEntry {
+    const { main, sub, kv } = record;
+    if (record.tombstone) return IndexEntry.tombstone(main, sub);
+    return new IndexEntry(main, sub, kv.createRevision, kv.version, kv.lease);
+  }
+
+  /** Whether the write was a deletion. */
+  get tombstone(): boolean {
+    return this.version === 0;
+  }
+
+  /** The revision of the write (what a kv calls its mod revision). */
+  get modRevision(): number {
+    return this.main;
+  }
 }
 
 /** A key and the entry of it visible at some revision. */
@@ -21,6 +57,9 @@ export interface VisibleKey {
   readonly key: string;
   readonly entry: IndexEntry;
 }
+
+/** A key's writes: one entry alone, or two and more in ascending order. */
+type History = IndexEntry | IndexEntry[];
 
 /** Keys per chunk of the sorted key list: inserts cost O(chunk) instead of O(keys). */
 const chunkKeysMax = 512;
@@ -105,8 +144,9 @@ function compareRevision(entry: IndexEntry, main: number, sub: number): number {
 
 /** Every key's revision history, and the keys in byte order. */
 export class KeyIndex {
-  // Invariant: every history is non-empty and strictly ascending by (main, sub).
-  private readonly histories = new Map<string, IndexEntry[]>();
+  // Invariant: every history is non-empty and strictly ascending by (main, sub); an array
+  // holds at least two entries.
+  private readonly histories = new Map<string, History>();
   private readonly sorted = new SortedKeys();
 
   /** How many keys have history (live or deleted but not yet compacted away). */
@@ -118,19 +158,20 @@ export class KeyIndex {
   append(key: string, entry: IndexEntry): void {
     const history = this.histories.get(key);
     if (history === undefined) {
-      this.histories.set(key, [entry]);
+      this.histories.set(key, entry);
       this.sorted.insert(key);
       return;
     }
-    const last = history[history.length - 1]!;
+    const last = lastOf(history);
     assert(compareRevision(last, entry.main, entry.sub) < 0, `key index: revision goes back for a key`);
-    history.push(entry);
+    if (Array.isArray(history)) history.push(entry);
+    else this.histories.set(key, [history, entry]);
   }
 
   /** The latest write of `key` if it is a put (the key exists now), else undefined. */
   current(key: string): IndexEntry | undefined {
     const history = this.histories.get(key);
-    const last = history?.[history.length - 1];
+    const last = history === undefined ? undefined : lastOf(history);
     return last === undefined || last.tombstone ? undefined : last;
   }
 
@@ -138,7 +179,7 @@ export class KeyIndex {
   at(key: string, revision: number): IndexEntry | undefined {
     const history = this.histories.get(key);
     if (history === undefined) return undefined;
-    const entry = history[lastAtOrBefore(history, revision, Number.MAX_SAFE_INTEGER)];
+    const entry = entryAt(history, lastAtOrBefore(history, revision, Number.MAX_SAFE_INTEGER));
     return entry === undefined || entry.tombstone ? undefined : entry;
   }
 
@@ -147,9 +188,9 @@ export class KeyIndex {
     const history = this.histories.get(key);
     if (history === undefined) return undefined;
     const position = lastAtOrBefore(history, main, sub);
-    const atPosition = history[position];
+    const atPosition = entryAt(history, position);
     const isSelf = atPosition !== undefined && compareRevision(atPosition, main, sub) === 0;
-    const entry = isSelf ? history[position - 1] : atPosition;
+    const entry = isSelf ? entryAt(history, position - 1) : atPosition;
     return entry === undefined || entry.tombstone ? undefined : entry;
   }
 
@@ -174,18 +215,30 @@ export class KeyIndex {
     for (const [key, history] of this.histories) {
       const position = lastAtOrBefore(history, revision, Number.MAX_SAFE_INTEGER);
       if (position < 0) continue;
-      const kept = history[position]!;
+      const kept = entryAt(history, position)!;
       const keepKept = !kept.tombstone || kept.main === revision;
       const dropCount = keepKept ? position : position + 1;
       if (dropCount === 0) continue;
+      if (!Array.isArray(history)) {
+        dropped.push(history);
+        emptied.push(key);
+        continue;
+      }
       dropped.push(...history.splice(0, dropCount));
       if (history.length === 0) emptied.push(key);
+      // Setting an existing key's value does not disturb the iteration.
+      else if (history.length === 1) this.histories.set(key, history[0]!);
     }
     for (const key of emptied) {
       this.histories.delete(key);
       this.sorted.delete(key);
     }
     return dropped;
+  }
+
+  /** Every key with its entries, oldest first (for checks). */
+  *entries(): Generator<readonly [string, readonly IndexEntry[]]> {
+    for (const [key, history] of this.histories) yield [key, Array.isArray(history) ? history : [history]];
   }
 
   /** Removes everything. */
@@ -195,8 +248,20 @@ export class KeyIndex {
   }
 }
 
+/** The newest entry of `history`. */
+function lastOf(history: History): IndexEntry {
+  return Array.isArray(history) ? history[history.length - 1]! : history;
+}
+
+/** The entry at `position` of `history` (undefined outside it). */
+function entryAt(history: History, position: number): IndexEntry | undefined {
+  if (Array.isArray(history)) return history[position];
+  return position === 0 ? history : undefined;
+}
+
 /** The position of the last entry at or before (main, sub) in ascending `history`, or -1. */
-function lastAtOrBefore(history: readonly IndexEntry[], main: number, sub: number): number {
+function lastAtOrBefore(history: History, main: number, sub: number): number {
+  if (!Array.isArray(history)) return compareRevision(history, main, sub) <= 0 ? 0 : -1;
   let low = 0;
   let high = history.length;
   while (low < high) {

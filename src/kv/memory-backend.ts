@@ -157,7 +157,8 @@ export class MemoryKvBackend extends BaseKvBackend implements KvBackend {
     try {
       const loaded = new IndexLoader(meta.revision);
       for (const { main, sub, tombstone, kv } of records) {
-        loaded.add(main, sub, { key: kv.key, tombstone, lease: kv.lease });
+        const { createRevision, version, lease } = kv;
+        loaded.add(main, sub, { key: kv.key, tombstone, createRevision, version, lease });
       }
       this.machine.reset(meta, loaded, leases, sessions);
       this.store.load(records);

@@ -12,8 +12,9 @@ import { AlarmTable, growsStore } from './alarms.js';
 import { inKeyRange, type KeyRange, keyBytes, keyString, parseKeyRange, writeUint64 } from './bytes.js';
 import { encodeResult, type StoredRecord } from './codec.js';
 import { isKvError, KvError } from './errors.js';
+import { checkIndex } from './index-check.js';
 import type { IndexLoader } from './index-loader.js';
-import { type IndexEntry, KeyIndex } from './key-index.js';
+import { IndexEntry, KeyIndex } from './key-index.js';
 import { LeaseTable, remainingSeconds } from './leases.js';
 import { selectRange } from './range.js';
 import { type SessionRecord, SessionTable, staleSequence, validSession } from './sessions.js';
@@ -130,9 +131,8 @@ export class KvStateMachine implements CommittedReads, WatchSource {
   ): void {
     this.index = loaded.index;
     this.leases.clear();
-    const leaseOfKey = loaded.leaseOfKey;
     for (const lease of leases) this.leases.add(lease);
-    for (const [key, lease] of leaseOfKey) {
+    for (const [key, lease] of loaded.leaseOfKey) {
       if (this.leases.get(lease) === undefined)
         throw new KvError('CORRUPT', `kv: key attached to missing lease`);
       this.leases.move(key, 0, lease);
@@ -274,10 +274,9 @@ export class KvStateMachine implements CommittedReads, WatchSource {
 
   // --- CommittedReads and WatchSource ---
 
-  /** The committed kv of `key`, if it exists now. */
-  current(key: string): KeyValue | undefined {
-    const entry = this.index.current(key);
-    return entry === undefined ? undefined : this.record(entry).kv;
+  /** The index entry of `key`'s committed put, if the key exists now. */
+  currentEntry(key: string): IndexEntry | undefined {
+    return this.index.current(key);
   }
 
   /** The keys of `range` visible at `revision`, in byte order. */
@@ -396,15 +395,23 @@ export class KvStateMachine implements CommittedReads, WatchSource {
     if (txn.changes.length === 0) return;
     assert(txn.revision === this.meta.revision + 1, 'kv: write staged against an older revision');
     const events: WatchEvent[] = [];
-    for (const { key, record, prevKv } of txn.changes) {
+    const loadPrevKv = this.hub.prevKvWatchers > 0;
+    for (const { key, record, previous } of txn.changes) {
       this.store.putRecord(record);
-      this.index.append(key, { main: record.main, sub: record.sub, tombstone: record.tombstone });
-      this.leases.move(key, prevKv?.lease ?? 0, record.tombstone ? 0 : record.kv.lease);
-      const type = record.tombstone ? 'DELETE' : 'PUT';
-      events.push(prevKv === undefined ? { type, kv: record.kv } : { type, kv: record.kv, prevKv });
+      this.index.append(key, IndexEntry.of(record));
+      this.leases.move(key, previous?.lease ?? 0, record.tombstone ? 0 : record.kv.lease);
+      let prevKv = previous;
+      if (prevKv instanceof IndexEntry) prevKv = loadPrevKv ? this.record(prevKv).kv : undefined;
+      const event: WatchEvent = { type: record.tombstone ? 'DELETE' : 'PUT', kv: record.kv };
+      events.push(prevKv === undefined ? event : { ...event, prevKv });
     }
     this.meta.revision = txn.revision;
     this.published.push({ revision: txn.revision, events });
+  }
+
+  /** Throws `CORRUPT` unless the key index and leases agree with every stored record (index-check.ts). */
+  verifyIndex(): void {
+    checkIndex(this.index, this.store, this.leases);
   }
 
   /** After a {@link reset} from a store whose compaction deletes were cut short: the records left. */

@@ -56,6 +56,7 @@ export class WatchHub {
   private readonly waiting = new Map<number, Set<Watcher>>();
   private nextId = 1;
   private count = 0;
+  private prevKvCount = 0;
   // Invariant: every revision below `published` has been published, none at or above it.
   private published: number;
 
@@ -80,6 +81,14 @@ export class WatchHub {
     return this.count;
   }
 
+  /**
+   * How many active watchers want each event's previous kv (the state machine reads it
+   * from the store for new events only when some do).
+   */
+  get prevKvWatchers(): number {
+    return this.prevKvCount;
+  }
+
   /** How many watchers are synced (the ones publishing routes to). */
   get syncedSize(): number {
     return this.synced.size;
@@ -102,6 +111,7 @@ export class WatchHub {
     const nextRevision = startRevision > 0 ? startRevision : this.source.revision + 1;
     const watcher = new Watcher(this.nextId++, request, range, nextRevision, this);
     this.count++;
+    if (watcher.wantsPrevKv) this.prevKvCount++;
     this.place(watcher);
     return watcher;
   }
@@ -177,7 +187,10 @@ export class WatchHub {
       this.synced.remove(watcher) ||
       this.unsynced.delete(watcher) ||
       this.waiting.get(watcher.pendingRevision)?.delete(watcher) === true;
-    if (removed) this.count--;
+    if (removed) {
+      this.count--;
+      if (watcher.wantsPrevKv) this.prevKvCount--;
+    }
     if (this.waiting.get(watcher.pendingRevision)?.size === 0) this.waiting.delete(watcher.pendingRevision);
   }
 

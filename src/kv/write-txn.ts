@@ -7,12 +7,25 @@
  * All writes of a command share one main revision (`revision`); each gets the next sub
  * revision. Responses are built before the final revision is known (a txn may turn out to
  * write nothing), so they are registered and stamped by `finish`.
+ *
+ * A committed key's create revision, version and lease come from its key index entry (like
+ * etcd's treeIndex and lessor): the previous record is read from the store only for its
+ * value — a put with `prevKv` or `ignoreValue`, a delete with `prevKv`, a VALUE compare.
  */
 
-import { compareBytes, copyBytes, inKeyRange, type KeyRange, keyString, parseKeyRange } from './bytes.js';
+import { assert } from '../raft/assert.js';
+import {
+  compareBytes,
+  copyBytes,
+  inKeyRange,
+  type KeyRange,
+  keyBytes,
+  keyString,
+  parseKeyRange,
+} from './bytes.js';
 import { type StoredRecord, tombstoneKv } from './codec.js';
 import { KvError } from './errors.js';
-import type { IndexEntry } from './key-index.js';
+import { IndexEntry } from './key-index.js';
 import { selectRange } from './range.js';
 import type {
   Compare,
@@ -36,8 +49,8 @@ export interface RangeCandidate {
 export interface CommittedReads {
   /** The committed revision. */
   readonly revision: number;
-  /** The committed kv of `key`, if it exists now. */
-  current(key: string): KeyValue | undefined;
+  /** The index entry of `key`'s committed put, if the key exists now. */
+  currentEntry(key: string): IndexEntry | undefined;
   /** The keys of `range` visible at `revision` (validated by the caller), in byte order. */
   candidates(range: KeyRange, revision: number): RangeCandidate[];
   /** The kv of a candidate. */
@@ -48,11 +61,20 @@ export interface CommittedReads {
   leaseExists(id: number): boolean;
 }
 
-/** A staged write and the key's version before it (for lease bookkeeping and prevKv). */
+/**
+ * A key's version as a write finds it: its kv (staged by this command, or loaded), or its
+ * committed index entry. Both carry `createRevision`, `version` and `lease`.
+ */
+export type Previous = KeyValue | IndexEntry;
+
+/**
+ * A staged write and the key's version before it (for lease bookkeeping and the watch
+ * event's prevKv, loaded at commit from an index entry when a watcher wants it).
+ */
 export interface StagedChange {
   readonly key: string;
   readonly record: StoredRecord;
-  readonly prevKv: KeyValue | undefined;
+  readonly previous: Previous | undefined;
 }
 
 /** A zero kv: how a missing key compares (etcd `applyCompare`). */
@@ -86,12 +108,16 @@ export class WriteTxn {
     }
   }
 
-  /** Deletes one key if it exists now; returns its previous kv. */
-  deleteKey(key: string): KeyValue | undefined {
-    const previous = this.current(key);
-    if (previous === undefined) return undefined;
-    this.stage(key, { tombstone: true, kv: tombstoneKv(previous.key, this.revision) }, previous);
-    return previous;
+  /** Deletes one key if it exists now (adding its previous kv to `prevKvs` if given); returns whether it did. */
+  deleteKey(key: string, prevKvs?: KeyValue[]): boolean {
+    let previous = this.find(key);
+    if (previous === undefined) return false;
+    if (prevKvs !== undefined) {
+      previous = this.kvOf(key, previous);
+      prevKvs.push(previous);
+    }
+    this.stage(key, { tombstone: true, kv: tombstoneKv(keyBytes(key), this.revision) }, previous);
+    return true;
   }
 
   /** Stamps every response with the command's final revision (the committed one after it). */
@@ -101,36 +127,42 @@ export class WriteTxn {
 
   private put(request: PutRequest): ResponseOp {
     const key = keyString(request.key);
-    const previous = this.current(key);
+    let previous = this.find(key);
     const ignoreValue = request.ignoreValue === true;
     const ignoreLease = request.ignoreLease === true;
     if ((ignoreValue || ignoreLease) && previous === undefined) throw new KvError('KEY_NOT_FOUND');
     const lease = ignoreLease ? previous!.lease : (request.lease ?? 0);
     if (lease !== 0 && !this.reads.leaseExists(lease)) throw new KvError('LEASE_NOT_FOUND');
+    const wantsPrevKv = request.prevKv === true;
+    // The value is the only thing the index lacks: read the record only when it is needed.
+    const previousKv =
+      previous !== undefined && (wantsPrevKv || ignoreValue) ? this.kvOf(key, previous) : undefined;
+    if (previousKv !== undefined) previous = previousKv;
     const kv: KeyValue = {
       key: copyBytes(request.key),
       createRevision: previous?.createRevision ?? this.revision,
       modRevision: this.revision,
       version: (previous?.version ?? 0) + 1,
-      value: ignoreValue ? previous!.value : copyBytes(request.value),
+      value: ignoreValue ? previousKv!.value : copyBytes(request.value),
       lease,
     };
     this.stage(key, { tombstone: false, kv }, previous);
-    const withPrevKv = request.prevKv === true && previous !== undefined;
     return this.track(
-      withPrevKv ? { type: 'put', revision: 0, prevKv: previous } : { type: 'put', revision: 0 },
+      wantsPrevKv && previousKv !== undefined
+        ? { type: 'put', revision: 0, prevKv: previousKv }
+        : { type: 'put', revision: 0 },
     );
   }
 
   private deleteRange(request: DeleteRangeRequest): ResponseOp {
     const range = parseKeyRange(request);
-    const deleted: KeyValue[] = [];
+    const prevKvs: KeyValue[] = [];
+    const wanted = request.prevKv === true ? prevKvs : undefined;
+    let deleted = 0;
     for (const candidate of this.liveCandidates(range)) {
-      const previous = this.deleteKey(candidate.key);
-      if (previous !== undefined) deleted.push(previous);
+      if (this.deleteKey(candidate.key, wanted)) deleted++;
     }
-    const prevKvs = request.prevKv === true ? deleted : [];
-    return this.track({ type: 'deleteRange', revision: 0, deleted: deleted.length, prevKvs });
+    return this.track({ type: 'deleteRange', revision: 0, deleted, prevKvs });
   }
 
   /**
@@ -158,14 +190,26 @@ export class WriteTxn {
     const range = parseKeyRange(compare);
     const candidates = this.reads.candidates(range, this.reads.revision);
     if (candidates.length === 0) return compare.target !== 'VALUE' && compareKv(ZERO_KV, compare);
-    return candidates.every((candidate) => compareKv(this.reads.load(candidate), compare));
+    // Only a VALUE compare reads the records; the index entry has every other field.
+    const byValue = compare.target === 'VALUE';
+    return candidates.every((candidate) =>
+      compareKv(
+        byValue ? this.reads.load(candidate) : (candidate.entry ?? this.reads.load(candidate)),
+        compare,
+      ),
+    );
   }
 
-  /** The kv of `key` as this command sees it. */
-  private current(key: string): KeyValue | undefined {
+  /** `key` as this command sees it: its staged kv, or its committed index entry. */
+  private find(key: string): Previous | undefined {
     const staged = this.staged.get(key);
     if (staged !== undefined) return staged ?? undefined;
-    return this.reads.current(key);
+    return this.reads.currentEntry(key);
+  }
+
+  /** The kv of what {@link find} found: a committed one is read from the store. */
+  private kvOf(key: string, found: Previous): KeyValue {
+    return found instanceof IndexEntry ? this.reads.load({ key, entry: found }) : found;
   }
 
   /** The keys of `range` that exist as this command sees them, in byte order. */
@@ -190,10 +234,10 @@ export class WriteTxn {
   private stage(
     key: string,
     write: { tombstone: boolean; kv: KeyValue },
-    prevKv: KeyValue | undefined,
+    previous: Previous | undefined,
   ): void {
     const record: StoredRecord = { main: this.revision, sub: this.changes.length, ...write };
-    this.changes.push({ key, record, prevKv });
+    this.changes.push({ key, record, previous });
     this.staged.set(key, write.tombstone ? null : write.kv);
   }
 
@@ -203,8 +247,8 @@ export class WriteTxn {
   }
 }
 
-/** Whether `kv` satisfies `compare` (etcd `compareKV`). */
-function compareKv(kv: KeyValue, compare: Compare): boolean {
+/** Whether `kv` satisfies `compare` (etcd `compareKV`); an index entry serves all but VALUE. */
+function compareKv(kv: Previous, compare: Compare): boolean {
   const difference = compareField(kv, compare);
   switch (compare.result) {
     case 'EQUAL':
@@ -218,9 +262,10 @@ function compareKv(kv: KeyValue, compare: Compare): boolean {
   }
 }
 
-function compareField(kv: KeyValue, compare: Compare): number {
+function compareField(kv: Previous, compare: Compare): number {
   switch (compare.target) {
     case 'VALUE':
+      if (kv instanceof IndexEntry) assert(false, 'kv: a VALUE compare without the value');
       return compareBytes(kv.value, compare.value);
     case 'VERSION':
       return kv.version - compare.value;
