@@ -180,6 +180,26 @@ describe('shared WAL group commit', () => {
 });
 
 describe('shared WAL segments', () => {
+  test('segments left by a crash between a compaction and their deletion are deleted on open', async () => {
+    const { wal, groups, models, directory } = await openGroups(2, { segmentSizeBytes: 4096 });
+    for (let round = 0; round < 10; round++) await appendAll(groups, models, 4);
+    const old = wal.segmentPaths;
+    assert.ok(old.length > 3, `only ${old.length} segments`);
+    const copies = await Promise.all(old.map((path) => readFile(path)));
+    for (const [i, storage] of groups.entries()) await snapshotAndCompact(storage, models[i]!);
+    assert.equal(wal.segmentPaths.length, 1);
+    const expected = models.map((model) => restartedState(model));
+    await wal.close();
+    // Put back the deleted segments, as if the process died before deleting them.
+    for (const [i, path] of old.slice(0, -1).entries()) await writeFile(path, copies[i]!);
+    const reopened = await SharedWal.open(join(directory, 'wal'), { segmentSizeBytes: 4096 });
+    assert.equal(reopened.recovery.segments, old.length, 'the old segments were not there to recover');
+    assert.equal(reopened.segmentPaths.length, 1, 'segments no group needs were kept');
+    for (const [i, model] of expected.entries())
+      assertSameState(await reopened.openGroup(i + 1, join(directory, `snap-${i + 1}`)), model);
+    await reopened.close();
+  });
+
   test('compaction of every group deletes old segments; a lagging group pins them until dropped', async () => {
     const { wal, groups, models, directory } = await openGroups(3, { segmentSizeBytes: 4096 });
     for (let round = 0; round < 10; round++) await appendAll(groups, models, 4);

@@ -107,7 +107,8 @@ export class SharedWal implements GroupHost {
 
   /**
    * Opens (creating if new) the shared log whose segments live in `directory`, recovering
-   * every group's records. Rejects with a {@link StorageError} (file and offset) when the
+   * every group's records, and deletes the oldest segments no group needs (left by a crash
+   * between a compaction and its deletion). Rejects with a {@link StorageError} (file and offset) when the
    * data cannot be trusted; a torn tail is cut and reported in {@link SharedWal.recovery}.
    */
   static async open(directory: string, options: Partial<SharedWalOptions> = {}): Promise<SharedWal> {
@@ -138,7 +139,15 @@ export class SharedWal implements GroupHost {
       tornTail: recovered.tornTail,
       removedFiles,
     };
-    return new SharedWal(directory, resolved, log, recovered, recovery, live);
+    const wal = new SharedWal(directory, resolved, log, recovered, recovery, live);
+    // Segments no group needed any more when a crash came before their deletion.
+    try {
+      await wal.collect();
+    } catch (error) {
+      await log.close().catch(() => undefined);
+      throw error;
+    }
+    return wal;
   }
 
   /** Group-commit counters: write calls, fdatasyncs, records written, most groups in one sync. */
