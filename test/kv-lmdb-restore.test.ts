@@ -25,6 +25,7 @@ import { IndexLoader } from '../src/kv/index-loader.js';
 import { LmdbKvBackend } from '../src/kv/lmdb-backend.js';
 import { type BinaryDatabase, openHeadDatabase, scanRecordHeads } from '../src/kv/lmdb-store.js';
 import { MemoryKvBackend } from '../src/kv/memory-backend.js';
+import { decodeSnapshot, encodeSnapshot } from '../src/kv/snapshot.js';
 import { RecordsChunkWriter } from '../src/kv/snapshot-records.js';
 
 const revisionKeyOf = (main: number) => revisionKey(main, 0);
@@ -264,6 +265,36 @@ test('records chunks are what MessagePack-encoding them gives, for any record co
     for (const [key, value] of records) writer.add(key, value);
     assert.deepEqual(writer.finish(), pack(['records', records]));
   }
+});
+
+test('a record read as a view is copied before its chunk is handed on, whatever runs between chunks', async () => {
+  // Records as views into one reused read buffer (LMDB's), and between two chunks other reads
+  // of that buffer (the leader's applies and reads, on later event-loop turns): the record
+  // that starts the next chunk must be in it already. It was not: a follower got a record
+  // overwritten by the store's meta record, behind a valid checksum.
+  const shared = new Uint8Array(200);
+  const expected: [Uint8Array, Uint8Array][] = [];
+  function* views(): Generator<readonly [Uint8Array, Uint8Array]> {
+    for (let i = 1; i <= 50; i++) {
+      const value = new Uint8Array(100 + (i % 7)).fill(i);
+      expected.push([revisionKeyOf(i), value]);
+      shared.set(value);
+      yield [revisionKeyOf(i), shared.subarray(0, value.length)];
+    }
+  }
+  const meta = { appliedIndex: 9, revision: 51, compactRevision: 0 };
+  const chunks: Uint8Array[] = [];
+  for (const chunk of encodeSnapshot({ meta, records: views(), leases: [], sessions: [] }, 1024)) {
+    chunks.push(chunk);
+    shared.fill(0xee); // another read of the buffer before the next chunk is asked for
+  }
+  const records: (readonly [Uint8Array, Uint8Array])[] = [];
+  for await (const part of decodeSnapshot(chunks)) if (part.kind === 'records') records.push(...part.records);
+  assert.ok(chunks.length > 5, `${chunks.length} chunks`);
+  assert.deepEqual(
+    records.map(([k, v]) => [Buffer.from(k).toString('hex'), Buffer.from(v).toString('hex')]),
+    expected.map(([k, v]) => [Buffer.from(k).toString('hex'), Buffer.from(v).toString('hex')]),
+  );
 });
 
 test('an LMDB snapshot streamed from its read buffer is byte for byte the memory backend one, with commits in flight', async () => {

@@ -25,6 +25,8 @@ export interface RejoinResult {
   readonly catchup_s: number;
   /** The new member's peak resident memory while catching up, MB. */
   readonly catchup_peak_rss_mb: number;
+  /** Bytes the new member wrote to the disk by the time it caught up (`/proc/PID/io` write_bytes), MB. */
+  readonly catchup_written_mb: number;
   /** The processes this started (the caller stops them with the cluster). */
   readonly pids: readonly number[];
 }
@@ -102,6 +104,12 @@ async function timed(what: string, probe: () => Promise<boolean>): Promise<numbe
   }
 }
 
+/** `write_bytes` of `/proc/PID/io`: what the process caused to be written to the disk, MB. */
+function writtenMb(pid: number): number {
+  const line = /^write_bytes: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+  return line === null ? 0 : Math.round(Number(line[1]) / 1e5) / 10;
+}
+
 /** Kills the last member, starts it again, and times until it serves. */
 async function restart(cluster: Cluster): Promise<{ seconds: number; pid: number }> {
   const member = cluster.pids.length - 1;
@@ -160,7 +168,7 @@ function newMemberArgv(
 async function catchUp(
   cluster: Cluster,
   directory: string,
-): Promise<{ seconds: number; peakMb: number; pid: number }> {
+): Promise<{ seconds: number; peakMb: number; writtenMb: number; pid: number }> {
   const template = commandOf(cluster.pids[0]!);
   const ports = await freePorts(3);
   const dataDir = join(directory, cluster.system === 'etcd' ? 'e4' : 'n4');
@@ -190,7 +198,7 @@ async function catchUp(
       'catch-up',
       async () => ((await servedRevision(endpoint, true)) ?? 0) >= target,
     );
-    return { seconds, peakMb: peaks.stop()[0]!, pid };
+    return { seconds, peakMb: peaks.stop()[0]!, writtenMb: writtenMb(pid), pid };
   } finally {
     peaks.stop();
   }
@@ -204,12 +212,14 @@ export async function rejoin(cluster: Cluster, directory: string): Promise<Rejoi
   log(`${cluster.system}: a new member joins...`);
   const joined = await catchUp(cluster, directory);
   log(
-    `${cluster.system}: the new member caught up after ${joined.seconds.toFixed(2)} s (peak RSS ${joined.peakMb} MB)`,
+    `${cluster.system}: the new member caught up after ${joined.seconds.toFixed(2)} s ` +
+      `(peak RSS ${joined.peakMb} MB, ${joined.writtenMb} MB written)`,
   );
   return {
     restart_s: Math.round(restarted.seconds * 100) / 100,
     catchup_s: Math.round(joined.seconds * 100) / 100,
     catchup_peak_rss_mb: joined.peakMb,
+    catchup_written_mb: joined.writtenMb,
     pids: [restarted.pid, joined.pid],
   };
 }

@@ -84,7 +84,8 @@ function systemTable(system: System, result: SystemResult): string[] {
       `${result.errors} failed${errors.length > 0 ? ` (${errors.join(', ')})` : ''}; last tenth at ` +
       `${result.last_decile_over_first}x the first's rate; peak RSS per member ${result.peak_rss_mb.join(' / ')} MB; ` +
       `a member killed with SIGKILL serves again ${result.rejoin.restart_s} s after its start; a new member ` +
-      `has the data after ${result.rejoin.catchup_s} s (peak RSS ${result.rejoin.catchup_peak_rss_mb} MB)`,
+      `has the data after ${result.rejoin.catchup_s} s (peak RSS ${result.rejoin.catchup_peak_rss_mb} MB, ` +
+      `${result.rejoin.catchup_written_mb} MB written)`,
     '',
     '| keys | put/s | p99 ms | max ms | failed | RSS anon MB | RSS file MB | heap MB | disk MB |',
     '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',

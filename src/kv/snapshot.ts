@@ -96,7 +96,10 @@ export function* encodeSnapshot(source: SnapshotSource, chunkBytesMax: number): 
 
 /**
  * The `records` chunks of `records`, cut where {@link batches} would cut them; each record's
- * bytes are copied into its chunk before the next record is asked for (see snapshot-records.ts).
+ * bytes are copied into its chunk before the next record is asked for (see snapshot-records.ts),
+ * and before the chunk ahead of it is yielded: the consumer may run other reads of the same
+ * LMDB read buffer (on later event-loop turns) before it asks for the next chunk, and a record
+ * still held as a view across that yield would be clobbered by them.
  */
 function* recordChunks(
   records: Iterable<readonly [Uint8Array, Uint8Array]>,
@@ -109,10 +112,12 @@ function* recordChunks(
     const size = revisionKey.length + recordBytes.length;
     if (writer.count > 0 && bytes + size + itemOverheadBytes > chunkBytesMax) {
       const chunk = writer.finish();
-      yield chunk;
       capacity = Math.max(capacity, chunk.length);
       writer = new RecordsChunkWriter(capacity);
-      bytes = 0;
+      writer.add(revisionKey, recordBytes);
+      bytes = size + itemOverheadBytes;
+      yield chunk;
+      continue;
     }
     writer.add(revisionKey, recordBytes);
     bytes += size + itemOverheadBytes;
