@@ -20,7 +20,7 @@ import { ioError, StorageError } from './errors.js';
 import { type FileSystem, nodeFileSystem } from './file-system.js';
 import { type RecoveredWal, recoverWal, type TornTail } from './recovery.js';
 import type { ReplicaStorage } from './replica-storage.js';
-import { listTemporaryFiles } from './segment-files.js';
+import { removeTemporaryFiles } from './segment-files.js';
 import {
   listSnapshotFiles,
   loadRecordedSnapshot,
@@ -308,18 +308,6 @@ async function createDirectories(layout: Layout, fs: FileSystem): Promise<void> 
   } catch (error) {
     throw ioError('data directory creation', layout.directory, error);
   }
-}
-
-async function removeTemporaryFiles(walDirectory: string, fs: FileSystem): Promise<string[]> {
-  const paths = await listTemporaryFiles(walDirectory, fs);
-  for (const path of paths) {
-    try {
-      await fs.unlink(path);
-    } catch (error) {
-      throw ioError('temporary file removal', path, error);
-    }
-  }
-  return paths;
 }
 
 /** Loads the snapshot the WAL points to; a WAL without segments must have no snapshot files. */

@@ -1,5 +1,6 @@
 /** Names of WAL segment files: `<16 hex digits of the sequence number>.wal`, created as `.wal.tmp`. */
 import { basename, join } from 'node:path';
+import { ioError } from './errors.js';
 import type { FileSystem } from './file-system.js';
 
 /** A segment file: its sequence number and path. */
@@ -42,4 +43,17 @@ export async function listTemporaryFiles(directory: string, fs: FileSystem): Pro
   return (await fs.list(directory))
     .filter((name) => name.endsWith('.tmp'))
     .map((name) => join(directory, name));
+}
+
+/** Deletes the leftover temporary segment files in `directory` (a crash mid-rollover); returns their paths. */
+export async function removeTemporaryFiles(directory: string, fs: FileSystem): Promise<string[]> {
+  const paths = await listTemporaryFiles(directory, fs);
+  for (const path of paths) {
+    try {
+      await fs.unlink(path);
+    } catch (error) {
+      throw ioError('temporary file removal', path, error);
+    }
+  }
+  return paths;
 }

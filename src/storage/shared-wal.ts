@@ -24,7 +24,7 @@ import { type CommitRequest, type GroupCommitStats, GroupCommitter } from './gro
 import { type GroupHost, GroupStorage } from './group-storage.js';
 import type { TornTail } from './recovery.js';
 import type { ReplayResult } from './replay.js';
-import { listTemporaryFiles, segmentSeqOf } from './segment-files.js';
+import { removeTemporaryFiles, segmentSeqOf } from './segment-files.js';
 import { encodeSharedHeader, GROUP_RECORD_KIND } from './shared-codec.js';
 import { type RecoveredSharedWal, recoverSharedWal } from './shared-recovery.js';
 import { loadRecordedSnapshot, pruneSnapshotFiles } from './snapshot-file.js';
@@ -360,16 +360,4 @@ async function createDirectory(directory: string, fs: FileSystem): Promise<void>
   } catch (error) {
     throw ioError('directory creation', directory, error);
   }
-}
-
-async function removeTemporaryFiles(directory: string, fs: FileSystem): Promise<string[]> {
-  const paths = await listTemporaryFiles(directory, fs);
-  for (const path of paths) {
-    try {
-      await fs.unlink(path);
-    } catch (error) {
-      throw ioError('temporary file removal', path, error);
-    }
-  }
-  return paths;
 }
