@@ -22,9 +22,9 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runProcess } from '../bench/run-process.js';
 import { Connection, etcdMethod } from '../src/benchmark/connections.js';
-import { HpackDecoder, huffmanDecode, huffmanEncode } from '../src/benchmark/hpack.js';
 import { formatSummary, LatencyRecorder, summaryJson } from '../src/benchmark/report.js';
 import { freePort } from '../src/cli/cluster-command.js';
+import { HpackDecoder, huffmanDecode, huffmanEncode } from '../src/http2/hpack.js';
 import { type LocalCluster, startLocalCluster } from './support/local-cluster.js';
 import { assertNeutral, type WorkloadJson } from './support/vs-etcd-json.js';
 

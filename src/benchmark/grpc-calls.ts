@@ -4,9 +4,9 @@
  * their stream receives into response messages and a call outcome.
  */
 
+import type { HeaderField } from '../http2/hpack.js';
 import { MessageReader } from './grpc-messages.js';
 import { type CallOutcome, callFailure, statusOf } from './grpc-status.js';
-import type { HeaderField } from './hpack.js';
 import type { StreamHandler } from './http2-stream.js';
 
 /** Fields of every request's headers but the path. */

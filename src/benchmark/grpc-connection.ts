@@ -21,12 +21,13 @@
  * The pieces: {@link Connection} here (the call API); grpc-calls.ts (a call's view of its
  * stream), grpc-messages.ts (gRPC message framing), grpc-status.ts (call outcomes);
  * http2-session.ts (one HTTP/2 connection and its streams), http2-stream.ts (stream state),
- * http2-flow-control.ts (windows), http2-frames.ts (frame encoding and decoding), hpack.ts
+ * http2-flow-control.ts (windows); ../http2/frames.ts (frame encoding and decoding), ../http2/hpack.ts
  * (header compression).
  */
+
+import { encodeHeaders } from '../http2/hpack.js';
 import { BidiCall, type BidiStream, requestFields, UnaryCall } from './grpc-calls.js';
 import { grpcFrame } from './grpc-messages.js';
-import { encodeHeaders } from './hpack.js';
 import { Session } from './http2-session.js';
 
 export type { BidiStream } from './grpc-calls.js';

@@ -6,14 +6,8 @@
 import { status } from '@grpc/grpc-js';
 import { GrpcCallError } from './grpc-status.js';
 
-/** A message with gRPC's 5-byte prefix (not compressed, 32-bit big-endian length). */
-export function grpcFrame(message: Uint8Array): Buffer {
-  const frame = Buffer.allocUnsafe(5 + message.length);
-  frame[0] = 0;
-  frame.writeUInt32BE(message.length, 1);
-  frame.set(message, 5);
-  return frame;
-}
+/** A message with gRPC's 5-byte prefix (the server's encoder: src/grpc/status.ts). */
+export { framed as grpcFrame } from '../grpc/status.js';
 
 /** Splits gRPC-framed bytes as they arrive into whole messages. */
 export class MessageReader {

@@ -3,7 +3,7 @@
  * and the status a response's header block (headers or trailers) carries.
  */
 import { status } from '@grpc/grpc-js';
-import type { HeaderField } from './hpack.js';
+import type { HeaderField } from '../http2/hpack.js';
 
 /** A call that ended with a gRPC status other than OK, or never got one. */
 export class GrpcCallError extends Error {

@@ -4,7 +4,7 @@
  * windows (what does not fit waits for WINDOW_UPDATE), and received DATA is given back with
  * WINDOW_UPDATE once a large amount has accumulated.
  */
-import { DATA, DEFAULT_WINDOW, END_STREAM, frame, windowUpdateFrame } from './http2-frames.js';
+import { DATA, DEFAULT_WINDOW, END_STREAM, frame, windowUpdateFrame } from '../http2/frames.js';
 import type { StreamState } from './http2-stream.js';
 
 /** Received bytes after which a WINDOW_UPDATE gives them back. */

@@ -2,14 +2,11 @@
  * One HTTP/2 connection (one socket) of the benchmark's gRPC client: the connection preface
  * and SETTINGS, streams opened up to the peer's concurrency limit (requests beyond it wait),
  * received frames dispatched to their streams, deadlines, and every stream failed when the
- * connection goes away. Frame encoding is in http2-frames.ts, flow control in
+ * connection goes away. Frame encoding is in ../http2/frames.ts, flow control in
  * http2-flow-control.ts; see grpc-connection.ts for why this client exists.
  */
 import { connect, type Socket } from 'node:net';
 import { status } from '@grpc/grpc-js';
-import { GrpcCallError } from './grpc-status.js';
-import { HpackDecoder } from './hpack.js';
-import { FlowControl } from './http2-flow-control.js';
 import {
   ACK,
   CANCEL,
@@ -41,7 +38,10 @@ import {
   settingsFrame,
   WINDOW_UPDATE,
   windowUpdateFrame,
-} from './http2-frames.js';
+} from '../http2/frames.js';
+import { HpackDecoder } from '../http2/hpack.js';
+import { GrpcCallError } from './grpc-status.js';
+import { FlowControl } from './http2-flow-control.js';
 import type { StreamHandler, StreamRef, StreamState, Waiting } from './http2-stream.js';
 
 /** One HTTP/2 connection (one socket). */

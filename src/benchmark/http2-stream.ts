@@ -3,7 +3,7 @@
  * told, what the session keeps of an open stream, and a request waiting for the peer's
  * stream concurrency limit.
  */
-import type { HeaderField } from './hpack.js';
+import type { HeaderField } from '../http2/hpack.js';
 
 /** What a stream's owner is told. */
 export interface StreamHandler {

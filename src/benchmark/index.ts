@@ -1,6 +1,5 @@
 /** `flotilla bench`: an etcd-compatible benchmark client for any etcd v3 endpoint. */
 export * from './connections.js';
-export * from './hpack.js';
 export * from './options.js';
 export * from './pacing.js';
 export * from './report.js';

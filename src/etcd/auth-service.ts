@@ -9,7 +9,8 @@
  * - AuthEnable and every user or role change: `UNIMPLEMENTED`, saying Flotilla does not
  *   support authentication (enabling it would need a root user, which cannot be added).
  */
-import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
+import type { ServiceImplementation } from '../grpc/index.js';
 import type { EtcdContext } from './context.js';
 import { EtcdGrpcError, etcdError } from './errors.js';
 import { unary } from './unary.js';
@@ -33,8 +34,8 @@ const MUTATIONS = [
 ] as const;
 
 /** The `Auth` service of one node. */
-export function authService(ctx: EtcdContext): UntypedServiceImplementation {
-  const service: UntypedServiceImplementation = {
+export function authService(ctx: EtcdContext): ServiceImplementation {
+  const service: ServiceImplementation = {
     AuthStatus: unary(async () => ({ header: ctx.header(), enabled: false, authRevision: 0 })),
     AuthDisable: unary(async () => ({ header: ctx.header() })),
     Authenticate: unary(async () => {

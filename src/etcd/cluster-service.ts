@@ -24,12 +24,11 @@ import {
   type Client,
   credentials,
   Metadata,
-  type ServerUnaryCall,
   type ServiceError,
   status,
-  type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { KvNode } from '../db/index.js';
+import type { ServiceImplementation, UnaryCall } from '../grpc/index.js';
 import { NotLeaderError, RefusedError } from '../index.js';
 import type { RangeRequest } from '../kv/index.js';
 import { type MemberWire, memberList, memberWire, parsePeerUrls, peerUrl } from './cluster-members.js';
@@ -80,7 +79,7 @@ const BARRIER: RangeRequest = Object.freeze({ key: Uint8Array.of(0) });
 const RETRY_MS = 50;
 
 /** The `Cluster` service of one node. */
-export function clusterService(ctx: EtcdContext): UntypedServiceImplementation {
+export function clusterService(ctx: EtcdContext): ServiceImplementation {
   return {
     MemberList: unary((request: MemberListRequestWire) => listMembers(ctx, request)),
     MemberAdd: unary((request: MemberAddRequestWire, call) =>
@@ -117,7 +116,7 @@ async function onLeader<Req>(
   ctx: EtcdContext,
   method: string,
   request: Req,
-  call: ServerUnaryCall<Req, unknown>,
+  call: UnaryCall<Req>,
   change: () => Promise<MembersResponseWire>,
   removesSelf = false,
 ): Promise<MembersResponseWire> {
@@ -175,7 +174,7 @@ async function addMember(ctx: EtcdContext, request: MemberAddRequestWire): Promi
 async function removeMember(
   ctx: EtcdContext,
   request: MemberIdRequestWire,
-  call: ServerUnaryCall<MemberIdRequestWire, unknown>,
+  call: UnaryCall<MemberIdRequestWire>,
 ): Promise<MembersResponseWire> {
   const node = ctx.node;
   const timeoutMs = node.options.requestTimeoutMs;

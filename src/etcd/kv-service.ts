@@ -13,7 +13,8 @@
  *   errors carry etcd's messages (errors.ts).
  * - A txn's nested responses carry a header with only `revision` set, like etcd's.
  */
-import { status, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
+import type { ServiceImplementation } from '../grpc/index.js';
 import type {
   Compare,
   DeleteRangeRequest,
@@ -116,7 +117,7 @@ export interface CompactionRequestWire {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** The `KV` service of one node. Its answers are in the shapes codec.ts encodes. */
-export function kvService(ctx: EtcdContext): UntypedServiceImplementation {
+export function kvService(ctx: EtcdContext): ServiceImplementation {
   const node = ctx.node;
   return {
     Range: unary(async (request: RangeRequestWire): Promise<KvReply<RangeResponse>> => {

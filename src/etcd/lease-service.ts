@@ -10,7 +10,7 @@
  *   through any member is seen; an unknown lease has TTL -1, as in etcd.
  */
 import { randomInt } from 'node:crypto';
-import type { ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { ServiceImplementation, StreamingCall } from '../grpc/index.js';
 import { isKvError, type RangeRequest } from '../kv/index.js';
 import { drained } from '../server/drained.js';
 import type { EtcdContext, WireHeader } from './context.js';
@@ -47,7 +47,7 @@ interface LeaseKeepAliveResponseWire {
 }
 
 /** The `Lease` service of one node. */
-export function leaseService(ctx: EtcdContext): UntypedServiceImplementation {
+export function leaseService(ctx: EtcdContext): ServiceImplementation {
   const node = ctx.node;
   return {
     LeaseGrant: unary(async (request: LeaseGrantRequestWire) => {
@@ -80,7 +80,7 @@ export function leaseService(ctx: EtcdContext): UntypedServiceImplementation {
       return { header: ctx.header(response.revision) };
     }),
 
-    LeaseKeepAlive: (call: ServerDuplexStream<LeaseIdRequestWire, LeaseKeepAliveResponseWire>) => {
+    LeaseKeepAlive: (call: StreamingCall<LeaseIdRequestWire, LeaseKeepAliveResponseWire>) => {
       void keepAlive(ctx, call);
     },
 
@@ -116,7 +116,7 @@ export function leaseService(ctx: EtcdContext): UntypedServiceImplementation {
  */
 async function keepAlive(
   ctx: EtcdContext,
-  call: ServerDuplexStream<LeaseIdRequestWire, LeaseKeepAliveResponseWire>,
+  call: StreamingCall<LeaseIdRequestWire, LeaseKeepAliveResponseWire>,
 ): Promise<void> {
   try {
     // Not destroyed when the loop ends: the status still has to be sent.

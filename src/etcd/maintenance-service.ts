@@ -15,7 +15,8 @@
  *   NOSPACE go through raft. Defragment: LMDB reuses the pages compaction frees, so the size
  *   in use drops without it; it answers success and changes nothing (the file keeps its size).
  */
-import { type ServerWritableStream, status, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
+import type { ServiceImplementation, StreamingCall } from '../grpc/index.js';
 import { isFlotillaError } from '../index.js';
 import { encodeEtcdBackup } from '../kv/index.js';
 import { drained } from '../server/drained.js';
@@ -73,7 +74,7 @@ function hash32(hex: string): number {
 }
 
 /** The `Maintenance` service of one node. */
-export function maintenanceService(ctx: EtcdContext): UntypedServiceImplementation {
+export function maintenanceService(ctx: EtcdContext): ServiceImplementation {
   const node = ctx.node;
   return {
     Status: unary(async () => memberStatus(ctx)),
@@ -100,7 +101,7 @@ export function maintenanceService(ctx: EtcdContext): UntypedServiceImplementati
 
     MoveLeader: unary((request: MoveLeaderRequestWire) => moveLeader(ctx, request)),
 
-    Snapshot: (call: ServerWritableStream<unknown, SnapshotResponseWire>) => {
+    Snapshot: (call: StreamingCall<unknown, SnapshotResponseWire>) => {
       void streamSnapshot(ctx, call).catch((error: unknown) => {
         if (!call.destroyed) call.destroy(toGrpcError(error));
       });
@@ -154,7 +155,7 @@ async function moveLeader(ctx: EtcdContext, request: MoveLeaderRequestWire): Pro
 /** Streams a consistent backup of this member's KV store (see src/kv/backup.ts). */
 async function streamSnapshot(
   ctx: EtcdContext,
-  call: ServerWritableStream<unknown, SnapshotResponseWire>,
+  call: StreamingCall<unknown, SnapshotResponseWire>,
 ): Promise<void> {
   const snapshot = ctx.node.backend.snapshot();
   const header = ctx.header(snapshot.meta.revision);

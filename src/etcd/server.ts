@@ -2,16 +2,11 @@
  * The etcd v3 gRPC API of one node: the services of etcd's `rpc.proto` (KV, Watch, Lease,
  * Cluster, Maintenance, Auth) on their own port, answering as etcd does so that etcdctl and
  * etcd client libraries work unchanged. Each service lives in its own file; this one binds
- * them to a `@grpc/grpc-js` server.
+ * them to Flotilla's gRPC server (src/grpc/).
  */
-import {
-  type MethodDefinition,
-  Server,
-  ServerCredentials,
-  type ServiceDefinition,
-  type UntypedServiceImplementation,
-} from '@grpc/grpc-js';
+import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import type { KvNode } from '../db/index.js';
+import { GrpcServer, type ServiceImplementation } from '../grpc/index.js';
 import type { NodeLogger } from '../index.js';
 import { authService } from './auth-service.js';
 import { clusterService } from './cluster-service.js';
@@ -39,19 +34,13 @@ export interface EtcdGrpcServerOptions {
 
 /** One node's etcd v3 gRPC server. */
 export class EtcdGrpcServer {
-  private readonly server: Server;
+  private readonly server: GrpcServer;
   readonly context: EtcdContext;
 
   constructor(private readonly options: EtcdGrpcServerOptions) {
     this.context = new EtcdContext(options.node, options.logger, options.services);
-    this.server = new Server({
-      'grpc.max_receive_message_length': GRPC_RECEIVE_BYTES_MAX,
-      'grpc.max_send_message_length': 2 ** 31 - 1,
-      'grpc.keepalive_permit_without_calls': 1,
-      // Channelz bookkeeping costs CPU on every call and nothing here reads it.
-      'grpc.enable_channelz': 0,
-    });
-    const services: Record<EtcdServiceName, (ctx: EtcdContext) => UntypedServiceImplementation> = {
+    this.server = new GrpcServer({ receiveBytesMax: GRPC_RECEIVE_BYTES_MAX });
+    const services: Record<EtcdServiceName, (ctx: EtcdContext) => ServiceImplementation> = {
       KV: kvService,
       Watch: watchService,
       Lease: leaseService,
@@ -66,20 +55,12 @@ export class EtcdGrpcServer {
 
   /** Starts listening; resolves with the bound port. */
   async start(): Promise<{ port: number }> {
-    const address = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
-    const port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(
-        `${address}:${this.options.port}`,
-        ServerCredentials.createInsecure(),
-        (error, bound) => (error === null ? resolve(bound) : reject(error)),
-      );
-    });
-    return { port };
+    return { port: await this.server.listen(this.options.host, this.options.port) };
   }
 
   /** Stops: refuses new calls and ends open streams (watches, keep-alives) at once. */
   async stop(): Promise<void> {
-    this.server.forceShutdown();
+    await this.server.close();
   }
 }
 

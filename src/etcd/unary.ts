@@ -1,8 +1,8 @@
 /**
- * Adapting async functions to `@grpc/grpc-js` unary handlers, for every etcd service; the
+ * Adapting async functions to unary gRPC handlers (src/grpc/), for every etcd service; the
  * services import it from here and server.ts binds them, so no service imports the server.
  */
-import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import type { UnaryCall, UnaryCallback } from '../grpc/index.js';
 import { toGrpcError } from './errors.js';
 
 /**
@@ -10,8 +10,8 @@ import { toGrpcError } from './errors.js';
  * becomes etcd's gRPC error (see errors.ts).
  */
 export function unary<Req, Res>(
-  run: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>,
-): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  run: (request: Req, call: UnaryCall<Req>) => Promise<Res>,
+): (call: UnaryCall<Req>, callback: UnaryCallback<Res>) => void {
   return (call, callback) => {
     run(call.request, call).then(
       (response) => callback(null, response),

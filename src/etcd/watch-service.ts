@@ -24,7 +24,7 @@
  *   watcher is canceled.
  */
 import { Buffer } from 'node:buffer';
-import type { ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { ServiceImplementation, StreamingCall } from '../grpc/index.js';
 import { isKvError, type WatchBatch, type WatchEvent, type Watcher } from '../kv/index.js';
 import { drained } from '../server/drained.js';
 import { type WatchReply, watchEventBytes } from './codec.js';
@@ -54,10 +54,10 @@ interface WatchRequestWire {
   readonly progress_request?: object | null;
 }
 
-type WatchCall = ServerDuplexStream<WatchRequestWire, WatchReply>;
+type WatchCall = StreamingCall<WatchRequestWire, WatchReply>;
 
 /** The `Watch` service of one node. */
-export function watchService(ctx: EtcdContext): UntypedServiceImplementation {
+export function watchService(ctx: EtcdContext): ServiceImplementation {
   return {
     Watch: (call: WatchCall) => {
       new WatchStream(ctx, call);

@@ -1,12 +1,14 @@
 /**
- * HTTP/2 frames (RFC 9113 §4 and §6) as the benchmark's gRPC client writes and reads them:
- * the frame types, flags, settings and error codes it uses, encoders for the frames it
- * sends, and the split of received bytes into frames.
+ * HTTP/2 frames (RFC 9113 §4 and §6) as Flotilla's gRPC server (src/grpc/) and the
+ * benchmark's gRPC client write and read them: the frame types, flags, settings and error
+ * codes they use, encoders for the frames they send, and the split of received bytes into
+ * frames.
  */
 
 // Frame types, flags, settings and error codes of RFC 9113.
 export const DATA = 0x0;
 export const HEADERS = 0x1;
+export const PRIORITY_FRAME = 0x2;
 export const RST_STREAM = 0x3;
 export const SETTINGS = 0x4;
 export const PUSH_PROMISE = 0x5;
@@ -19,10 +21,18 @@ export const ACK = 0x1;
 export const END_HEADERS = 0x4;
 export const PADDED = 0x8;
 export const PRIORITY = 0x20;
+export const SETTINGS_HEADER_TABLE_SIZE = 0x1;
 export const SETTINGS_ENABLE_PUSH = 0x2;
 export const SETTINGS_MAX_CONCURRENT_STREAMS = 0x3;
 export const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
 export const SETTINGS_MAX_FRAME_SIZE = 0x5;
+export const NO_ERROR = 0x0;
+export const PROTOCOL_ERROR = 0x1;
+export const INTERNAL_ERROR = 0x2;
+export const FLOW_CONTROL_ERROR = 0x3;
+export const STREAM_CLOSED = 0x5;
+export const FRAME_SIZE_ERROR = 0x6;
+export const COMPRESSION_ERROR = 0x9;
 export const CANCEL = 0x8;
 export const REFUSED_STREAM = 0x7;
 export const MAX_WINDOW = 2 ** 31 - 1;

@@ -1,9 +1,9 @@
 /**
- * HPACK (RFC 7541), as much as a gRPC client needs: a complete decoder for the servers'
- * response headers and trailers (static and dynamic tables, Huffman-coded strings), and an
- * encoder for fixed request headers that never touches the dynamic table (every field is
- * indexed from the static table or sent as a literal without indexing), so a request's
- * header block can be built once per path and reused.
+ * HPACK (RFC 7541), as much as a gRPC server and client need: a complete decoder for the
+ * peer's header blocks (static and dynamic tables, Huffman-coded strings), and an encoder for
+ * headers that never touches the dynamic table (every field is indexed from the static table
+ * or sent as a literal without indexing), so a fixed header block can be built once and
+ * reused.
  */
 
 /** A decoded header field. */
