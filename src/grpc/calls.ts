@@ -13,6 +13,7 @@ import {
   framed,
   OK_TRAILERS,
   RESPONSE_HEADERS,
+  type StatusError,
   statusOf,
   statusTrailers,
   trailersOnly,
@@ -39,14 +40,7 @@ export interface UnaryCall<Req> extends CallBase {
 }
 
 /** Answers a unary call: an error (its status ends the call) or the response. */
-export type UnaryCallback<Res> = (error: StatusErrorLike | null, response?: Res) => void;
-
-/** An error a handler answers with: grpc-js's `ServiceError` and etcd's errors have this shape. */
-export type StatusErrorLike = {
-  readonly code?: number;
-  readonly details?: string;
-  readonly message?: string;
-};
+export type UnaryCallback<Res> = (error: StatusError | null, response?: Res) => void;
 
 /** Calls the server watches for `grpc-timeout`. */
 export interface Expiring {
@@ -104,7 +98,7 @@ export class MessageReader {
 }
 
 /** A status error. */
-export function callError(code: number, message: string): StatusErrorLike & Error {
+export function callError(code: number, message: string): StatusError & Error {
   return Object.assign(new Error(message), { code, details: message });
 }
 
@@ -142,7 +136,7 @@ export class UnaryExchange<Req, Res> implements StreamEvents, UnaryCall<Req>, Ex
       }
       this.request = this.codec.requestDeserialize(this.message);
     } catch (error) {
-      this.answer(error as StatusErrorLike, undefined);
+      this.answer(error as StatusError, undefined);
       return;
     }
     this.message = undefined;
@@ -166,7 +160,7 @@ export class UnaryExchange<Req, Res> implements StreamEvents, UnaryCall<Req>, Ex
     this.cancelled = true;
   }
 
-  private answer(error: StatusErrorLike | null, response: Res | undefined): void {
+  private answer(error: StatusError | null, response: Res | undefined): void {
     if (this.done) return;
     this.finish();
     if (error === null) {
@@ -188,10 +182,9 @@ export class UnaryExchange<Req, Res> implements StreamEvents, UnaryCall<Req>, Ex
     }
   }
 
-  private fail(error: StatusErrorLike): void {
+  private fail(error: StatusError): void {
     const { code, message } = statusOf(error);
-    this.stream.headers(trailersOnly(code, message), true);
-    if (!this.stream.remoteEnded) this.stream.reset(NO_ERROR);
+    this.stream.refuse(trailersOnly(code, message));
   }
 
   private finish(): void {

@@ -91,11 +91,6 @@ export class ServerConnection implements StreamOwner {
     }
   }
 
-  /** Streams open now. */
-  get openStreams(): number {
-    return this.streams.size;
-  }
-
   /** Says GOAWAY and closes: every open stream is lost (its call sees a cancellation). */
   shutdown(): void {
     if (this.closed) return;
@@ -324,12 +319,12 @@ export class ServerConnection implements StreamOwner {
         this.goAway(F.PROTOCOL_ERROR, `client stream id ${id} is even`);
         return;
       }
-      this.write(F.frame(F.RST_STREAM, 0, id, uint32(F.STREAM_CLOSED)));
+      this.write(F.rstStreamFrame(id, F.STREAM_CLOSED));
       return;
     }
     this.lastStreamId = id;
     if (this.streams.size >= this.limits.maxConcurrentStreams) {
-      this.write(F.frame(F.RST_STREAM, 0, id, uint32(F.REFUSED_STREAM)));
+      this.write(F.rstStreamFrame(id, F.REFUSED_STREAM));
       return;
     }
     const stream = new ServerStream(id, this.peerInitialWindow, this);
@@ -485,10 +480,4 @@ function unpad(payload: Buffer): Buffer | undefined {
   const padding = payload[0]!;
   if (padding >= payload.length) return undefined;
   return payload.subarray(1, payload.length - padding);
-}
-
-function uint32(value: number): Buffer {
-  const out = Buffer.allocUnsafe(4);
-  out.writeUInt32BE(value, 0);
-  return out;
 }

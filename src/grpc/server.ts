@@ -12,7 +12,6 @@
 import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
-import { NO_ERROR } from '../http2/frames.js';
 import type { HeaderField } from '../http2/hpack.js';
 import {
   type CallHost,
@@ -150,16 +149,16 @@ export class GrpcServer implements StreamAcceptor, CallHost {
       else if (name === 'grpc-timeout') timeout = value;
     }
     if (method !== 'POST') {
-      refuse(stream, httpStatus(405));
+      stream.refuse(httpStatus(405));
       return;
     }
     if (contentType === undefined || !contentType.startsWith('application/grpc')) {
-      refuse(stream, httpStatus(415));
+      stream.refuse(httpStatus(415));
       return;
     }
     const route = path === undefined ? undefined : this.routes.get(path);
     if (route === undefined) {
-      refuse(stream, trailersOnly(status.UNIMPLEMENTED, `The server does not implement the method ${path}`));
+      stream.refuse(trailersOnly(status.UNIMPLEMENTED, `The server does not implement the method ${path}`));
       return;
     }
     const ms = timeoutMs(timeout);
@@ -227,10 +226,4 @@ export class GrpcServer implements StreamAcceptor, CallHost {
     const now = Date.now();
     for (const call of [...this.expiring]) if (call.deadline <= now) call.expire();
   }
-}
-
-/** Ends a stream that will not become a call with `block` (the client is told to stop sending). */
-function refuse(stream: ServerStream, block: Buffer): void {
-  stream.headers(block, true);
-  if (!stream.remoteEnded) stream.reset(NO_ERROR);
 }

@@ -101,9 +101,8 @@ export function timeoutMs(value: string | undefined): number | undefined {
 }
 
 /**
- * A call's request metadata: its custom headers (every field but the pseudo-headers and the
- * ones gRPC reserves), read the way grpc-js's `Metadata.get` reads them. `-bin` values are
- * base64-decoded to Buffers.
+ * A call's request metadata: its headers, read the way grpc-js's `Metadata.get` reads them.
+ * `-bin` values are base64-decoded to Buffers.
  */
 export class CallMetadata {
   constructor(private readonly fields: readonly HeaderField[]) {}
@@ -120,27 +119,7 @@ export class CallMetadata {
     }
     return values;
   }
-
-  /** The first value of each custom header. */
-  getMap(): Record<string, string | Buffer> {
-    const map: Record<string, string | Buffer> = {};
-    for (const [field] of this.fields) {
-      if (field.startsWith(':') || RESERVED.has(field) || field in map) continue;
-      map[field] = this.get(field)[0]!;
-    }
-    return map;
-  }
 }
-
-/** Headers gRPC itself uses: not metadata. */
-const RESERVED = new Set([
-  'content-type',
-  'te',
-  'grpc-timeout',
-  'grpc-encoding',
-  'grpc-accept-encoding',
-  'user-agent',
-]);
 
 /** A message with gRPC's 5-byte prefix (not compressed, 32-bit big-endian length). */
 export function framed(message: Uint8Array): Buffer {

@@ -12,6 +12,7 @@ import {
   END_STREAM,
   frameHeader,
   HEADERS,
+  NO_ERROR,
   rstStreamFrame,
 } from '../http2/frames.js';
 
@@ -122,6 +123,15 @@ export class ServerStream {
     if (this.localEnded || this.trailers !== undefined) return;
     if (this.queued === 0) this.headers(trailers, true);
     else this.trailers = trailers;
+  }
+
+  /**
+   * Ends the stream with one header block (a trailers-only status or a plain HTTP status) and,
+   * when the client has not half-closed, tells it to stop sending (RST_STREAM NO_ERROR).
+   */
+  refuse(block: Buffer): void {
+    this.headers(block, true);
+    if (!this.remoteEnded) this.reset(NO_ERROR);
   }
 
   /** Resets the stream (RST_STREAM with `code`); queued DATA is dropped. */
