@@ -222,3 +222,36 @@ test('errors: no leader, a stopped node, bad options, an aborted request', async
     (error: unknown) => error instanceof FlotillaError && error.code === 'INVALID_CONFIG',
   );
 });
+
+test('applied-index events reach a listener and a status watcher, added or not while writes run', async () => {
+  const root = await newRoot();
+  const peers = { 1: `127.0.0.1:${await freePort()}` };
+  const node = await start(root, 1, peers[1], { peers });
+  await until(node, 'leadership', (s) => s.role === 'leader');
+  // Nobody listens: the applied index moves without an event, and the status still says where it is.
+  for (let i = 0; i < 5; i++) await node.propose({ op: 'add', n: 1 });
+  const quiet = node.status().machineApplied;
+  assert.ok(quiet >= 6, `applied ${quiet}`);
+  const heard: number[] = [];
+  const listener = (index: number): void => {
+    heard.push(index);
+  };
+  node.on('applied', listener);
+  const watched = until(node, 'the watched write', (s) => s.machineApplied >= quiet + 3);
+  for (let i = 0; i < 3; i++) await node.propose({ op: 'add', n: 1 });
+  assert.ok((await watched).machineApplied >= quiet + 3);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(heard.length >= 1, 'no applied event');
+  assert.equal(heard.at(-1), quiet + 3);
+  // The pass that applied `quiet` may still be finishing when the listener is added: it reports `quiet`.
+  assert.ok(
+    heard.every((index, i) => index >= quiet && (i === 0 || index > heard[i - 1]!)),
+    String(heard),
+  );
+  node.off('applied', listener);
+  await node.propose({ op: 'add', n: 1 });
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(heard.at(-1), quiet + 3, 'an event after the listener was removed');
+  assert.equal(node.status().machineApplied, quiet + 4);
+  await node.close();
+});

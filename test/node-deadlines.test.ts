@@ -79,7 +79,7 @@ test('clear cancels every deadline', () => {
 
 function tracker(leader: number): ProposalTracker {
   return new ProposalTracker({
-    raw: { status: () => ({ leader, commit: 0 }) as never, proposeBatch: () => {} },
+    raw: { leader, commit: 0, proposeBatch: () => {} },
     appliedIndex: () => 0,
     options: {
       pendingProposalsMax: 100,

@@ -130,6 +130,10 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
   /** Internal change notifications for {@link FlotillaNode.watchStatus}. */
   readonly #changes = new EventEmitter().setMaxListeners(0);
   #version = 0;
+  /** Open {@link FlotillaNode.watchStatus} iterators (they are told of every applied index). */
+  #watchers = 0;
+  /** The applied index when the last Ready pass was observed. */
+  #applied: number;
   #closed = false;
   #removing = false;
   #last: NodeStatus;
@@ -140,6 +144,7 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
     this.id = host.options.id;
     this.#host = host;
     this.#last = host.status();
+    this.#applied = this.#last.machineApplied;
     host.observe(() => this.#observe());
   }
 
@@ -325,19 +330,24 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
     const { signal } = options;
     const ended = (): boolean => this.#closed || signal?.aborted === true;
     if (ended()) return;
-    let seen = this.#version;
-    yield this.#host.status();
-    while (!ended()) {
-      if (seen !== this.#version) {
-        seen = this.#version;
-        yield this.#last;
-        continue;
+    this.#watchers++;
+    try {
+      let seen = this.#version;
+      yield this.#host.status();
+      while (!ended()) {
+        if (seen !== this.#version) {
+          seen = this.#version;
+          yield this.#last;
+          continue;
+        }
+        try {
+          await once(this.#changes, 'change', signal === undefined ? {} : { signal });
+        } catch {
+          return; // aborted
+        }
       }
-      try {
-        await once(this.#changes, 'change', signal === undefined ? {} : { signal });
-      } catch {
-        return; // aborted
-      }
+    } finally {
+      this.#watchers--;
     }
   }
 
@@ -428,16 +438,19 @@ export class FlotillaNode<C, R, Q, A> extends EventEmitter<NodeEvents> {
   #observe(): void {
     const last = this.#last;
     const removing = !this.#removing && !this.#closed && this.#host.removed;
-    // Most passes (a follower's append, a leader's proposal) change nothing reported.
-    if (!removing && !this.#host.statusChangedSince(last)) return;
+    const applied = this.#host.machineApplied;
+    const appliedMoved = applied !== this.#applied;
+    this.#applied = applied;
+    // Most passes (a follower's append, a leader's proposal) change nothing reported, and an
+    // applied index that no one is told of builds no status (one per write otherwise).
+    const appliedTold = appliedMoved && (this.#watchers > 0 || this.listenerCount('applied') > 0);
+    if (!removing && !appliedTold && !this.#host.statusChangedSince(last)) return;
     const now = this.#host.status();
     this.#last = now;
     const events: (() => void)[] = [];
     if (now.role !== last.role) events.push(() => this.emit('role', now.role, now));
     if (now.leader !== last.leader) events.push(() => this.emit('leader', now.leader, now));
-    if (now.machineApplied !== last.machineApplied) {
-      events.push(() => this.emit('applied', now.machineApplied, now));
-    }
+    if (appliedMoved) events.push(() => this.emit('applied', now.machineApplied, now));
     if (removing) {
       this.#removing = true;
       events.push(() => this.emit('removed'));

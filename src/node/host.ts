@@ -292,26 +292,30 @@ export class Host {
     return confState;
   }
 
-  /** Whether role, leader, term, applied index or configuration differ from `last` (no status built). */
+  /** The state machine's applied index (as `status().machineApplied`, without building it). */
+  get machineApplied(): number {
+    return this.machine.appliedIndex;
+  }
+
+  /** Whether role, leader, term or configuration differ from `last` (no status built). */
   statusChangedSince(last: HostStatus): boolean {
     const r = this.raw.raft;
     return (
       r.role !== last.role ||
       r.leader !== last.leader ||
       r.term !== last.term ||
-      this.machine.appliedIndex !== last.machineApplied ||
       this.confState() !== last.confState
     );
   }
 
   /** The node's role, for a quick check. */
   get role(): Role {
-    return this.raw.status().role;
+    return this.raw.raft.role;
   }
 
   /** The current raft term (cheaper than {@link Host.status}; etcd response headers carry it). */
   get term(): number {
-    return this.raw.status().term;
+    return this.raw.term;
   }
 
   /** The transport's counters (the process's, on a multi-raft host). */
@@ -327,10 +331,7 @@ export class Host {
     this.wake();
   }
 
-  /**
-   * Name, peer address and client URLs of every member this node knows of (removed ones
-   * included; the configuration is in {@link Host.status}'s `confState`).
-   */
+  /** Name, peer address and client URLs of every member known here (removed ones included). */
   members(): ReadonlyMap<number, MemberAddress> {
     return this.replica.membership.members;
   }
@@ -340,10 +341,7 @@ export class Host {
     return this.replica.membership.isMember(id);
   }
 
-  /**
-   * What this node answers a joining member's cluster query with (see join.ts): the cluster
-   * id and the configured members.
-   */
+  /** What this node answers a joining member's cluster query with (join.ts): cluster id, members. */
   clusterInfo(): { clusterId: number; members: unknown[] } {
     return { clusterId: this.options.clusterId, members: this.replica.membership.configuredMembers() };
   }

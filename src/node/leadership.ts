@@ -9,7 +9,7 @@ export interface LeaderWatchDeps {
   /** This node's id. */
   readonly selfId: number;
   /** The group's core, whose leader and term are watched. */
-  readonly raw: Pick<RawNode, 'status'>;
+  readonly raw: Pick<RawNode, 'leader' | 'term'>;
   /** Called when the leader changed (0: none known), before waiters are woken. */
   readonly onLeaderChange: (leader: number, term: number) => void;
 }
@@ -24,12 +24,12 @@ export class LeaderWatch {
 
   /** Whether a leader is known. */
   hasLeader(): boolean {
-    return this.deps.raw.status().leader !== 0;
+    return this.deps.raw.leader !== 0;
   }
 
   /** Compares the core's leader and term with the last seen and reacts to a change. */
   observe(): void {
-    const { leader, term } = this.deps.raw.status();
+    const { leader, term } = this.deps.raw;
     if (leader === this.lastLeader && term === this.lastTerm) return;
     if (leader !== this.lastLeader) this.deps.onLeaderChange(leader, term);
     this.lastLeader = leader;

@@ -57,7 +57,7 @@ interface PendingProposal {
 /** What {@link ProposalTracker} needs from the runtime. */
 export interface ProposalDeps {
   /** The group's core: its leader and commit index, and where proposals go. */
-  readonly raw: Pick<RawNode, 'status' | 'proposeBatch'>;
+  readonly raw: Pick<RawNode, 'leader' | 'commit' | 'proposeBatch'>;
   /** The state machine's applied index (for the apply-lag back-pressure). */
   readonly appliedIndex: () => number;
   readonly options: Pick<
@@ -119,7 +119,7 @@ export class ProposalTracker {
         `too many pending proposals (${o.pendingProposalsMax})`,
       );
     }
-    const lag = this.deps.raw.status().commit - this.deps.appliedIndex();
+    const lag = this.deps.raw.commit - this.deps.appliedIndex();
     if (lag > o.applyLagEntriesMax) {
       this.deps.counters.proposalsRejected++;
       throw new TooManyRequestsError(
@@ -170,7 +170,7 @@ export class ProposalTracker {
 
   /** Hands queued proposals to the core in batches; keeps them queued while no leader is known. */
   flush(): void {
-    if (this.queued.length === 0 || this.deps.raw.status().leader === 0) return;
+    if (this.queued.length === 0 || this.deps.raw.leader === 0) return;
     const queue = this.queued.filter((p) => this.pending.has(p.seq));
     this.queued = [];
     let start = 0;
@@ -250,7 +250,7 @@ export class ProposalTracker {
   }
 
   private expire(seq: number): void {
-    const leaderHint = this.deps.raw.status().leader;
+    const leaderHint = this.deps.raw.leader;
     this.settle(seq, (p) => {
       this.deps.counters.proposalTimeouts++;
       const ms = p.timeoutMs;

@@ -31,7 +31,7 @@ interface ReadBatch {
 /** What {@link ReadTracker} needs from the runtime. */
 export interface ReadDeps {
   /** The group's core: whether a leader is known, and where barriers go. */
-  readonly raw: Pick<RawNode, 'status' | 'readIndex'>;
+  readonly raw: Pick<RawNode, 'leader' | 'readIndex'>;
   /** The state machine reads are served from. */
   readonly machine: Pick<MachineDriver, 'query' | 'appliedIndex'>;
   readonly options: Pick<RaftNodeOptions, 'pendingReadsMax' | 'requestTimeoutMs' | 'electionTicks'>;
@@ -103,7 +103,7 @@ export class ReadTracker {
     const reads = this.queued.filter((r) => !r.done);
     this.queued = [];
     if (reads.length === 0) return;
-    if (this.deps.raw.status().leader === 0) {
+    if (this.deps.raw.leader === 0) {
       this.queued = reads;
       return;
     }
@@ -194,7 +194,7 @@ export class ReadTracker {
     if (read.done) return;
     this.deps.counters.readTimeouts++;
     const timeoutMs = this.deps.options.requestTimeoutMs;
-    const leaderHint = this.deps.raw.status().leader;
+    const leaderHint = this.deps.raw.leader;
     const error =
       leaderHint === 0
         ? new NotLeaderError('NO_LEADER', `no leader within ${timeoutMs} ms`)

@@ -238,6 +238,21 @@ export class RawNode {
     r.maybeAutoLeave();
   }
 
+  /** The known leader's id, 0 when none is known (as `status().leader`, without building it). */
+  get leader(): NodeId {
+    return this.raft.leader;
+  }
+
+  /** The current term (as `status().term`). */
+  get term(): number {
+    return this.raft.term;
+  }
+
+  /** The highest index known committed (as `status().commit`). */
+  get commit(): number {
+    return this.raft.log.committed;
+  }
+
   /** The node's current state. */
   status(): Status {
     const r = this.raft;

@@ -205,6 +205,15 @@ export class FrameEncoder {
     return this.u64(meta.index).u64(meta.term).confState(meta.confState);
   }
 
+  /**
+   * The frame's bytes without its length and checksum filled in (a view of the internal
+   * buffer): for records that travel inside another frame, which carries the checksum.
+   */
+  unsealed(): Uint8Array {
+    assert(this.recordStart < 0, 'frame finished inside a record');
+    return this.buf.subarray(0, this.pos);
+  }
+
   /** Fills in length and checksum; returns the frame's bytes (a view of the internal buffer). */
   finish(): Uint8Array {
     assert(this.recordStart < 0, 'frame finished inside a record');

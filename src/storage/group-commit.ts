@@ -47,7 +47,8 @@ export interface GroupCommitStats {
   maxGroupsPerSync: number;
 }
 
-interface Waiting extends CommitRequest {
+interface Waiting {
+  readonly request: CommitRequest;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
 }
@@ -80,7 +81,7 @@ export class GroupCommitter {
   submit(request: CommitRequest): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
-      this.pending.push({ ...request, resolve, reject });
+      this.pending.push({ request, resolve, reject });
       if (this.writing || this.scheduled) return;
       this.scheduled = true;
       setImmediate(() => {
@@ -112,12 +113,12 @@ export class GroupCommitter {
   }
 
   private async write(batch: readonly Waiting[]): Promise<void> {
-    const durable = batch.some((request) => request.sync);
+    const durable = batch.some((waiting) => waiting.request.sync);
     let seq: number;
     try {
       const frame = encodeGroupCommit(
         this.encoder,
-        batch.map((request) => request.record),
+        batch.map((waiting) => waiting.request.record),
       );
       seq = await this.log.append(frame, this.header, durable);
     } catch (error) {
@@ -125,14 +126,17 @@ export class GroupCommitter {
       return;
     }
     this.count(batch, durable);
-    this.written(seq, batch);
+    this.written(
+      seq,
+      batch.map((waiting) => waiting.request),
+    );
     const timing = { ...this.log.lastAppend };
-    for (const request of batch) {
+    for (const waiting of batch) {
       try {
-        request.onDurable(timing);
-        request.resolve();
+        waiting.request.onDurable(timing);
+        waiting.resolve();
       } catch (error) {
-        request.reject(error);
+        waiting.reject(error);
       }
     }
   }
@@ -142,13 +146,13 @@ export class GroupCommitter {
     this.stats.records += batch.length;
     if (!durable) return;
     this.stats.syncs++;
-    const groups = new Set(batch.map((request) => request.record.groupId)).size;
+    const groups = new Set(batch.map((waiting) => waiting.request.record.groupId)).size;
     this.stats.maxGroupsPerSync = Math.max(this.stats.maxGroupsPerSync, groups);
   }
 
   /** Fails the writer with `error`: `batch` and everything pending reject with it. */
   fail(error: unknown, batch: readonly Waiting[] = []): void {
     this.failure ??= error;
-    for (const request of [...batch, ...this.pending.splice(0)]) request.reject(this.failure);
+    for (const waiting of [...batch, ...this.pending.splice(0)]) waiting.reject(this.failure);
   }
 }

@@ -86,7 +86,7 @@ export class GroupStorage implements ReplicaStorage {
   save(update: StorageUpdate): Promise<void> {
     return this.enqueue(async () => {
       const started = performance.now();
-      const batch = encodeUpdate(this.host.encoder, this.cache, update);
+      const batch = encodeUpdate(this.host.encoder, this.cache, update, false);
       const payload = batch === undefined ? undefined : payloadOf(batch.frame);
       this.lastSave.encodeMs = performance.now() - started;
       this.lastSave.writeMs = 0;

@@ -12,11 +12,14 @@ import { type CarriedState, FRAME_TYPE, type FrameEncoder } from './codec.js';
  * Encodes `update` as one BATCH frame with the semantics of `MemoryStorage.saveSync` on
  * `cache`: entries at or below the compaction point are skipped, and overwriting stored
  * entries is written as an explicit TRUNCATE record. Undefined when there is nothing to write.
+ * `sealed: false` leaves the frame's length and checksum out (its records go inside a frame
+ * that has its own: the shared WAL's group commit).
  */
 export function encodeUpdate(
   encoder: FrameEncoder,
   cache: MemoryStorage,
   update: StorageUpdate,
+  sealed = true,
 ): { frame: Uint8Array; maxEntryIndex: number } | undefined {
   encoder.begin(FRAME_TYPE.BATCH);
   const emptyBytes = encoder.sizeBytes;
@@ -32,7 +35,7 @@ export function encodeUpdate(
   const maxEntryIndex = encodeEntries(encoder, update.entries, compacted, last);
   if (update.hardState !== undefined) encoder.hardState(update.hardState);
   if (encoder.sizeBytes === emptyBytes) return undefined;
-  return { frame: encoder.finish(), maxEntryIndex };
+  return { frame: sealed ? encoder.finish() : encoder.unsealed(), maxEntryIndex };
 }
 
 /** Encodes the entries after `compacted`; returns the highest index encoded (0 if none). */
