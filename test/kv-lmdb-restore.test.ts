@@ -334,3 +334,34 @@ test('revision bytes are read and written as a DataView does, big-endian', () =>
   assert.throws(() => readUint64(new Uint8Array(8), 1), RangeError);
   assert.throws(() => writeUint64(new Uint8Array(8), 1, 5), RangeError);
 });
+
+test('a stream whose records are out of revision order is refused and leaves the previous state', async () => {
+  const records: [Uint8Array, Uint8Array][] = [];
+  for (let i = 1; i <= 40; i++) {
+    const value = pack(['x']);
+    records.push([revisionKeyOf(i), value]);
+  }
+  // Well-formed records, built the way a put writes them, so only their order is wrong.
+  const source = new KvDriver(new MemoryKvBackend({ snapshotChunkBytesMax: 512 }));
+  for (let i = 0; i < 40; i++) source.put(`k${i % 13}`, `v${i}`);
+  const snapshotRecords: (readonly [Uint8Array, Uint8Array])[] = [];
+  for await (const part of decodeSnapshot([...source.kv.snapshot()]))
+    if (part.kind === 'records') snapshotRecords.push(...part.records);
+  assert.equal(snapshotRecords.length, 40);
+  const swapped = [...snapshotRecords];
+  [swapped[30], swapped[31]] = [swapped[31]!, swapped[30]!];
+  const meta = { appliedIndex: 40, revision: 41, compactRevision: 0 };
+  const chunks = [...encodeSnapshot({ meta, records: swapped, leases: [], sessions: [] }, 512)];
+  const path = freshPath();
+  const driver = new KvDriver(LmdbKvBackend.open(path, { restoreTransactionBytesMax: 4096 }));
+  driver.put('mine', '1');
+  const before = driver.kv.hash();
+  await assert.rejects(driver.kv.restore(chunks), (error) => isKvError(error, 'CORRUPT'));
+  assert.equal(driver.kv.hash(), before);
+  assert.equal(driver.value('mine'), '1');
+  // The same records in order restore.
+  const ordered = [...encodeSnapshot({ meta, records: snapshotRecords, leases: [], sessions: [] }, 512)];
+  await driver.kv.restore(ordered);
+  assert.equal(driver.value('k0'), 'v39');
+  await driver.kv.close();
+});

@@ -131,3 +131,38 @@ test('a member whose received state is missing says so instead of starting with 
   const init = await crashedMember();
   await assert.rejects(KvNode.start(init), /state received with that snapshot is missing/);
 });
+
+test('a file sealed by this process is read back after a trailer check; a file whose trailer disagrees is refused', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'flotilla-spool-'));
+  dirs.push(root);
+  const message = { snapshot: { meta: { index: 7 } } } as SnapshotRequest;
+  const chunks = [bytes('first chunk'), bytes('second')];
+  const receive = async (spool: SnapshotSpool): Promise<void> => {
+    const sink = spool.sink(message);
+    await sink.write(frameChunks(chunks));
+    await sink.finish();
+  };
+  const readBack = async (spool: SnapshotSpool): Promise<string[]> => {
+    const read: string[] = [];
+    for await (const chunk of (await spool.chunks(7))!) read.push(new TextDecoder().decode(chunk));
+    return read;
+  };
+  const spool = new SnapshotSpool(root);
+  await receive(spool);
+  assert.deepEqual(await readBack(spool), ['first chunk', 'second']);
+  // The trailer's CRC-32C altered on disk: refused by the process that sealed it, and after a restart.
+  const [name] = await readdir(spool.directory);
+  const path = join(spool.directory, name!);
+  const file = await readFile(path);
+  file[file.length - 5]! ^= 0x01;
+  await writeFile(path, file);
+  await assert.rejects(spool.chunks(7), /corrupt: checksum mismatch/);
+  await assert.rejects(new SnapshotSpool(root).chunks(7), /corrupt: checksum mismatch/);
+  // A payload bit flipped on disk is found by the whole-file check of a process that did not seal it.
+  await spool.clear();
+  await receive(spool);
+  const sealed = await readFile(path);
+  sealed[3]! ^= 0x01;
+  await writeFile(path, sealed);
+  await assert.rejects(new SnapshotSpool(root).chunks(7), /corrupt: checksum mismatch/);
+});

@@ -16,7 +16,7 @@
  * which the next restore or open clears.
  */
 
-import type { RootDatabase } from 'lmdb';
+import type { PutOptions, RootDatabase } from 'lmdb';
 import { readUint64 } from './bytes.js';
 import { decodeRecordHead } from './codec.js';
 import { IndexLoader } from './index-loader.js';
@@ -31,6 +31,13 @@ import {
 import { decodeSnapshot, type SnapshotPart } from './snapshot.js';
 import type { KvMeta } from './types.js';
 
+/**
+ * lmdb-js's put option for `MDB_APPEND`. The decoder refuses records out of revision order
+ * (snapshot.ts) before they are staged; a key out of order would fail its put
+ * (`MDB_KEYEXIST`) and the restore with it, never be stored out of place.
+ */
+const APPEND: PutOptions = { append: true };
+
 /** Bytes counted per staged write beside its key and value. */
 const WRITE_OVERHEAD_BYTES = 48;
 
@@ -44,6 +51,8 @@ export interface RestoredGeneration {
 class TransactionStager {
   private keys: Uint8Array[] = [];
   private values: Uint8Array[] = [];
+  /** Whether each staged write goes after every key in the database (LMDB's `MDB_APPEND`). */
+  private appends: boolean[] = [];
   private bytes = 0;
   private inFlight: Promise<unknown> | undefined;
   /** The most staged bytes seen (for tests of the bound). */
@@ -55,10 +64,16 @@ class TransactionStager {
     private readonly bytesMax: number,
   ) {}
 
-  /** Stages a put; once the staged bytes reach the bound, flushes (await the promise then). */
-  put(key: Uint8Array, value: Uint8Array): Promise<void> | undefined {
+  /**
+   * Stages a put; once the staged bytes reach the bound, flushes (await the promise then).
+   * `append`: the key sorts after every key written so far, so LMDB adds it at the end of
+   * the tree without a search, and fills each page before it starts the next (a page split
+   * in the middle leaves both halves half empty).
+   */
+  put(key: Uint8Array, value: Uint8Array, append = false): Promise<void> | undefined {
     this.keys.push(key);
     this.values.push(value);
+    this.appends.push(append);
     this.bytes += key.length + value.length + WRITE_OVERHEAD_BYTES;
     if (this.bytes > this.peakStagedBytes) this.peakStagedBytes = this.bytes;
     return this.bytes >= this.bytesMax ? this.flush() : undefined;
@@ -68,12 +83,16 @@ class TransactionStager {
   async flush(): Promise<void> {
     await this.inFlight;
     if (this.keys.length === 0) return;
-    const { keys, values, db } = this;
+    const { keys, values, appends, db } = this;
     this.keys = [];
     this.values = [];
+    this.appends = [];
     this.bytes = 0;
     this.inFlight = this.root.transaction(() => {
-      for (let i = 0; i < keys.length; i++) db.putSync(keys[i]!, values[i]!);
+      for (let i = 0; i < keys.length; i++) {
+        if (appends[i]) db.putSync(keys[i]!, values[i]!, APPEND);
+        else db.putSync(keys[i]!, values[i]!);
+      }
     });
   }
 
@@ -81,6 +100,7 @@ class TransactionStager {
   async abandon(): Promise<void> {
     this.keys = [];
     this.values = [];
+    this.appends = [];
     await this.inFlight;
   }
 
@@ -127,6 +147,9 @@ export async function restoreGeneration(
 
 /** Stages the writes of one decoded snapshot part (the header comes first, so `loaded` is set). */
 async function stagePart(stager: TransactionStager, part: SnapshotPart, loaded: IndexLoader): Promise<void> {
+  // Records arrive in revision order, and their prefix sorts after the meta record's, which
+  // comes first; leases (a prefix before the records') and sessions are put in place.
+  const append = part.kind === 'records';
   const entries: Iterable<readonly [Uint8Array, Uint8Array]> =
     part.kind === 'header'
       ? [[META_KEY, encodeMeta(part.meta)]]
@@ -136,7 +159,7 @@ async function stagePart(stager: TransactionStager, part: SnapshotPart, loaded: 
           ? part.leases.map(leaseEntry)
           : part.sessions.map(sessionEntry);
   for (const [key, value] of entries) {
-    const flushing = stager.put(key, value);
+    const flushing = stager.put(key, value, append);
     if (flushing !== undefined) await flushing;
   }
 }

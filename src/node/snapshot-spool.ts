@@ -14,7 +14,10 @@
  *     *.tmp                          a stream being received (removed on start)
  *
  * A file is trusted only whole: its trailer must match its length and CRC-32C before a single
- * chunk is read back.
+ * chunk is read back. The CRC-32C of a file this process received was computed from the bytes
+ * as they arrived; reading it back before the restore then checks the trailer only (the pages
+ * come from the page cache, so a second pass would check memory, not the disk). After a
+ * restart, the whole file is read and checked.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -35,6 +38,8 @@ const READ_BYTES = 1024 * 1024;
 export class SnapshotSpool {
   private readonly fs = nodeFileSystem;
   readonly directory: string;
+  /** The CRC-32C of each file sealed by this process, by index. */
+  private readonly sealed = new Map<number, number>();
 
   constructor(dataDir: string) {
     this.directory = join(dataDir, 'snap-received');
@@ -66,7 +71,7 @@ export class SnapshotSpool {
     }
     let payloadBytes: number;
     try {
-      payloadBytes = await verify(file, path);
+      payloadBytes = await verify(file, path, this.sealed.get(index));
     } catch (error) {
       await file.close();
       throw error;
@@ -74,8 +79,14 @@ export class SnapshotSpool {
     return readFramed(file, payloadBytes, path);
   }
 
+  /** Records the CRC-32C of the payload this process sealed at `index`. */
+  wasSealed(index: number, crc: number): void {
+    this.sealed.set(index, crc);
+  }
+
   /** Removes every file: what was received is restored, or no longer wanted. */
   async clear(): Promise<void> {
+    this.sealed.clear();
     const names = await this.fs.list(this.directory);
     for (const name of names) await this.fs.unlink(join(this.directory, name));
     if (names.length > 0) await this.fs.syncDirectory(this.directory);
@@ -125,6 +136,7 @@ class SpoolSink implements SnapshotSink {
     }
     await nodeFileSystem.rename(this.temp, this.spool.pathOf(this.index));
     await nodeFileSystem.syncDirectory(this.spool.directory);
+    this.spool.wasSealed(this.index, this.crc >>> 0);
   }
 
   abort(): void {
@@ -154,14 +166,21 @@ function corrupt(path: string, why: string): NodeError {
   return new NodeError('FATAL', `received snapshot ${path} is corrupt: ${why}`);
 }
 
-/** Checks a file's trailer against its contents; returns the payload's length. */
-async function verify(file: StorageFile, path: string): Promise<number> {
+/**
+ * Checks a file's trailer against its contents (against `sealedCrc`, the CRC-32C computed as
+ * this process received it, when given); returns the payload's length.
+ */
+async function verify(file: StorageFile, path: string, sealedCrc: number | undefined): Promise<number> {
   const size = await file.size();
   if (size < TRAILER_BYTES) throw corrupt(path, `${size} bytes`);
   const trailer = await readAt(file, TRAILER_BYTES, size - TRAILER_BYTES, path);
   const payloadBytes = Number(trailer.readBigUInt64BE(0));
   if (!trailer.subarray(12).equals(MAGIC) || payloadBytes !== size - TRAILER_BYTES) {
     throw corrupt(path, 'bad trailer');
+  }
+  if (sealedCrc !== undefined) {
+    if (sealedCrc !== trailer.readUInt32BE(8)) throw corrupt(path, 'checksum mismatch');
+    return payloadBytes;
   }
   let crc = 0;
   for (let at = 0; at < payloadBytes; at += READ_BYTES) {
