@@ -169,7 +169,9 @@ test('the key index loaded from record heads equals the one a full decode of eve
       heads.index.size > 100 && heads.leaseOfKey.size > 0,
       `${heads.index.size} keys, ${heads.leaseOfKey.size} leased`,
     );
-    assert.deepEqual(heads, indexByFullDecode(plain, revision));
+    const full = indexByFullDecode(plain, revision);
+    assert.deepEqual(heads.index, full.index);
+    assert.deepEqual(heads.leaseOfKey, full.leaseOfKey);
   } finally {
     await env.close();
   }

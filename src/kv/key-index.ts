@@ -84,6 +84,17 @@ export class SortedKeys {
     if (chunk.length > 2 * chunkKeysMax) this.chunks.splice(chunkIndex + 1, 0, chunk.splice(chunkKeysMax));
   }
 
+  /**
+   * Adds `keys`, sorted and each absent, to an empty set: chunks filled to
+   * `chunkKeysMax`. Loading a whole index so (one sort) is 3-4x faster than an insertion per
+   * key in revision order, which is random key order.
+   */
+  fill(keys: readonly string[]): void {
+    assert(this.chunks.length === 0, 'key index: filled when not empty');
+    for (let at = 0; at < keys.length; at += chunkKeysMax)
+      this.chunks.push(keys.slice(at, at + chunkKeysMax));
+  }
+
   /** Removes `key` (it must be present). */
   delete(key: string): void {
     const chunkIndex = this.chunkFor(key);
@@ -148,6 +159,8 @@ export class KeyIndex {
   // holds at least two entries.
   private readonly histories = new Map<string, History>();
   private readonly sorted = new SortedKeys();
+  /** New keys of {@link KeyIndex.load}, not yet in `sorted` ({@link KeyIndex.loaded} puts them there). */
+  private loading: string[] = [];
 
   /** How many keys have history (live or deleted but not yet compacted away). */
   get size(): number {
@@ -162,10 +175,35 @@ export class KeyIndex {
       this.sorted.insert(key);
       return;
     }
+    this.appendTo(key, history, entry);
+  }
+
+  private appendTo(key: string, history: History, entry: IndexEntry): void {
     const last = lastOf(history);
     assert(compareRevision(last, entry.main, entry.sub) < 0, `key index: revision goes back for a key`);
     if (Array.isArray(history)) history.push(entry);
     else this.histories.set(key, [history, entry]);
+  }
+
+  /**
+   * As `append`, into an index being loaded (empty before the first call): a new key joins
+   * the sorted key list at {@link KeyIndex.loaded}, in one sort, which must come before any
+   * other call.
+   */
+  load(key: string, entry: IndexEntry): void {
+    const history = this.histories.get(key);
+    if (history === undefined) {
+      this.histories.set(key, entry);
+      this.loading.push(key);
+    } else this.appendTo(key, history, entry);
+  }
+
+  /** Ends a load: the loaded keys join the sorted key list. */
+  loaded(): void {
+    if (this.loading.length === 0) return;
+    // Default sort: by UTF-16 code unit, which for latin1 key strings is byte order.
+    this.sorted.fill(this.loading.sort());
+    this.loading = [];
   }
 
   /** The latest write of `key` if it is a put (the key exists now), else undefined. */
