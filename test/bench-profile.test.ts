@@ -140,12 +140,10 @@ function checkServer(server: ServerReport, requests: number): void {
   const label = `${server.role} ${server.name}`;
   assert.ok(server.busy_ms > 0, `${label} busy`);
   assert.ok(server.pid > 0, label);
-  for (const category of ['flotilla:raft', 'lmdb']) {
-    assert.ok(
-      (server.categories[category]?.ms ?? 0) > 0,
-      `${label}: ${category} in ${JSON.stringify(server.categories)}`,
-    );
-  }
+  assert.ok(
+    (server.categories['flotilla:raft']?.ms ?? 0) > 0,
+    `${label}: flotilla:raft in ${JSON.stringify(server.categories)}`,
+  );
   const categoryPct = Object.values(server.categories).reduce((sum, c) => sum + c.pct, 0);
   assert.ok(categoryPct <= 100, `${label}: categories add up to ${categoryPct}%`);
   assert.ok(server.top.length > 0 && server.top.length <= 15, label);
@@ -162,7 +160,7 @@ test('bench:profile profiles a 3-node cluster under a put workload', { timeout: 
   const out = await mkdtemp(join(tmpdir(), 'flotilla-profile-test-'));
   try {
     // Generous: the first run may build bench/etcd-load (Go) before it starts.
-    const args = ['--workload', 'put_100', '--total', '500', '--interval-us', '250', '--out', out, '--json'];
+    const args = ['--workload', 'put_100', '--total', '1500', '--interval-us', '250', '--out', out, '--json'];
     const run = await profileTool(args, 150_000);
     assert.equal(run.code, 0, run.stderr);
     const lines = run.stdout.trim().split('\n');
@@ -170,12 +168,19 @@ test('bench:profile profiles a 3-node cluster under a put workload', { timeout: 
     assert.match(run.stdout, /^leader n\d \(pid \d+\)$/m);
     assert.match(run.stdout, /^follower n\d \(pid \d+\)$/m);
     assert.equal(report.workload, 'put_100');
-    assert.equal(report.requests, 500);
+    assert.equal(report.requests, 1500);
     assert.equal(report.errors, 0);
     assert.ok(report.rps > 0);
     assert.equal(report.leader.role, 'leader');
     assert.equal(report.followers.length, 2);
-    for (const server of [report.leader, ...report.followers]) checkServer(server, report.requests);
+    const servers = [report.leader, ...report.followers];
+    for (const server of servers) checkServer(server, report.requests);
+    // lmdb-js runs on the event loop only to queue each batch's writes (its thread commits
+    // them): a package's time is attributed to it, though one server's few samples may miss it.
+    assert.ok(
+      servers.some((server) => (server.categories['lmdb']?.ms ?? 0) > 0),
+      `lmdb in ${JSON.stringify(servers.map((server) => server.categories))}`,
+    );
     assert.ok(report.busy_ms_per_req > 0 && (report.cpu_ms_per_req ?? 0) > 0);
     const kept = (await readdir(out)).filter((f) => f.endsWith('.cpuprofile')).sort();
     assert.equal(kept.length, 3, kept.join(', '));
