@@ -35,8 +35,7 @@ export class IndexLoader {
       if (!(head.version >= 1)) throw new KvError('CORRUPT', `kv: record ${main}.${sub} with version 0`);
       this.keys.load(key, new IndexEntry(main, sub, head.createRevision, head.version, head.lease));
     }
-    if (head.tombstone || head.lease === 0) {
-      if (this.leaseOfKey.size > 0) this.leaseOfKey.delete(key);
-    } else this.leaseOfKey.set(key, head.lease);
+    if (head.tombstone || head.lease === 0) this.leaseOfKey.delete(key);
+    else this.leaseOfKey.set(key, head.lease);
   }
 }

@@ -94,7 +94,7 @@ export class GroupHost extends LibraryHost {
     }
     if (++this.idleTicks < QUIESCE_AFTER_TICKS) return false;
     const { id: self, groupId } = this.options;
-    const { term, commit } = this.raw.status();
+    const { term, commit } = this.raw;
     for (const id of this.raw.raft.tracker.progress.keys()) {
       if (id !== self) this.coordinator.notifyQuiesce(id, { groupId, term, commit });
     }
@@ -129,7 +129,7 @@ export class GroupHost extends LibraryHost {
     this.notice = undefined;
     const under = this.quiescedUnder;
     if (under !== undefined) {
-      const term = this.raw.status().term;
+      const term = this.raw.term;
       // A late answer to the rounds before quiescence tells a quiesced leader nothing it needs
       // (no read waits, every member matched): dropping it is a lost message, not a wake-up.
       if (under === this.options.id && isLateAnswer(message, term)) return;
