@@ -13,9 +13,11 @@ import fc from 'fast-check';
 import {
   encodeCompactionResponse,
   encodeDeleteRangeResponse,
+  encodeFramedWatchResponse,
   encodePutResponse,
   encodeRangeResponse,
   encodeTxnResponse,
+  encodeWatchEvents,
   encodeWatchResponse,
   type HeaderFields,
   type WatchReply,
@@ -252,6 +254,26 @@ describe('etcd response encoders', () => {
     fc.assert(
       fc.property(watchArb, (reply) => {
         sameBytes(encodeWatchResponse(reply), WATCH.responseSerialize(watchWire(reply)), 'watch');
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  test('framed watch responses: the same message after the room and a gRPC prefix, events encoded once or not', () => {
+    fc.assert(
+      fc.property(watchArb, fc.nat(16), (reply, room) => {
+        const expected = WATCH.responseSerialize(watchWire(reply));
+        const { events, ...rest } = reply;
+        const shared = events === undefined ? undefined : encodeWatchEvents(events);
+        for (const framed of [
+          encodeFramedWatchResponse(reply, room),
+          encodeFramedWatchResponse(rest, room, shared ?? Buffer.alloc(0)),
+        ]) {
+          assert.equal(framed.length, room + 5 + expected.length);
+          assert.equal(framed[room], 0, 'uncompressed');
+          assert.equal(framed.readUInt32BE(room + 1), expected.length, 'length prefix');
+          sameBytes(framed.subarray(room + 5), expected, 'framed watch');
+        }
       }),
       { numRuns: RUNS },
     );

@@ -21,6 +21,25 @@ import type {
   TxnResponse,
   WatchEvent,
 } from '../kv/index.js';
+import {
+  intField,
+  lengthField,
+  T1_BYTES,
+  T1_VARINT,
+  T2_BYTES,
+  T2_VARINT,
+  T3_BYTES,
+  T3_VARINT,
+  T4_BYTES,
+  T4_VARINT,
+  T5_BYTES,
+  T5_VARINT,
+  T6_BYTES,
+  T6_VARINT,
+  T7_VARINT,
+  T11_BYTES,
+  Writer,
+} from './proto-writer.js';
 
 /** A response header as the encoders take it (a txn's nested headers carry only `revision`). */
 export interface HeaderFields {
@@ -48,147 +67,57 @@ export interface WatchReply {
   readonly events?: readonly WatchEvent[];
 }
 
-// ---------------------------------------------------------------- primitives
-
-/** Bytes of a varint holding `n` (a safe integer; negative int64s take 10 bytes). */
-function varintSize(n: number): number {
-  if (n < 0) return 10;
-  if (n < 0x80) return 1;
-  if (n < 0x4000) return 2;
-  if (n < 0x200000) return 3;
-  if (n < 0x10000000) return 4;
-  if (n < 2 ** 35) return 5;
-  if (n < 2 ** 42) return 6;
-  if (n < 2 ** 49) return 7;
-  return 8; // below 2^53 = Number.MAX_SAFE_INTEGER + 1 < 2^56
-}
-
-/** Size of a varint field (tag and value) holding `n`, 0 when it is the default. */
-function intField(n: number): number {
-  return n === 0 ? 0 : 1 + varintSize(n);
-}
-
-/** Size of a length-delimited field of `length` bytes (tag, length, bytes). */
-function lengthField(length: number, tagBytes = 1): number {
-  return tagBytes + varintSize(length) + length;
-}
-
-/** A growing position in one pre-sized buffer. */
-class Writer {
-  readonly buf: Buffer;
-  pos = 0;
-
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(size);
-  }
-
-  varint(n: number): void {
-    const buf = this.buf;
-    if (n < 0) {
-      this.negative(n);
-      return;
-    }
-    while (n > 0x7fffffff) {
-      buf[this.pos++] = (n % 0x80) | 0x80;
-      n = Math.floor(n / 0x80);
-    }
-    while (n > 0x7f) {
-      buf[this.pos++] = (n & 0x7f) | 0x80;
-      n >>>= 7;
-    }
-    buf[this.pos++] = n;
-  }
-
-  /** A negative int64: ten bytes of two's complement. */
-  private negative(n: number): void {
-    let v = BigInt.asUintN(64, BigInt(n));
-    for (let i = 0; i < 9; i++) {
-      this.buf[this.pos++] = Number(v & 0x7fn) | 0x80;
-      v >>= 7n;
-    }
-    this.buf[this.pos++] = Number(v);
-  }
-
-  /** A varint field, left out when 0. */
-  int(tag: number, n: number): void {
-    if (n === 0) return;
-    this.buf[this.pos++] = tag;
-    this.varint(n);
-  }
-
-  /** A bool field, left out when false. */
-  bool(tag: number, value: boolean | undefined): void {
-    if (value !== true) return;
-    this.buf[this.pos++] = tag;
-    this.buf[this.pos++] = 1;
-  }
-
-  /** A bytes field, left out when empty. */
-  bytes(tag: number, bytes: Uint8Array): void {
-    if (bytes.length === 0) return;
-    const buf = this.buf;
-    buf[this.pos++] = tag;
-    this.varint(bytes.length);
-    const length = bytes.length;
-    if (length < 64) {
-      // A loop beats set()'s call overhead for short keys and values.
-      let pos = this.pos;
-      for (let i = 0; i < length; i++) buf[pos++] = bytes[i]!;
-      this.pos = pos;
-    } else {
-      buf.set(bytes, this.pos);
-      this.pos += length;
-    }
-  }
-
-  /** The tag and length of a message field whose body follows. */
-  message(tag: number, size: number): void {
-    this.buf[this.pos++] = tag;
-    this.varint(size);
-  }
-
-  /** The buffer, checked to be exactly full. */
-  done(): Buffer {
-    if (this.pos !== this.buf.length) {
-      throw new Error(`etcd codec: wrote ${this.pos} bytes of ${this.buf.length}`);
-    }
-    return this.buf;
-  }
-}
-
-// Tags: (field number << 3) | wire type (0 varint, 2 length-delimited).
-const T1_VARINT = 0x08;
-const T1_BYTES = 0x0a;
-const T2_VARINT = 0x10;
-const T2_BYTES = 0x12;
-const T3_VARINT = 0x18;
-const T3_BYTES = 0x1a;
-const T4_VARINT = 0x20;
-const T4_BYTES = 0x22;
-const T5_VARINT = 0x28;
-const T5_BYTES = 0x2a;
-const T6_VARINT = 0x30;
-const T6_BYTES = 0x32;
-const T7_VARINT = 0x38;
-const T11_BYTES = 0x5a;
-
 // ---------------------------------------------------------------- shared messages
 
+/** An encoded header body, and what it encodes. */
+interface EncodedHeader {
+  readonly cluster: number;
+  readonly member: number;
+  readonly revision: number;
+  readonly term: number;
+  readonly body: Buffer;
+}
+
+/**
+ * The last header encoded. Responses in a row mostly share one (a watch event fanned out to
+ * many watchers, a burst of reads at one revision), and the cluster and member ids are
+ * 8-byte varints that cost more to encode than to copy.
+ */
+let lastHeader: EncodedHeader | undefined;
+
+/** A header's body (cluster_id 1, member_id 2, revision 3, raft_term 4). */
+function headerBody(h: HeaderFields): Buffer {
+  const cluster = h.cluster_id ?? 0;
+  const member = h.member_id ?? 0;
+  const term = h.raft_term ?? 0;
+  const last = lastHeader;
+  if (
+    last !== undefined &&
+    last.revision === h.revision &&
+    last.term === term &&
+    last.cluster === cluster &&
+    last.member === member
+  ) {
+    return last.body;
+  }
+  const w = new Writer(intField(cluster) + intField(member) + intField(h.revision) + intField(term));
+  w.int(T1_VARINT, cluster);
+  w.int(T2_VARINT, member);
+  w.int(T3_VARINT, h.revision);
+  w.int(T4_VARINT, term);
+  const body = w.done();
+  lastHeader = { cluster, member, revision: h.revision, term, body };
+  return body;
+}
+
 function headerSize(h: HeaderFields): number {
-  return (
-    intField(h.cluster_id ?? 0) +
-    intField(h.member_id ?? 0) +
-    intField(h.revision) +
-    intField(h.raft_term ?? 0)
-  );
+  return headerBody(h).length;
 }
 
 function writeHeader(w: Writer, h: HeaderFields, size: number): void {
   w.message(T1_BYTES, size);
-  w.int(T1_VARINT, h.cluster_id ?? 0);
-  w.int(T2_VARINT, h.member_id ?? 0);
-  w.int(T3_VARINT, h.revision);
-  w.int(T4_VARINT, h.raft_term ?? 0);
+  const body = headerBody(h);
+  for (let i = 0; i < body.length; i++) w.buf[w.pos++] = body[i]!;
 }
 
 /** `mvccpb.KeyValue`: key 1, create_revision 2, mod_revision 3, version 4, value 5, lease 6. */
@@ -369,27 +298,46 @@ function eventSize(event: WatchEvent): number {
   );
 }
 
-function watchSize(r: WatchReply, reasonBytes: number): number {
-  let size =
+function watchSize(r: WatchReply, reasonBytes: number, eventsBytes: number): number {
+  return (
     lengthField(headerSize(r.header)) +
     intField(r.watch_id) +
     (r.created === true ? 2 : 0) +
     (r.canceled === true ? 2 : 0) +
     intField(r.compact_revision ?? 0) +
     (reasonBytes === 0 ? 0 : lengthField(reasonBytes)) +
-    (r.fragment === true ? 2 : 0);
-  for (const event of r.events ?? []) size += lengthField(eventSize(event));
+    (r.fragment === true ? 2 : 0) +
+    eventsBytes
+  );
+}
+
+/** The encoded size of `events` as field 11 of a watch response. */
+function eventsSize(events: readonly WatchEvent[] | undefined): number {
+  let size = 0;
+  for (const event of events ?? []) size += lengthField(eventSize(event));
   return size;
 }
 
+function writeEvents(w: Writer, events: readonly WatchEvent[]): void {
+  for (const event of events) {
+    w.message(T11_BYTES, eventSize(event));
+    if (event.type === 'DELETE') w.int(T1_VARINT, 1);
+    writeKv(w, T2_BYTES, event.kv);
+    if (event.prevKv !== undefined) writeKv(w, T3_BYTES, event.prevKv);
+  }
+}
+
 /**
- * Encodes etcd `WatchResponse`: header 1, watch_id 2, created 3, canceled 4,
- * compact_revision 5, cancel_reason 6, fragment 7, events 11.
+ * Writes etcd `WatchResponse` (header 1, watch_id 2, created 3, canceled 4,
+ * compact_revision 5, cancel_reason 6, fragment 7, events 11) after `prefix` bytes left for
+ * the caller; the events are `r.events`, or `encodedEvents` when given.
  */
-export function encodeWatchResponse(r: WatchReply): Buffer {
+function encodeWatch(r: WatchReply, prefix: number, encodedEvents: Uint8Array | undefined): Writer {
   const reason = r.cancel_reason ?? '';
   const reasonBytes = reason.length === 0 ? 0 : Buffer.byteLength(reason);
-  const w = new Writer(watchSize(r, reasonBytes));
+  const eventsBytes = encodedEvents === undefined ? eventsSize(r.events) : encodedEvents.length;
+  const w = new Writer(prefix + watchSize(r, reasonBytes, eventsBytes));
+  w.pos = prefix;
   writeHeader(w, r.header, headerSize(r.header));
   w.int(T2_VARINT, r.watch_id);
   w.bool(T3_VARINT, r.created);
@@ -400,13 +348,40 @@ export function encodeWatchResponse(r: WatchReply): Buffer {
     w.pos += w.buf.write(reason, w.pos, 'utf8');
   }
   w.bool(T7_VARINT, r.fragment);
-  for (const event of r.events ?? []) {
-    w.message(T11_BYTES, eventSize(event));
-    if (event.type === 'DELETE') w.int(T1_VARINT, 1);
-    writeKv(w, T2_BYTES, event.kv);
-    if (event.prevKv !== undefined) writeKv(w, T3_BYTES, event.prevKv);
+  if (encodedEvents === undefined) writeEvents(w, r.events ?? []);
+  else {
+    w.buf.set(encodedEvents, w.pos);
+    w.pos += encodedEvents.length;
   }
+  return w;
+}
+
+/** Encodes etcd `WatchResponse` (see {@link encodeWatch}). */
+export function encodeWatchResponse(r: WatchReply): Buffer {
+  return encodeWatch(r, 0, undefined).done();
+}
+
+/**
+ * `events` as the events field of a watch response, to be passed to
+ * {@link encodeFramedWatchResponse}: encoded once, sent to every watcher that takes them.
+ */
+export function encodeWatchEvents(events: readonly WatchEvent[]): Buffer {
+  const w = new Writer(eventsSize(events));
+  writeEvents(w, events);
   return w.done();
+}
+
+/**
+ * Encodes etcd `WatchResponse` as one gRPC message (its 5-byte length prefix first) after
+ * `room` spare bytes, with `r.events`, or with events already encoded by
+ * {@link encodeWatchEvents}.
+ */
+export function encodeFramedWatchResponse(r: WatchReply, room: number, encodedEvents?: Uint8Array): Buffer {
+  const w = encodeWatch(r, room + 5, encodedEvents);
+  const buf = w.done();
+  buf[room] = 0;
+  buf.writeUInt32BE(buf.length - room - 5, room + 1);
+  return buf;
 }
 
 /** The encoded size of one event in a watch response (what fragmenting measures). */

@@ -24,10 +24,10 @@
  *   watcher is canceled.
  */
 import { Buffer } from 'node:buffer';
-import type { ServiceImplementation, StreamingCall } from '../grpc/index.js';
+import { FRAME_ROOM, type ServiceImplementation, type StreamingCall } from '../grpc/index.js';
 import { isKvError, type WatchBatch, type WatchEvent, type Watcher } from '../kv/index.js';
 import { drained } from '../server/drained.js';
-import { type WatchReply, watchEventBytes } from './codec.js';
+import { encodeFramedWatchResponse, encodeWatchEvents, type WatchReply, watchEventBytes } from './codec.js';
 import type { EtcdContext, WireHeader } from './context.js';
 import { ETCD_ERRORS, etcdError, toGrpcError } from './errors.js';
 import { type Int64, int64 } from './wire.js';
@@ -93,7 +93,12 @@ class WatchStream {
   private progressTimer: NodeJS.Timeout | undefined;
   /** A `progress_request` is waiting for every watch to be idle. */
   private progressWanted = false;
-  private drain: Promise<void> | undefined;
+  /** Watches that may have something to send, drained together in one microtask. */
+  private readonly ready = new Set<Watch>();
+  private drainScheduled = false;
+  /** The client is behind: nothing more is sent until the stream drains. */
+  private blocked = false;
+  private readonly drainReady = (): void => this.sendReady();
   private readonly requestBytesMax: number;
 
   constructor(
@@ -171,7 +176,8 @@ class WatchStream {
       return;
     }
     if (watch.progressNotify) this.startProgressTimer();
-    void this.pump(watch, watcher);
+    watcher.listen(() => this.markReady(watch));
+    this.markReady(watch);
   }
 
   /** etcd's answer to a create it cannot serve: created and canceled at once, id -1. */
@@ -206,40 +212,83 @@ class WatchStream {
     });
   }
 
-  /** Sends a watch's batches as they come, merging what is ready, until it ends. */
-  private async pump(watch: Watch, watcher: Watcher): Promise<void> {
-    try {
-      for (;;) {
-        let batch = watcher.poll();
-        if (batch === undefined) {
-          if (watcher.isCanceled) break;
-          watch.idle = true;
-          if (this.progressWanted) this.maybeSendProgress();
-          batch = await watcher.next();
-          watch.idle = false;
-          if (batch === undefined) break;
-        }
-        if (watch.done || this.closed) return;
-        if (!this.sendBatches(watch, watcher, batch)) await this.drained();
+  /**
+   * Notes that a watch may have something to send (its watcher's listener: called from the
+   * apply path, so it only takes note); one microtask sends for every such watch of the
+   * stream, after the apply pass that published the events.
+   */
+  private markReady(watch: Watch): void {
+    if (watch.done || this.closed) return;
+    this.ready.add(watch);
+    if (this.drainScheduled || this.blocked) return;
+    this.drainScheduled = true;
+    queueMicrotask(this.drainReady);
+  }
+
+  /** Sends what every ready watch has, until the client is behind (then waits for a drain). */
+  private sendReady(): void {
+    this.drainScheduled = false;
+    if (this.closed || this.blocked) return;
+    for (const watch of this.ready) {
+      if (!this.sendWatch(watch)) {
+        this.waitForDrain();
+        return;
       }
-    } catch (error) {
-      if (watch.done || this.closed) return;
-      if (isKvError(error, 'COMPACTED')) this.compacted(watch, error.compactRevision);
-      else this.fail(error);
-      return;
+      this.ready.delete(watch);
     }
-    // The watcher ended without a cancel from this stream: the store closed under it.
-    if (!watch.done && !this.closed) this.fail(etcdError('stopped'));
+  }
+
+  private waitForDrain(): void {
+    this.blocked = true;
+    void drained(this.call).then(() => {
+      this.blocked = false;
+      if (this.closed || this.ready.size === 0 || this.drainScheduled) return;
+      this.drainScheduled = true;
+      queueMicrotask(this.drainReady);
+    });
+  }
+
+  /**
+   * Sends a watch's batches while it has any, merging what is ready. False when the client
+   * is behind with more to send; true when the watch has nothing more now (or ended).
+   */
+  private sendWatch(watch: Watch): boolean {
+    const watcher = watch.watcher!;
+    for (;;) {
+      if (watch.done || this.closed) return true;
+      let writable: boolean;
+      try {
+        const batch = watcher.poll();
+        if (batch === undefined) {
+          // Canceled without a cancel from this stream: the store closed under it.
+          if (watcher.isCanceled) this.fail(etcdError('stopped'));
+          else {
+            watch.idle = true;
+            if (this.progressWanted) this.maybeSendProgress();
+          }
+          return true;
+        }
+        watch.idle = false;
+        writable = this.sendBatches(watch, watcher, batch);
+      } catch (error) {
+        if (watch.done || this.closed) return true;
+        if (isKvError(error, 'COMPACTED')) this.compacted(watch, error.compactRevision);
+        else this.fail(error);
+        return true;
+      }
+      if (!writable) return false;
+    }
   }
 
   /**
    * Sends `first` and whatever else is ready for the watch (up to {@link MERGE_BYTES_MAX})
-   * as one response, or as fragments. Returns false when the stream wants a drain.
+   * as one response, or as fragments. Returns false when the stream wants a drain. A batch's
+   * events are encoded once for every watch it went to (the hub shares batches).
    */
   private sendBatches(watch: Watch, watcher: Watcher, first: WatchBatch): boolean {
-    const events: WatchEvent[] = [];
-    let bytes = appendEvents(events, first);
-    let revision = first.revision;
+    const batches = [first];
+    let bytes = encodedEvents(first).length;
+    let count = first.events.length;
     let failure: unknown;
     while (bytes < MERGE_BYTES_MAX) {
       let batch: WatchBatch | undefined;
@@ -250,16 +299,25 @@ class WatchStream {
         break;
       }
       if (batch === undefined) break;
-      bytes += appendEvents(events, batch);
-      revision = batch.revision;
+      batches.push(batch);
+      bytes += encodedEvents(batch).length;
+      count += batch.events.length;
     }
     watch.sentEvents = true;
-    const header = this.header(revision);
+    const header = this.header(batches[batches.length - 1]!.revision);
     let writable: boolean;
-    if (watch.fragment && bytes >= this.requestBytesMax && events.length > 1) {
-      writable = this.sendFragments(watch.id, header, events);
+    if (watch.fragment && bytes >= this.requestBytesMax && count > 1) {
+      writable = this.sendFragments(
+        watch.id,
+        header,
+        batches.flatMap((batch) => batch.events),
+      );
     } else {
-      writable = this.send({ header, watch_id: watch.id, events });
+      const events =
+        batches.length === 1 ? encodedEvents(first) : Buffer.concat(batches.map(encodedEvents), bytes);
+      writable = this.call.sendFramed(
+        encodeFramedWatchResponse({ header, watch_id: watch.id }, FRAME_ROOM, events),
+      );
     }
     if (failure !== undefined) throw failure;
     return writable;
@@ -325,15 +383,7 @@ class WatchStream {
   /** Writes a response; false when the stream wants a drain before more. */
   private send(response: WatchReply): boolean {
     if (this.closed) return true;
-    return this.call.write(response);
-  }
-
-  /** One promise for every pump waiting on the same drain. */
-  private drained(): Promise<void> {
-    this.drain ??= drained(this.call).finally(() => {
-      this.drain = undefined;
-    });
-    return this.drain;
+    return this.call.sendFramed(encodeFramedWatchResponse(response, FRAME_ROOM));
   }
 
   /** Ends the stream with the gRPC error `error` maps to. */
@@ -354,15 +404,18 @@ class WatchStream {
       watch.watcher?.cancel();
     }
     this.watches.clear();
+    this.ready.clear();
   }
 }
 
-/** Appends a batch's events; returns their encoded size. */
-function appendEvents(events: WatchEvent[], batch: WatchBatch): number {
-  let bytes = 0;
-  for (const event of batch.events) {
-    events.push(event);
-    bytes += watchEventBytes(event);
+/** Each batch's events encoded once, for every watch it was routed to. */
+const ENCODED_EVENTS = new WeakMap<WatchBatch, Buffer>();
+
+function encodedEvents(batch: WatchBatch): Buffer {
+  let bytes = ENCODED_EVENTS.get(batch);
+  if (bytes === undefined) {
+    bytes = encodeWatchEvents(batch.events);
+    ENCODED_EVENTS.set(batch, bytes);
   }
   return bytes;
 }

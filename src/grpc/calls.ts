@@ -210,6 +210,8 @@ export class StreamingCall<Req, Res> extends Duplex implements StreamEvents, Cal
   private headersSent = false;
   private finished = false;
   private waiting: (() => void) | undefined;
+  /** `sendFramed` found the client behind: `'drain'` is owed once the stream drains. */
+  private drainWanted = false;
   /** Server-streaming: runs the handler once the one request is in. */
   private start: (() => void) | undefined;
 
@@ -267,6 +269,26 @@ export class StreamingCall<Req, Res> extends Duplex implements StreamEvents, Cal
 
   drained(): void {
     this.release();
+    if (this.drainWanted) {
+      this.drainWanted = false;
+      this.emit('drain');
+    }
+  }
+
+  /**
+   * Sends one response already encoded as a gRPC message (5-byte prefix and message) after
+   * `FRAME_ROOM` spare bytes (stream.ts; where its DATA frame header goes, so the common case
+   * copies nothing), past the Writable's buffering and encoder: for a handler that sends
+   * many small responses and does its own back-pressure. Returns false when the client is
+   * behind; `'drain'` follows once it caught up. A handler uses this or `write`, not both.
+   */
+  sendFramed(buffer: Buffer): boolean {
+    if (this.finished) return true;
+    this.sendHeaders();
+    this.stream.dataInRoom(buffer);
+    if (this.stream.unsentBytes <= STREAM_BYTES_HIGH) return true;
+    this.drainWanted = true;
+    return false;
   }
 
   expire(): void {

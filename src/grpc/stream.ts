@@ -16,6 +16,9 @@ import {
   rstStreamFrame,
 } from '../http2/frames.js';
 
+/** Bytes a payload leaves free before it for its DATA frame header ({@link ServerStream.dataInRoom}). */
+export const FRAME_ROOM = 9;
+
 /** What a stream needs of its connection. */
 export interface StreamOwner {
   /** The peer's SETTINGS_MAX_FRAME_SIZE. */
@@ -108,6 +111,34 @@ export class ServerStream {
     trailers.copy(out, at + 9);
     this.owner.write(out);
     this.ended();
+  }
+
+  /**
+   * {@link data} for a payload after {@link FRAME_ROOM} spare bytes: when the windows take
+   * it as one frame (the common case), the frame header goes into the room and the buffer
+   * is written as it is.
+   */
+  dataInRoom(buffer: Buffer): void {
+    const size = buffer.length - FRAME_ROOM;
+    if (this.localEnded || size <= 0) return;
+    if (!this.fitsOneFrame(size)) {
+      this.data(buffer.subarray(FRAME_ROOM));
+      return;
+    }
+    frameHeader(buffer, 0, size, DATA, 0, this.id);
+    this.sendWindow -= size;
+    this.owner.take(size);
+    this.owner.write(buffer);
+  }
+
+  /** Whether `size` bytes of DATA can go now as one frame, with nothing queued before them. */
+  private fitsOneFrame(size: number): boolean {
+    return (
+      this.queued === 0 &&
+      size <= this.owner.maxFrame &&
+      size <= this.sendWindow &&
+      size <= this.owner.sendable()
+    );
   }
 
   /** Queues DATA; sends what the windows allow now. */

@@ -194,18 +194,67 @@ export class WatchHub {
     if (this.waiting.get(watcher.pendingRevision)?.size === 0) this.waiting.delete(watcher.pendingRevision);
   }
 
+  /**
+   * Hands each matching synced watcher the revision's events shaped as it asked. Watchers
+   * that want the same events share one batch object (the published one when it fits), so
+   * a consumer can encode a batch once for all of them (the etcd Watch service does).
+   */
   private route(batch: WatchBatch): void {
-    const matched = new Map<Watcher, WatchEvent[]>();
-    for (const event of batch.events) {
-      this.synced.forEachMatch(keyString(event.kv.key), (watcher) => {
-        const shaped = watcher.shape(event);
-        if (shaped === undefined) return;
-        const events = matched.get(watcher);
-        if (events === undefined) matched.set(watcher, [shaped]);
-        else events.push(shaped);
-      });
+    if (batch.events.length === 1) {
+      this.routeOne(batch);
+      return;
     }
-    for (const [watcher, events] of matched) watcher.take({ revision: batch.revision, events });
+    // Each watcher's events, as indices into the batch; taken after the lookup (taking may
+    // demote a watcher out of the routes being walked).
+    const matched = new Map<Watcher, number[]>();
+    batch.events.forEach((event, i) => {
+      this.synced.forEachMatch(keyString(event.kv.key), (watcher) => {
+        if (!watcher.wants(event)) return;
+        const indices = matched.get(watcher);
+        if (indices === undefined) matched.set(watcher, [i]);
+        else indices.push(i);
+      });
+    });
+    const shared = new Map<string, WatchBatch>();
+    const withoutPrevKv: WatchEvent[] = [];
+    for (const [watcher, indices] of matched) {
+      const prevKv = watcher.wantsPrevKv;
+      const key = `${prevKv ? 'p' : ''}${indices.join()}`;
+      let taken = shared.get(key);
+      if (taken === undefined) {
+        const events = indices.map((i) => {
+          const event = batch.events[i]!;
+          if (prevKv || event.prevKv === undefined) return event;
+          withoutPrevKv[i] ??= { type: event.type, kv: event.kv };
+          return withoutPrevKv[i];
+        });
+        const same = events.length === batch.events.length && events.every((e, i) => e === batch.events[i]);
+        taken = same ? batch : { revision: batch.revision, events };
+        shared.set(key, taken);
+      }
+      watcher.take(taken);
+    }
+  }
+
+  /**
+   * {@link route} for a revision of one event (most are): no per-watcher batch at all. The
+   * watchers are handed their batch after the lookup, since taking may demote a watcher
+   * out of the routes being walked.
+   */
+  private routeOne(batch: WatchBatch): void {
+    const event = batch.events[0]!;
+    const matched: Watcher[] = [];
+    this.synced.forEachMatch(keyString(event.kv.key), (watcher) => {
+      if (watcher.wants(event)) matched.push(watcher);
+    });
+    let withoutPrevKv: WatchBatch | undefined;
+    for (const watcher of matched) {
+      if (event.prevKv === undefined || watcher.wantsPrevKv) watcher.take(batch);
+      else {
+        withoutPrevKv ??= { revision: batch.revision, events: [{ type: event.type, kv: event.kv }] };
+        watcher.take(withoutPrevKv);
+      }
+    }
   }
 
   private all(): Watcher[] {
@@ -233,6 +282,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
   private queue: WatchBatch[] | undefined;
   // One pending `next` is held directly, several in an array.
   private waiters: (() => void) | (() => void)[] | undefined;
+  private listener: (() => void) | undefined;
   private failure: KvError | undefined;
   private readonly filters: number;
 
@@ -304,6 +354,17 @@ export class Watcher implements AsyncIterable<WatchBatch> {
     });
   }
 
+  /**
+   * Calls `listener` whenever the watcher may have something new for {@link poll}: a batch
+   * taken, a regroup after a restore, its cancellation. It is called synchronously from the
+   * apply path, so it must only take note and poll later (in a microtask, say). The push
+   * alternative to `next` for a consumer that drains many watchers at once, with no promise
+   * per batch; a second call replaces the listener.
+   */
+  listen(listener: () => void): void {
+    this.listener = listener;
+  }
+
   /** Stops the stream; pending and later `next` calls return undefined. */
   cancel(): void {
     if (this.group === 'canceled') return;
@@ -340,9 +401,14 @@ export class Watcher implements AsyncIterable<WatchBatch> {
 
   /** An event of its range as it asked for it: undefined if filtered out, prevKv dropped if unwanted. */
   shape(event: WatchEvent): WatchEvent | undefined {
-    if ((this.filters & (event.type === 'PUT' ? NO_PUT : NO_DELETE)) !== 0) return undefined;
+    if (!this.wants(event)) return undefined;
     if (this.wantsPrevKv || event.prevKv === undefined) return event;
     return { type: event.type, kv: event.kv };
+  }
+
+  /** Whether its filters let an event of its range through. */
+  wants(event: WatchEvent): boolean {
+    return (this.filters & (event.type === 'PUT' ? NO_PUT : NO_DELETE)) === 0;
   }
 
   /** Takes a published batch routed to it (synced only), or falls behind if its queue is full. */
@@ -370,6 +436,7 @@ export class Watcher implements AsyncIterable<WatchBatch> {
 
   /** Resolves pending `next` calls so they poll again. */
   wake(): void {
+    this.listener?.();
     const waiters = this.waiters;
     if (waiters === undefined) return;
     this.waiters = undefined;
