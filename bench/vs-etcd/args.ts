@@ -14,10 +14,12 @@ export interface Args {
   breakdown: boolean;
   /** Also run put_100_with_100k_watchers (minutes of watcher creation per run). */
   watchers100k: boolean;
+  /** The member (1-based) both systems' leadership is moved to before every run; 'any' for none. */
+  leader: number | 'any';
 }
 
 export const USAGE =
-  'npm run bench:vs-etcd [-- --rounds N] [--scale X] [--json] [--quick] [--dir D] [--no-write] [--no-neutral] [--breakdown] [--watchers-100k]';
+  'npm run bench:vs-etcd [-- --rounds N] [--scale X] [--json] [--quick] [--dir D] [--no-write] [--no-neutral] [--breakdown] [--watchers-100k] [--leader N|any]';
 
 function usage(message: string): never {
   console.error(`error: ${message}`);
@@ -36,6 +38,7 @@ export function parseArgs(argv: readonly string[]): Args {
     neutral: true,
     breakdown: false,
     watchers100k: false,
+    leader: 3,
   };
   let roundsGiven = false;
   for (let i = 0; i < argv.length; i++) {
@@ -64,7 +67,13 @@ export function parseArgs(argv: readonly string[]): Args {
     else if (flag === '--breakdown') args.breakdown = true;
     else if (flag === '--watchers-100k') args.watchers100k = true;
     else if (flag === '--dir') args.dir = value();
-    else usage(`unknown option '${flag}'`);
+    else if (flag === '--leader') {
+      const text = value();
+      const n = Number(text);
+      if (text === 'any') args.leader = 'any';
+      else if (Number.isInteger(n) && n >= 1 && n <= 3) args.leader = n;
+      else usage(`--leader must be a member, 1 to 3, or 'any'; got '${text}'`);
+    } else usage(`unknown option '${flag}'`);
   }
   if (args.quick) {
     args.write = false;

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Args } from './args.js';
 import type { Breakdown } from './breakdown.js';
 import { CLIENT_NAMES, type Client } from './clients.js';
+import { describePlacement } from './leader.js';
 import type { Limits } from './limits.js';
 import type { System } from './processes.js';
 import type { ClientSummary, Figures, WorkloadSummary } from './summary.js';
@@ -70,7 +71,7 @@ function header(meta: Meta, limits: Limits): string[] {
   return [
     '## Flotilla vs etcd',
     '',
-    '`npm run bench:vs-etcd [-- --rounds N] [--scale X] [--json] [--no-neutral] [--breakdown]` (bench/vs-etcd/):',
+    '`npm run bench:vs-etcd [-- --rounds N] [--scale X] [--json] [--no-neutral] [--breakdown] [--leader N|any]` (bench/vs-etcd/):',
     'a 3-node etcd and a 3-node Flotilla on loopback, data on the same disk, both syncing to disk, each',
     "workload driven by two clients: ours (`flotilla bench`) and a neutral one (etcd-load, on etcd's own Go",
     'client, bench/etcd-load/), one child process per run. Runs alternate between the systems and between',
@@ -81,6 +82,8 @@ function header(meta: Meta, limits: Limits): string[] {
       `load average ${meta.loadBefore} before, ${meta.loadAfter} after (other work on the machine counts too).`,
     `Machine: ${meta.machine}. Data disk: ${meta.disk}.`,
     `Versions: ${meta.versions}. Neutral client: ${meta.neutral}.`,
+    `Leader: ${describePlacement(meta.args.leader === 'any' ? 'any' : meta.args.leader - 1, 3)} ` +
+      '(see bench/vs-etcd/leader.ts).',
     '',
     `Physical limits (same run): 4 KiB write + fdatasync on the data disk ${fmt(limits.fdatasync_per_s)}/s ` +
       `(${limits.fdatasync_ms.toFixed(2)} ms each); loopback TCP 1-byte ping-pong between two processes ` +

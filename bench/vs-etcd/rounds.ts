@@ -9,6 +9,7 @@ import { type Breakdown, type NodeScrape, scrapeCluster } from './breakdown.js';
 import { CLIENT_NAMES, type Client, type ClientResult, runNeutral, runOurs, runScript } from './clients.js';
 import type { Cluster } from './clusters.js';
 import { cpuBetween, cpuOf } from './cpu.js';
+import { placeLeader } from './leader.js';
 import { checkInterrupted, log, run, type System } from './processes.js';
 import type { RunRecord } from './summary.js';
 import { holdWatchers } from './watch-rows.js';
@@ -71,6 +72,8 @@ function describe(result: ClientResult, record: RunRecord): string {
 async function measure(bench: Bench, spec: RunSpec): Promise<RunRecord> {
   const { round, workload, system, client } = spec;
   const cluster = bench.clusters[system];
+  const leader = bench.args.leader;
+  await placeLeader(cluster, leader === 'any' ? 'any' : leader - 1, 30_000);
   const scrape = bench.breakdown !== undefined && system === 'flotilla' && workload.breakdown === true;
   const before: NodeScrape[] = scrape ? await scrapeCluster(cluster) : [];
   const watchers = workload.idleWatchers?.(bench.sizing);
