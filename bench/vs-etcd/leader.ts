@@ -25,6 +25,21 @@ interface StatusWire {
 const STATUS = etcdMethod<StatusWire>('Maintenance', 'Status');
 const MOVE_LEADER = etcdMethod('Maintenance', 'MoveLeader');
 
+/**
+ * `MoveLeaderRequest{targetID}` by hand: etcd's member ids use all 64 bits, which the proto
+ * loader's encoder would round through a double.
+ */
+function moveLeaderRequest(targetId: string): Uint8Array {
+  const bytes = [0x08];
+  let v = BigInt(targetId);
+  while (v > 0x7fn) {
+    bytes.push(Number(v & 0x7fn) | 0x80);
+    v >>= 7n;
+  }
+  bytes.push(Number(v));
+  return Uint8Array.from(bytes);
+}
+
 async function call<T>(
   endpoint: string,
   method: { path: string; serialize: (m: object) => Uint8Array; deserialize: (b: Buffer) => T },
@@ -73,7 +88,10 @@ export async function placeLeader(
     }
     if (current >= 0 && current !== placement) {
       log(`${cluster.system}: moving the leadership from member ${current + 1} to member ${placement + 1}`);
-      await call(cluster.endpoints[current]!, MOVE_LEADER, { target_id: target }, 10_000).catch(() => {});
+      const move = { ...MOVE_LEADER, serialize: () => moveLeaderRequest(target) };
+      await call(cluster.endpoints[current]!, move, {}, 10_000).catch((error: Error) =>
+        log(`${cluster.system}: MoveLeader failed: ${error.message}`),
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
