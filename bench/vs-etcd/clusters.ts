@@ -107,15 +107,25 @@ export async function startFlotilla(directory: string): Promise<Cluster> {
   };
 }
 
-/** One put through `endpoint`, within `timeoutMs`. */
-async function putOnce(endpoint: string, key: string, value: Buffer, timeoutMs: number): Promise<void> {
-  const put = etcdMethod('KV', 'Put');
+/** One unary call on a connection of its own to `endpoint`, within `timeoutMs`: the response bytes. */
+export async function unaryOnce(
+  endpoint: string,
+  path: string,
+  request: Uint8Array,
+  timeoutMs: number,
+): Promise<Buffer> {
   const connection = await Connection.open(0, endpoint, 2000);
   try {
-    await connection.unary(put.path, put.serialize({ key: Buffer.from(key), value }), timeoutMs);
+    return await connection.unary(path, request, timeoutMs);
   } finally {
     connection.close();
   }
+}
+
+/** One put through `endpoint`, within `timeoutMs`. */
+async function putOnce(endpoint: string, key: string, value: Buffer, timeoutMs: number): Promise<void> {
+  const put = etcdMethod('KV', 'Put');
+  await unaryOnce(endpoint, put.path, put.serialize({ key: Buffer.from(key), value }), timeoutMs);
 }
 
 /** Waits until a put through every endpoint succeeds; then writes the range workloads' key. */

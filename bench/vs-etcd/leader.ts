@@ -10,11 +10,11 @@
  * watchers and puts) then talk to followers, as two clients in three do when an etcd client
  * picks an endpoint. `--leader any` leaves it to the elections (the old behaviour).
  */
-import { Connection, etcdMethod } from '../../src/benchmark/connections.js';
-import type { Cluster } from './clusters.js';
+import { etcdMethod } from '../../src/benchmark/connections.js';
+import { type Cluster, unaryOnce } from './clusters.js';
 import { log } from './processes.js';
 
-/** Which member (0-based index into the endpoints) should lead; 'any' for no placement. */
+/** Which member (1-based, as `--leader` names it) should lead; 'any' for no placement. */
 export type LeaderPlacement = number | 'any';
 
 interface StatusWire {
@@ -23,7 +23,7 @@ interface StatusWire {
 }
 
 const STATUS = etcdMethod<StatusWire>('Maintenance', 'Status');
-const MOVE_LEADER = etcdMethod('Maintenance', 'MoveLeader');
+const MOVE_LEADER_PATH = etcdMethod('Maintenance', 'MoveLeader').path;
 
 /**
  * `MoveLeaderRequest{targetID}` by hand: etcd's member ids use all 64 bits, which the proto
@@ -40,24 +40,12 @@ function moveLeaderRequest(targetId: string): Uint8Array {
   return Uint8Array.from(bytes);
 }
 
-async function call<T>(
-  endpoint: string,
-  method: { path: string; serialize: (m: object) => Uint8Array; deserialize: (b: Buffer) => T },
-  request: object,
-  timeoutMs: number,
-): Promise<T> {
-  const connection = await Connection.open(0, endpoint, Math.min(timeoutMs, 3000));
-  try {
-    return method.deserialize(await connection.unary(method.path, method.serialize(request), timeoutMs));
-  } finally {
-    connection.close();
-  }
-}
-
 /** Each member's id and the leader each one reports, by endpoint. */
 async function statuses(cluster: Cluster, timeoutMs: number): Promise<{ ids: string[]; leaders: string[] }> {
   const replies = await Promise.all(
-    cluster.endpoints.map((endpoint) => call(endpoint, STATUS, {}, timeoutMs)),
+    cluster.endpoints.map(async (endpoint) =>
+      STATUS.deserialize(await unaryOnce(endpoint, STATUS.path, STATUS.serialize({}), timeoutMs)),
+    ),
   );
   return {
     ids: replies.map((r) => r.header?.member_id ?? '0'),
@@ -66,7 +54,7 @@ async function statuses(cluster: Cluster, timeoutMs: number): Promise<{ ids: str
 }
 
 /**
- * Makes member `placement` of `cluster` its leader (nothing to do when it already is, or for
+ * Makes member `placement` (1-based) of `cluster` its leader (nothing to do when it already is, or for
  * 'any'); throws if it does not lead within `timeoutMs`.
  */
 export async function placeLeader(
@@ -75,22 +63,22 @@ export async function placeLeader(
   timeoutMs: number,
 ): Promise<void> {
   if (placement === 'any') return;
+  const member = placement - 1;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { ids, leaders } = await statuses(cluster, 3000);
-    const target = ids[placement]!;
+    const target = ids[member]!;
     if (leaders.every((leader) => leader === target)) return;
-    const current = ids.indexOf(leaders[placement]!);
+    const current = ids.indexOf(leaders[member]!);
     if (Date.now() > deadline) {
       throw new Error(
-        `${cluster.system}: member ${placement + 1} does not lead (leaders seen: ${leaders.join(', ')})`,
+        `${cluster.system}: member ${placement} does not lead (leaders seen: ${leaders.join(', ')})`,
       );
     }
-    if (current >= 0 && current !== placement) {
-      log(`${cluster.system}: moving the leadership from member ${current + 1} to member ${placement + 1}`);
-      const move = { ...MOVE_LEADER, serialize: () => moveLeaderRequest(target) };
-      await call(cluster.endpoints[current]!, move, {}, 10_000).catch((error: Error) =>
-        log(`${cluster.system}: MoveLeader failed: ${error.message}`),
+    if (current >= 0 && current !== member) {
+      log(`${cluster.system}: moving the leadership from member ${current + 1} to member ${placement}`);
+      await unaryOnce(cluster.endpoints[current]!, MOVE_LEADER_PATH, moveLeaderRequest(target), 10_000).catch(
+        (error: Error) => log(`${cluster.system}: MoveLeader failed: ${error.message}`),
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -101,5 +89,5 @@ export async function placeLeader(
 export function describePlacement(placement: LeaderPlacement, members: number): string {
   return placement === 'any'
     ? 'wherever the elections put it'
-    : `on member ${placement + 1} of ${members} in both systems (moved there before every run)`;
+    : `on member ${placement} of ${members} in both systems (moved there before every run)`;
 }

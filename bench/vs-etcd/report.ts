@@ -82,8 +82,7 @@ function header(meta: Meta, limits: Limits): string[] {
       `load average ${meta.loadBefore} before, ${meta.loadAfter} after (other work on the machine counts too).`,
     `Machine: ${meta.machine}. Data disk: ${meta.disk}.`,
     `Versions: ${meta.versions}. Neutral client: ${meta.neutral}.`,
-    `Leader: ${describePlacement(meta.args.leader === 'any' ? 'any' : meta.args.leader - 1, 3)} ` +
-      '(see bench/vs-etcd/leader.ts).',
+    `Leader: ${describePlacement(meta.args.leader, 3)} ` + '(see bench/vs-etcd/leader.ts).',
     '',
     `Physical limits (same run): 4 KiB write + fdatasync on the data disk ${fmt(limits.fdatasync_per_s)}/s ` +
       `(${limits.fdatasync_ms.toFixed(2)} ms each); loopback TCP 1-byte ping-pong between two processes ` +

@@ -72,8 +72,7 @@ function describe(result: ClientResult, record: RunRecord): string {
 async function measure(bench: Bench, spec: RunSpec): Promise<RunRecord> {
   const { round, workload, system, client } = spec;
   const cluster = bench.clusters[system];
-  const leader = bench.args.leader;
-  await placeLeader(cluster, leader === 'any' ? 'any' : leader - 1, 30_000);
+  await placeLeader(cluster, bench.args.leader, 30_000);
   const scrape = bench.breakdown !== undefined && system === 'flotilla' && workload.breakdown === true;
   const before: NodeScrape[] = scrape ? await scrapeCluster(cluster) : [];
   const watchers = workload.idleWatchers?.(bench.sizing);

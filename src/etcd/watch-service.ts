@@ -220,7 +220,12 @@ class WatchStream {
   private markReady(watch: Watch): void {
     if (watch.done || this.closed) return;
     this.ready.add(watch);
-    if (this.drainScheduled || this.blocked) return;
+    this.scheduleSend();
+  }
+
+  /** One microtask for every ready watch, unless one is scheduled or the client is behind. */
+  private scheduleSend(): void {
+    if (this.drainScheduled || this.blocked || this.closed) return;
     this.drainScheduled = true;
     queueMicrotask(this.drainReady);
   }
@@ -242,9 +247,7 @@ class WatchStream {
     this.blocked = true;
     void drained(this.call).then(() => {
       this.blocked = false;
-      if (this.closed || this.ready.size === 0 || this.drainScheduled) return;
-      this.drainScheduled = true;
-      queueMicrotask(this.drainReady);
+      if (this.ready.size > 0) this.scheduleSend();
     });
   }
 

@@ -87,12 +87,8 @@ export class ServerStream {
   unary(headers: Buffer, payload: Buffer, trailers: Buffer): void {
     if (this.localEnded) return;
     const size = payload.length;
-    const fits =
-      this.queued === 0 &&
-      size <= this.owner.maxFrame &&
-      size <= this.sendWindow &&
-      size <= this.owner.sendable();
-    if (!fits || headers.length > this.owner.maxFrame || trailers.length > this.owner.maxFrame) {
+    const maxFrame = this.owner.maxFrame;
+    if (!this.fitsOneFrame(size) || headers.length > maxFrame || trailers.length > maxFrame) {
       this.headers(headers, false);
       this.data(payload);
       this.end(trailers);

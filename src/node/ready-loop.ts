@@ -178,12 +178,13 @@ export class ReadyLoop {
     // index: a follower learning of a commit, the leader counting an acknowledgement) there
     // is no fsync to start first, so apply goes on at once: a turn less between a commit and
     // the client's answer.
-    const turn =
-      rd.entries.length === 0 ? Promise.resolve() : new Promise<void>((resolve) => setImmediate(resolve));
     const applying =
       split === 0
         ? undefined
-        : turn.then(() =>
+        : (rd.entries.length === 0
+            ? Promise.resolve()
+            : new Promise<void>((resolve) => setImmediate(resolve))
+          ).then(() =>
             this.deps.handler.applyEntries(
               split === committed.length ? committed : committed.slice(0, split),
             ),
