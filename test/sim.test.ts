@@ -21,6 +21,14 @@ test('a CI-sized simulation passes every checker, and the faults really happened
   assert.ok(summary.pauses > 100, `pauses ${summary.pauses}`);
   assert.ok(summary.partitions > 300, `partitions ${summary.partitions}`);
   assert.ok(summary.snapshots_installed > 20, `snapshots installed ${summary.snapshots_installed}`);
+  // Snapshots travel as streams, some cut mid-way (a crash at either end, a cut link) and some
+  // overtaken by the receiver's log before they end (its core refuses them).
+  assert.ok(
+    summary.snapshot_streams_ended > summary.snapshots_installed / 2,
+    `${summary.snapshot_streams_ended}`,
+  );
+  assert.ok(summary.snapshot_streams_cut > 10, `snapshot streams cut ${summary.snapshot_streams_cut}`);
+  assert.ok(summary.snapshot_streams_overtaken > 10, `overtaken ${summary.snapshot_streams_overtaken}`);
   assert.ok(summary.elections > summary.seeds, `elections ${summary.elections}`);
   assert.ok(summary.ops > 10_000, `ops ${summary.ops}`);
   assert.ok(summary.messages_dropped > 0);

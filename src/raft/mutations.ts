@@ -36,6 +36,18 @@ export interface Mutations {
    * re-tagged with that group's id (as a host with an off-by-one routing table would).
    */
   readonly misrouteGroupMessage: boolean;
+  /**
+   * The simulator's receiving runtime takes a snapshot stream that was cut off (its sender
+   * crashed, or the link went down) as if it had ended, and hands the core the snapshot with
+   * the bytes that arrived.
+   */
+  readonly tornSnapshotStream: boolean;
+  /**
+   * The simulator's receiving runtime restores its state machine from a snapshot stream as
+   * soon as the stream ends, before the core has said whether it takes the snapshot (one
+   * older than what the node has applied, or from a deposed leader, is refused).
+   */
+  readonly staleSnapshotStream: boolean;
 }
 
 /** The kebab-case names used on the command line. */
@@ -52,6 +64,8 @@ export const MUTATION_NAMES = {
   'counter-reapplies-retry': 'counterReappliesRetry',
   'wal-mixes-groups': 'walMixesGroups',
   'misroute-group-message': 'misrouteGroupMessage',
+  'torn-snapshot-stream': 'tornSnapshotStream',
+  'stale-snapshot-stream': 'staleSnapshotStream',
 } as const satisfies Record<string, keyof Mutations>;
 
 /** A mutation's command-line name. */
@@ -71,6 +85,8 @@ export const NO_MUTATIONS: Mutations = Object.freeze({
   counterReappliesRetry: false,
   walMixesGroups: false,
   misrouteGroupMessage: false,
+  tornSnapshotStream: false,
+  staleSnapshotStream: false,
 });
 
 /** The flag object with exactly one mutation switched on. */

@@ -2,6 +2,7 @@
  * Safety checkers the simulator runs after every event. Each watches one property of the
  * Raft paper (Figure 3) from the outside, using only what nodes expose and persist.
  */
+import { createHash } from 'node:crypto';
 import type {
   Entry,
   HardState,
@@ -28,6 +29,11 @@ function fail(property: string, message: string): never {
   throw new SafetyViolation(property, message);
 }
 
+/** An image, as a key (a SHA-256 of its bytes). */
+function imageKey(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('base64');
+}
+
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -50,6 +56,8 @@ export class SafetyChecker {
   private readonly commits = new Map<NodeId, number>();
   /** Leaders already checked for completeness, by `node:term`. */
   private readonly checkedLeaders = new Set<string>();
+  /** The images nodes took of their state machines, by snapshot index. */
+  private readonly images = new Map<number, Set<string>>();
   /** Elections won, for the statistics. */
   elections = 0;
 
@@ -155,13 +163,36 @@ export class SafetyChecker {
     }
   }
 
-  /** A node's state machine jumped to a snapshot. */
+  /** A node took a snapshot of its state machine: an image of the state at its index. */
+  onSnapshotTaken(snapshot: Snapshot): void {
+    const { index } = snapshot.meta;
+    let images = this.images.get(index);
+    if (images === undefined) {
+      images = new Set();
+      this.images.set(index, images);
+    }
+    images.add(imageKey(snapshot.data));
+  }
+
+  /**
+   * A node's state machine jumped to a snapshot: its last entry must be the one applied at
+   * that index, and its image one that a node took at that index (not, say, the part of one
+   * that a cut stream carried).
+   */
   onSnapshotRestored(id: NodeId, snapshot: Snapshot): void {
-    const entry = this.applied.get(snapshot.meta.index);
-    if (entry !== undefined && entry.term !== snapshot.meta.term) {
+    const { index, term } = snapshot.meta;
+    const entry = this.applied.get(index);
+    if (entry !== undefined && entry.term !== term) {
       fail(
         'state-machine-safety',
-        `node ${id} restored a snapshot at ${snapshot.meta.index} of term ${snapshot.meta.term}, applied entry has ${entry.term}`,
+        `node ${id} restored a snapshot at ${index} of term ${term}, applied entry has ${entry.term}`,
+      );
+    }
+    const images = this.images.get(index);
+    if (images !== undefined && !images.has(imageKey(snapshot.data))) {
+      fail(
+        'state-machine-safety',
+        `node ${id} restored an image at ${index} (${snapshot.data.length} bytes) that no node took at that index`,
       );
     }
   }

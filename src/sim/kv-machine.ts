@@ -5,7 +5,7 @@
  * interface, and the simulated nodes drive it only through that interface.
  */
 import type { CommandCodec, InMemoryStateMachine, StateMachineEntry } from '../node/state-machine.js';
-import { jsonCodec, jsonImage, readJsonImage } from './machine-image.js';
+import { jsonCodec, jsonRecordChunks, readJsonRecords } from './machine-image.js';
 
 /** A write command as carried in a log entry. */
 export interface KvCommand {
@@ -35,11 +35,15 @@ export function decodeCommand(data: Uint8Array): KvCommand | undefined {
   return data.length === 0 ? undefined : codec.decode(data);
 }
 
-/** The image a snapshot holds. */
-interface KvImage {
-  data: [string, string][];
-  sessions: [number, { seq: number; result: KvResult }][];
-}
+/**
+ * A snapshot is a stream of records, a few per chunk, as the on-disk store streams its own:
+ * the keys, then the client sessions. A stream cut short still decodes, to part of the state;
+ * only the stream's end says it is whole (the simulator's snapshot streams check it).
+ */
+type KvRecord = { k: string; v: string } | { c: number; seq: number; result: KvResult };
+
+/** Records per snapshot chunk. */
+const RECORDS_PER_CHUNK = 4;
 
 /**
  * The key-value state machine with client sessions. `apply` answers each write with its
@@ -84,15 +88,22 @@ export class KvMachine implements InMemoryStateMachine<KvCommand, KvResult | nul
 
   /** The whole state (data and sessions), captured now. */
   snapshot(): Uint8Array[] {
-    const image: KvImage = { data: [...this.data], sessions: [...this.sessions] };
-    return jsonImage(image);
+    const records: KvRecord[] = [];
+    for (const [k, v] of this.data) records.push({ k, v });
+    for (const [c, { seq, result }] of this.sessions) records.push({ c, seq, result });
+    return jsonRecordChunks(records, RECORDS_PER_CHUNK);
   }
 
   /** Replaces the state with a snapshot's; an empty stream is the empty state. */
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    const image = await readJsonImage<KvImage>(chunks);
-    this.data = new Map(image?.data ?? []);
-    this.sessions = new Map(image?.sessions ?? []);
+    const data = new Map<string, string>();
+    const sessions = new Map<number, { seq: number; result: KvResult }>();
+    for (const record of await readJsonRecords<KvRecord>(chunks)) {
+      if ('k' in record) data.set(record.k, record.v);
+      else sessions.set(record.c, { seq: record.seq, result: record.result });
+    }
+    this.data = data;
+    this.sessions = sessions;
   }
 
   async close(): Promise<void> {}

@@ -1,6 +1,7 @@
 /**
- * What the simulator's state machines share: a JSON command codec, and the reading of a
- * snapshot stream (the chunks of `snapshot()`) back into one image.
+ * What the simulator's state machines share: a JSON command codec, and the writing and reading
+ * of snapshot streams (the chunks of `snapshot()`): one JSON image, or JSON records a few per
+ * chunk, as an on-disk store streams its records.
  */
 import type { CommandCodec } from '../node/state-machine.js';
 
@@ -26,4 +27,20 @@ export async function readJsonImage<T>(chunks: AsyncIterable<Uint8Array>): Promi
   for await (const chunk of chunks) text += decoder.decode(chunk, { stream: true });
   text += decoder.decode();
   return text.length === 0 ? undefined : (JSON.parse(text) as T);
+}
+
+/** Records as JSON chunks of up to `perChunk` records each (no chunk for no records). */
+export function jsonRecordChunks(records: readonly unknown[], perChunk: number): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  for (let i = 0; i < records.length; i += perChunk) {
+    chunks.push(encoder.encode(JSON.stringify(records.slice(i, i + perChunk))));
+  }
+  return chunks;
+}
+
+/** Reads a stream written by {@link jsonRecordChunks}: every record, in order. */
+export async function readJsonRecords<T>(chunks: AsyncIterable<Uint8Array>): Promise<T[]> {
+  const records: T[] = [];
+  for await (const chunk of chunks) records.push(...(JSON.parse(decoder.decode(chunk)) as T[]));
+  return records;
 }

@@ -144,7 +144,13 @@ export class Nemesis extends FaultSchedule {
   /** Springs the trap set by `replaceVoters` once its leader commits the change. */
   checkJointTrap(node: SimNode): void {
     const trap = this.jointTrap;
-    if (trap === undefined || trap.leader !== node.id) return;
+    if (trap === undefined) return;
+    if (this.ctx.phase !== 'safety') {
+      // Every fault was healed when the safety phase ended: a trap still armed stays unsprung.
+      this.jointTrap = undefined;
+      return;
+    }
+    if (trap.leader !== node.id) return;
     const raft = node.raw.raft;
     if (raft.role !== 'leader') {
       this.jointTrap = undefined;

@@ -17,6 +17,12 @@ export interface SimStats {
   partitions: number;
   snapshotsInstalled: number;
   snapshotsTaken: number;
+  /** Snapshot streams that reached their end (src/sim/sim-snapshot-stream.ts). */
+  snapshotStreamsEnded: number;
+  /** Snapshot streams cut after their first piece (a crash at either end, a cut link). */
+  snapshotStreamsCut: number;
+  /** Snapshot streams that ended after the receiver's log overtook them (refused by its core). */
+  snapshotStreamsOvertaken: number;
   confChanges: number;
   transfers: number;
   serializableReads: number;
@@ -42,6 +48,9 @@ export function emptySimStats(): SimStats {
     partitions: 0,
     snapshotsInstalled: 0,
     snapshotsTaken: 0,
+    snapshotStreamsEnded: 0,
+    snapshotStreamsCut: 0,
+    snapshotStreamsOvertaken: 0,
     confChanges: 0,
     transfers: 0,
     serializableReads: 0,

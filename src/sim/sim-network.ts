@@ -22,7 +22,11 @@ export class SimNetwork {
       return;
     }
     const copies = ctx.phase === 'safety' && ctx.prng.chance(ctx.params.duplicateRate) ? 2 : 1;
-    for (let i = 0; i < copies; i++) ctx.after(this.latency(), { kind: 'deliver', message: m });
+    for (let i = 0; i < copies; i++) {
+      // A snapshot travels as a stream (sim-snapshot-stream.ts), and each copy is its own.
+      const message = m.type === 'snapshot' ? { ...m } : m;
+      ctx.after(this.latency(), { kind: 'deliver', message });
+    }
   }
 
   /** Whether the network loses the message being sent: in the safety phase, at the drop rate. */

@@ -5,12 +5,23 @@
  * its state machine) is a {@link NodeApplication}; the runtime knows nothing of it beyond that
  * interface.
  */
-import type { Entry, MemoryStorage, Message, NodeId, RawNode, Ready } from '../raft/index.js';
+import type {
+  Entry,
+  MemoryStorage,
+  Message,
+  NodeId,
+  RawNode,
+  Ready,
+  Snapshot,
+  SnapshotRequest,
+} from '../raft/index.js';
 import { decodeConfChange } from '../raft/index.js';
+import { SafetyViolation } from './checkers.js';
 import type { SimContext } from './sim-context.js';
 import { snapshotIfDue } from './sim-disk.js';
 import type { SimEvent } from './sim-events.js';
 import type { SimNetwork } from './sim-network.js';
+import { SnapshotStreams } from './sim-snapshot-stream.js';
 
 /** One simulated process: its disk, its Raft core and its process state. */
 export interface SimNode {
@@ -63,6 +74,7 @@ export class NodeRuntime {
   private readonly confChangesApplied = new Set<number>();
   private app: NodeApplication | undefined;
   private onStep: (node: SimNode) => void = () => {};
+  private readonly streams: SnapshotStreams;
 
   /**
    * `persistDelay` says how long node `id`'s next write takes to become durable (by default
@@ -74,7 +86,12 @@ export class NodeRuntime {
     private readonly network: SimNetwork,
     private readonly nodes: ReadonlyMap<NodeId, SimNode>,
     private readonly persistDelay: ((id: NodeId) => number) | undefined = undefined,
-  ) {}
+  ) {
+    this.streams = new SnapshotStreams(ctx, network, nodes, {
+      step: (to, message) => this.stepDelivered(to, message),
+      restoreThenStep: (to, message) => this.restoreThenStep(to, message),
+    });
+  }
 
   /**
    * Installs what the nodes run, and a hook called after each step of a node before the
@@ -100,15 +117,17 @@ export class NodeRuntime {
     this.ctx.after(node.tickMs, { kind: 'tick', node: id, incarnation });
   }
 
-  /** A message arrives: lost if its link is cut or its receiver is down. */
+  /**
+   * A message arrives: lost if its link is cut or its receiver is down. A snapshot arrives
+   * piece by piece, as a stream (sim-snapshot-stream.ts).
+   */
   onDeliver(message: Message): void {
     const { ctx } = this;
-    const to = this.nodes.get(message.to)!;
-    const from = this.nodes.get(message.from);
-    if (message.type === 'snapshot' && from !== undefined) {
-      const ok = to.alive && !this.network.isCut(message.from, message.to);
-      ctx.after(0, { kind: 'snapshot-report', message, ok });
+    if (message.type === 'snapshot') {
+      this.streams.onPiece(message);
+      return;
     }
+    const to = this.nodes.get(message.to)!;
     if (!to.alive || this.network.isCut(message.from, message.to)) {
       ctx.stats.messagesDropped++;
       return;
@@ -116,6 +135,40 @@ export class NodeRuntime {
     ctx.stats.messagesDelivered++;
     to.raw.step(message);
     this.drive(to);
+  }
+
+  private stepDelivered(to: SimNode, message: Message): void {
+    to.raw.step(message);
+    this.drive(to);
+  }
+
+  /**
+   * The deliberate bug `stale-snapshot-stream`: the state machine restored from a stream as
+   * it ends, before the core has said whether it takes the snapshot; then the message is
+   * stepped. Where the core refuses it, the state machine holds a state the node's log does not.
+   */
+  private restoreThenStep(to: SimNode, message: SnapshotRequest): void {
+    const incarnation = to.incarnation;
+    const restored = this.restoreMachine(to, message.snapshot).then(() => {
+      if (to.alive && to.incarnation === incarnation) this.stepDelivered(to, message);
+    });
+    this.ctx.waitFor(restored);
+  }
+
+  /**
+   * Restores the node's state machine from `snapshot`. A replica's state never goes back: a
+   * snapshot at or behind what the node has applied is a state-machine-safety violation.
+   */
+  private restoreMachine(node: SimNode, snapshot: Snapshot): Promise<void> {
+    const { index } = snapshot.meta;
+    const applied = node.raw.raft.log.applied;
+    if (index <= applied) {
+      throw new SafetyViolation(
+        'state-machine-safety',
+        `node ${node.id} restored its state machine to the snapshot at ${index}, behind its applied index ${applied}`,
+      );
+    }
+    return this.application.restore(node.id, index, snapshot.data);
   }
 
   /** The transport tells the leader how a snapshot send ended, as a real one would. */
@@ -177,7 +230,7 @@ export class NodeRuntime {
     // The state machine restores asynchronously (the interface's `restore`); the rest of this
     // Ready waits for it, and the event loop lets nothing else happen in between.
     const { ctx } = this;
-    const restored = this.application.restore(node.id, snapshot.meta.index, snapshot.data).then(() => {
+    const restored = this.restoreMachine(node, snapshot).then(() => {
       ctx.stats.snapshotsInstalled++;
       ctx.say(`node ${node.id} installed a snapshot at index ${snapshot.meta.index}`);
       ctx.checker.onSnapshotRestored(node.id, snapshot);
@@ -219,6 +272,7 @@ export class NodeRuntime {
     const app = this.application;
     if (snapshotIfDue(node.storage, node.raw, () => app.snapshot(node.id), this.ctx.params)) {
       this.ctx.stats.snapshotsTaken++;
+      this.ctx.checker.onSnapshotTaken(node.storage.snapshot());
     }
   }
 
