@@ -13,8 +13,14 @@ export class SimNetwork {
 
   constructor(private readonly ctx: SimContext) {}
 
-  /** Sends `m`: lost, delivered once or delivered twice, each copy after its own latency. */
-  send(m: Message): void {
+  /** The sender's incarnation when it sent each copy of a snapshot message (its stream's start). */
+  private readonly snapshotSenders = new WeakMap<Message, number>();
+
+  /**
+   * Sends `m` (from a sender in `senderIncarnation`): lost, delivered once or delivered
+   * twice, each copy after its own latency.
+   */
+  send(m: Message, senderIncarnation = 0): void {
     const { ctx } = this;
     if (this.loses()) {
       ctx.stats.messagesDropped++;
@@ -25,8 +31,14 @@ export class SimNetwork {
     for (let i = 0; i < copies; i++) {
       // A snapshot travels as a stream (sim-snapshot-stream.ts), and each copy is its own.
       const message = m.type === 'snapshot' ? { ...m } : m;
+      if (message !== m) this.snapshotSenders.set(message, senderIncarnation);
       ctx.after(this.latency(), { kind: 'deliver', message });
     }
+  }
+
+  /** The sender's incarnation when it sent this copy of a snapshot message, if known. */
+  senderIncarnation(m: Message): number | undefined {
+    return this.snapshotSenders.get(m);
   }
 
   /** Whether the network loses the message being sent: in the safety phase, at the drop rate. */

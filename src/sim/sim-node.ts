@@ -199,12 +199,12 @@ export class NodeRuntime {
     if (this.ctx.mutations.ackBeforePersist) {
       // Deliberate bug: acknowledge before the disk has the data.
       node.held = [];
-      for (const m of rd.messages) this.network.send(m);
+      for (const m of rd.messages) this.network.send(m, node.incarnation);
     } else if (this.ctx.params.leaderEarlySend) {
       // A leader's appends and heartbeats need no local durability (thesis §10.2.1).
       node.held = [];
       for (const m of rd.messages) {
-        if (m.type === 'append' || m.type === 'heartbeat') this.network.send(m);
+        if (m.type === 'append' || m.type === 'heartbeat') this.network.send(m, node.incarnation);
         else node.held.push(m);
       }
     } else {
@@ -220,7 +220,7 @@ export class NodeRuntime {
     const rd = node.inflight;
     this.ctx.checker.onPersist(id, node.storage, rd);
     node.storage.saveSync({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot });
-    for (const m of node.held) this.network.send(m);
+    for (const m of node.held) this.network.send(m, node.incarnation);
     node.held = [];
     const snapshot = rd.snapshot;
     if (snapshot === undefined) {

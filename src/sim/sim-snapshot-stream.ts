@@ -1,10 +1,11 @@
 /**
  * Snapshot messages travel as streams, as the runtime's transport sends them
  * (src/transport/snapshot-stream.ts, src/node/snapshots.ts): the image in pieces, one after
- * another, each after a network latency. The stream begins when its first piece arrives and
- * ends with its last: the receiver then steps the message and the sender hears that it went
- * through. It is cut when, as a piece arrives, the receiver or the sender has crashed (or
- * restarted) since the stream began, or the link from the sender to the receiver is down: the
+ * another, each after a network latency. The sender's end begins when it sends the message,
+ * the receiver's when the first piece arrives; the stream ends with the last piece: the
+ * receiver then steps the message and the sender hears that it went through. It is cut when,
+ * as a piece arrives, the receiver or the sender has crashed (or restarted) since its end
+ * began, or the link from the sender to the receiver is down: the
  * receiver drops what it has and the sender hears of the failure, so a follower that crashes
  * mid-stream, a leader deposed or partitioned mid-stream, and a stream overtaken by the log
  * (it ends after the node has applied past it, or in a term gone by, and the core refuses it)
@@ -61,7 +62,9 @@ export class SnapshotStreams {
     const from = this.nodes.get(message.from);
     let stream = this.streams.get(message);
     if (stream === undefined) {
-      stream = { received: 0, fromIncarnation: from?.incarnation ?? -1, toIncarnation: to.incarnation };
+      // The sender's end began when it sent the message: a restart since then cut it.
+      const fromIncarnation = this.network.senderIncarnation(message) ?? from?.incarnation ?? -1;
+      stream = { received: 0, fromIncarnation, toIncarnation: to.incarnation };
       this.streams.set(message, stream);
     }
     if (from?.paused === true) {
