@@ -16,6 +16,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { LmdbKvBackend } from '../src/kv/lmdb-backend.js';
 import { MemoryKvBackend } from '../src/kv/memory-backend.js';
+import { frameChunks } from '../src/node/envelope.js';
 import { batchAt } from './support/kv-crash-commands.js';
 
 const WORKER = fileURLToPath(new URL('./support/lmdb-restore-crash-worker.js', import.meta.url));
@@ -24,16 +25,6 @@ after(() => rm(root, { recursive: true, force: true }));
 
 /** Kills swept from the start of the restore to past its end. */
 const CYCLES = 14;
-
-function framed(chunks: readonly Uint8Array[]): Buffer {
-  return Buffer.concat(
-    chunks.flatMap((chunk) => {
-      const head = Buffer.alloc(4);
-      head.writeUInt32BE(chunk.length);
-      return [head, Buffer.from(chunk)];
-    }),
-  );
-}
 
 /** Runs the child on `path`; kills it `killAfterMs` after it opened the store (never if undefined). */
 async function restoreInChild(
@@ -65,7 +56,7 @@ test('a restore killed at any moment leaves the old state or the new one, never 
   const chunks = [...source.snapshot()];
   assert.ok(chunks.length > 20, `${chunks.length} chunks`);
   const chunksFile = join(root, 'snapshot.frames');
-  await writeFile(chunksFile, framed(chunks));
+  await writeFile(chunksFile, frameChunks(chunks));
   const newer = { hash: source.hash(), applied: source.appliedIndex };
 
   const base = join(root, 'base');

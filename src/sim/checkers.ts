@@ -175,6 +175,20 @@ export class SafetyChecker {
   }
 
   /**
+   * A node's state machine is about to be replaced by a snapshot while the node has applied up
+   * to `applied`: a replica's state never goes back, so the snapshot must lie past it.
+   */
+  onRestoring(id: NodeId, snapshot: Snapshot, applied: number): void {
+    const { index } = snapshot.meta;
+    if (index <= applied) {
+      fail(
+        'state-machine-safety',
+        `node ${id} restored its state machine to the snapshot at ${index}, behind its applied index ${applied}`,
+      );
+    }
+  }
+
+  /**
    * A node's state machine jumped to a snapshot: its last entry must be the one applied at
    * that index, and its image one that a node took at that index (not, say, the part of one
    * that a cut stream carried).

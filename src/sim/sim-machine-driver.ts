@@ -7,6 +7,8 @@
  * a promise (a promise is refused loudly). `restore` is asynchronous by the interface: the
  * simulator settles it before its next event (see `SimContext.waitFor`).
  */
+
+import { frameChunks, unframeChunks } from '../node/envelope.js';
 import type { InMemoryStateMachine, StateMachineEntry } from '../node/state-machine.js';
 import { SafetyViolation } from './checkers.js';
 
@@ -59,22 +61,13 @@ export class SimMachineDriver {
 
   /**
    * The state at the applied index as one image: the snapshot's chunks, each after its
-   * length (a big-endian u32), so the image can be streamed and cut anywhere.
+   * length (envelope.ts, `frameChunks`), so the image can be streamed and cut anywhere.
    */
   snapshot(): Uint8Array {
     const chunks = this.machine.snapshot();
     if (!(Symbol.iterator in chunks))
       throw new Error('the simulator drives state machines whose snapshot is synchronous');
-    const parts = [...chunks];
-    const image = new Uint8Array(parts.reduce((sum, part) => sum + FRAME_HEAD + part.length, 0));
-    const view = new DataView(image.buffer);
-    let offset = 0;
-    for (const part of parts) {
-      view.setUint32(offset, part.length);
-      image.set(part, offset + FRAME_HEAD);
-      offset += FRAME_HEAD + part.length;
-    }
-    return image;
+    return frameChunks(chunks);
   }
 
   /** Replaces the state by an image from {@link snapshot} taken at `index` (empty: the initial state). */
@@ -84,9 +77,6 @@ export class SimMachineDriver {
   }
 }
 
-/** Bytes of a chunk's length in an image. */
-const FRAME_HEAD = 4;
-
 /**
  * The chunks of an image from {@link SimMachineDriver.snapshot}, as far as they are whole: a
  * chunk cut short at the image's end is left out, as a decoder of a record stream stops where
@@ -95,12 +85,9 @@ const FRAME_HEAD = 4;
  * check (and the deliberate bug `torn-snapshot-stream` skips).
  */
 async function* chunksOf(image: Uint8Array): AsyncGenerator<Uint8Array> {
-  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
-  let offset = 0;
-  while (offset + FRAME_HEAD <= image.length) {
-    const end = offset + FRAME_HEAD + view.getUint32(offset);
-    if (end > image.length) return;
-    yield image.subarray(offset + FRAME_HEAD, end);
-    offset = end;
+  try {
+    yield* unframeChunks(image);
+  } catch {
+    // unframeChunks throws only at a truncated chunk: the image ends there.
   }
 }

@@ -16,7 +16,6 @@ import type {
   SnapshotRequest,
 } from '../raft/index.js';
 import { decodeConfChange } from '../raft/index.js';
-import { SafetyViolation } from './checkers.js';
 import type { SimContext } from './sim-context.js';
 import { snapshotIfDue } from './sim-disk.js';
 import type { SimEvent } from './sim-events.js';
@@ -155,20 +154,10 @@ export class NodeRuntime {
     this.ctx.waitFor(restored);
   }
 
-  /**
-   * Restores the node's state machine from `snapshot`. A replica's state never goes back: a
-   * snapshot at or behind what the node has applied is a state-machine-safety violation.
-   */
+  /** Restores the node's state machine from `snapshot`, the checkers watching. */
   private restoreMachine(node: SimNode, snapshot: Snapshot): Promise<void> {
-    const { index } = snapshot.meta;
-    const applied = node.raw.raft.log.applied;
-    if (index <= applied) {
-      throw new SafetyViolation(
-        'state-machine-safety',
-        `node ${node.id} restored its state machine to the snapshot at ${index}, behind its applied index ${applied}`,
-      );
-    }
-    return this.application.restore(node.id, index, snapshot.data);
+    this.ctx.checker.onRestoring(node.id, snapshot, node.raw.raft.log.applied);
+    return this.application.restore(node.id, snapshot.meta.index, snapshot.data);
   }
 
   /** The transport tells the leader how a snapshot send ended, as a real one would. */

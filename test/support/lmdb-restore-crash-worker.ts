@@ -1,29 +1,18 @@
 /**
  * The child of the restore crash test (test/kv-restore-crash.test.ts): opens the LMDB store
- * at argv[2], restores the snapshot whose chunks are framed in the file argv[3] (each chunk
- * after its length, a big-endian u32) in small transactions, and prints (synchronously)
+ * at argv[2], restores the snapshot whose chunks are framed in the file argv[3] (envelope.ts,
+ * `frameChunks`) in small transactions, and prints (synchronously)
  * `open N` before and `restored N` once `restore` has returned. The test kills it with
  * SIGKILL at a chosen moment. Without arguments (as `node --test dist/test/` runs every file
  * below `test/`) it does nothing.
  */
 import { readFileSync, writeSync } from 'node:fs';
 import { LmdbKvBackend } from '../../src/kv/lmdb-backend.js';
-
-/** The chunks of a framed file. */
-export function readFrames(file: Uint8Array): Uint8Array[] {
-  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
-  const chunks: Uint8Array[] = [];
-  for (let offset = 0; offset < file.length; ) {
-    const length = view.getUint32(offset);
-    chunks.push(file.subarray(offset + 4, offset + 4 + length));
-    offset += 4 + length;
-  }
-  return chunks;
-}
+import { unframeChunks } from '../../src/node/envelope.js';
 
 async function restoreOnce(path: string, framed: string): Promise<void> {
   const backend = LmdbKvBackend.open(path, { restoreTransactionBytesMax: 4096 });
-  const chunks = readFrames(readFileSync(framed));
+  const chunks = [...unframeChunks(readFileSync(framed))];
   writeSync(1, `open ${backend.appliedIndex}\n`);
   await backend.restore(chunks);
   writeSync(1, `restored ${backend.appliedIndex}\n`);
