@@ -93,7 +93,7 @@ const arbitraries: { [T in MessageType]: fc.Arbitrary<Extract<Message, { type: T
     index,
     context: bytes,
   }),
-  propose: record({ type: fc.constant('propose'), ...base, entries }),
+  propose: record({ type: fc.constant('propose'), ...base, entries, hops: fc.integer({ min: 0, max: 2 }) }),
   unreachable: record({ type: fc.constant('unreachable'), ...base }),
   'snapshot-status': record({ type: fc.constant('snapshot-status'), ...base, reject: fc.boolean() }),
   'transfer-leader': record({ type: fc.constant('transfer-leader'), ...base, transferee: id }),

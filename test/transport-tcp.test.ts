@@ -132,7 +132,7 @@ function everyType(from: NodeId, to: NodeId): Message[] {
     { type: 'timeout-now', ...base },
     { type: 'read-index', ...base, context },
     { type: 'read-index-response', ...base, index: 44, context },
-    { type: 'propose', ...base, entries },
+    { type: 'propose', ...base, entries, hops: 1 },
     { type: 'unreachable', ...base, term: 0 },
     { type: 'snapshot-status', ...base, term: 0, reject: true },
     { type: 'transfer-leader', ...base, term: 0, transferee: to },

@@ -20,6 +20,7 @@
  */
 
 import type { Raft } from './raft.js';
+import { releaseHeldProposals } from './step-follower.js';
 import { isJoint } from './tracker.js';
 import type { NodeId } from './types.js';
 
@@ -63,6 +64,7 @@ export function quiesceFollower(r: Raft, from: NodeId, term: number, commit: num
   r.leader = from;
   r.electionElapsed = 0;
   r.leaderHeardTick = r.ticks;
+  if (r.heldProposals.length > 0) releaseHeldProposals(r);
   return true;
 }
 

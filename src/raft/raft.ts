@@ -31,7 +31,7 @@ import { DEFAULT_RAFT_OPTIONS, type RaftOptions } from './raft-options.js';
 import { flushReads, hasUnsentReads, leaseReadIndex } from './read-index.js';
 import { appendEntries, broadcastAppend, maybeCommitAndBroadcast } from './replication.js';
 import { stepCandidate } from './step-candidate.js';
-import { stepFollower } from './step-follower.js';
+import { releaseHeldProposals, stepFollower, takeHeldProposals } from './step-follower.js';
 import { stepLeader, tickHeartbeat } from './step-leader.js';
 import { LOCAL, stepTerm } from './step-term.js';
 import type { LogReader } from './storage.js';
@@ -44,6 +44,7 @@ import type {
   HardState,
   Message,
   NodeId,
+  ProposeRequest,
   ReadIndexRequest,
   ReadState,
   Role,
@@ -96,6 +97,13 @@ export class Raft {
   leaderHeardTick = 0;
   /** Nodes removed from the configuration: never members again, their messages ignored. */
   readonly removed = new Set<NodeId>();
+  /**
+   * Proposals peers forwarded to this node while it knew no leader, held (bounded, see
+   * step-follower.ts) until it learns one: forwarded to it, or appended if it leads. @internal
+   */
+  heldProposals: ProposeRequest[] = [];
+  /** The entry bytes of {@link heldProposals}. @internal */
+  heldProposalBytes = 0;
   /** The current role's step function (etcd's `raft.step`), swapped by every transition. */
   private stepRole: StepFunction = stepFollower;
   /** The current role's tick function (etcd's `raft.tick`), swapped by every transition. */
@@ -173,6 +181,7 @@ export class Raft {
     this.reset(term);
     this.leader = leader;
     this.switchRole('follower', stepFollower, tickElection);
+    if (leader !== 0 && this.heldProposals.length > 0) releaseHeldProposals(this);
   }
 
   /** Enters a pre-vote round (from `campaign`). @internal */
@@ -205,6 +214,8 @@ export class Raft {
     // A no-op entry of the new term lets the leader commit, and thereby learn the commit
     // index of earlier terms, without waiting for a client (§5.4.2, §6.4).
     appendEntries(this, [{ index: 0, term: 0, type: 'normal', data: new Uint8Array() }]);
+    // Proposals peers sent here while no leader was known: this node leads now.
+    for (const m of takeHeldProposals(this)) this.stepInRole(m);
   }
 
   /** Takes on `role`: from now on `step` and `tick` go to its handlers. */
@@ -309,6 +320,7 @@ export class Raft {
       to: this.id,
       term: LOCAL,
       entries,
+      hops: 0,
     });
   }
 
@@ -418,6 +430,7 @@ export class Raft {
     assert(log.committed <= log.lastIndex(), `committed ${log.committed} > last index ${log.lastIndex()}`);
     assert(log.firstIndex() <= log.lastIndex() + 1, `first index ${log.firstIndex()} > last + 1`);
     assert(this.vote === 0 || this.term > 0, 'vote set in term 0');
+    if (this.leader !== 0) assert(this.heldProposals.length === 0, `${this.role} ${this.id} holds proposals`);
     if (this.role === 'leader') {
       assert(this.leader === this.id, `leader ${this.id} believes ${this.leader} leads`);
       assert(this.vote === this.id, `leader ${this.id} voted for ${this.vote} in its own term`);

@@ -19,6 +19,7 @@ import type {
   Snapshot,
   SnapshotRequest,
 } from './types.js';
+import { PROPOSE_HOPS_MAX } from './types.js';
 
 /** Handles a message as a follower (a candidate hands it everything but its votes). */
 export function stepFollower(r: Raft, m: Message): void {
@@ -63,18 +64,67 @@ export function stepFollower(r: Raft, m: Message): void {
 
 /**
  * Forwards a proposal or read to the leader. A local request that cannot be forwarded is
- * refused with `NOT_LEADER`; one forwarded to us by a peer that thought we lead is dropped
- * (its client times out and retries), never forwarded again, so requests cannot loop.
+ * refused with `NOT_LEADER`.
+ *
+ * A proposal a peer forwarded to us goes on to the leader we know, at most
+ * {@link PROPOSE_HOPS_MAX} hops from its origin, so requests cannot loop. That is what a
+ * deposed leader does with what was sent to it while it was cut off or stalled, as etcd's
+ * followers do. One that arrives while we know no leader (we just stepped down, or an election
+ * is on) is held, within {@link HELD_PROPOSALS_MAX} and {@link HELD_PROPOSAL_BYTES_MAX},
+ * until we learn the leader (then it goes on) or win ourselves (then we append it): dropping it
+ * would leave its client waiting for a timeout. Beyond the bounds it is dropped and its client
+ * times out. Forwarding never copies a proposal, so none can be appended twice.
+ *
+ * A forwarded read is dropped: its sender asks the new leader itself when it learns of it.
  */
 function forwardToLeader(r: Raft, m: ProposeRequest | ReadIndexRequest): void {
   const local = m.from === r.id;
-  if (local && r.role === 'follower' && r.leader !== 0 && r.options.forwardProposals) {
-    r.send({ ...m, to: r.leader, term: LOCAL });
+  const canForward = r.role === 'follower' && r.leader !== 0 && r.options.forwardProposals;
+  if (local && canForward) {
+    r.send(
+      m.type === 'propose'
+        ? { ...m, to: r.leader, term: LOCAL, hops: 1 }
+        : { ...m, to: r.leader, term: LOCAL },
+    );
     return;
   }
-  if (!local) return;
+  if (!local) {
+    if (m.type !== 'propose' || m.hops >= PROPOSE_HOPS_MAX) return;
+    if (canForward) r.send({ ...m, from: r.id, to: r.leader, term: LOCAL, hops: m.hops + 1 });
+    else if (r.leader === 0 && r.options.forwardProposals) holdProposal(r, m);
+    return;
+  }
   const what = m.type === 'propose' ? 'accept a proposal' : 'confirm a read';
   throw new RaftError('NOT_LEADER', `node ${r.id} knows no leader to ${what}`, r.leader);
+}
+
+/** Proposals a leaderless node holds for its peers, at most. */
+export const HELD_PROPOSALS_MAX = 1024;
+/** Entry bytes a leaderless node holds for its peers, at most. */
+export const HELD_PROPOSAL_BYTES_MAX = 8 * 1024 * 1024;
+
+function holdProposal(r: Raft, m: ProposeRequest): void {
+  let bytes = 0;
+  for (const e of m.entries) bytes += e.data.length;
+  if (r.heldProposals.length >= HELD_PROPOSALS_MAX || r.heldProposalBytes + bytes > HELD_PROPOSAL_BYTES_MAX)
+    return;
+  r.heldProposals.push(m);
+  r.heldProposalBytes += bytes;
+}
+
+/** Empties the held proposals and returns them, oldest first. */
+export function takeHeldProposals(r: Raft): ProposeRequest[] {
+  const held = r.heldProposals;
+  if (held.length > 0) {
+    r.heldProposals = [];
+    r.heldProposalBytes = 0;
+  }
+  return held;
+}
+
+/** Forwards the held proposals to the leader this follower just learned. */
+export function releaseHeldProposals(r: Raft): void {
+  for (const m of takeHeldProposals(r)) forwardToLeader(r, m);
 }
 
 /** Hearing from the leader of its term restarts the election timer and names the leader. */
@@ -82,6 +132,7 @@ function followLeader(r: Raft, leader: NodeId): void {
   r.electionElapsed = 0;
   r.leader = leader;
   r.leaderHeardTick = r.ticks;
+  if (r.heldProposals.length > 0) releaseHeldProposals(r);
 }
 
 function handleAppend(r: Raft, m: AppendRequest): void {

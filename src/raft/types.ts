@@ -189,11 +189,20 @@ export interface ReadIndexResponse extends MessageBase {
   readonly context: Uint8Array;
 }
 
-/** A follower forwards client proposals to the leader. */
+/**
+ * A follower forwards client proposals to the leader. `hops` counts how often the proposal was
+ * forwarded: 0 as the local request, 1 once a follower sent it on; a node that gets a proposal
+ * after it stopped leading forwards it once more to the leader it now knows (see
+ * step-follower.ts), never beyond {@link PROPOSE_HOPS_MAX}.
+ */
 export interface ProposeRequest extends MessageBase {
   readonly type: 'propose';
   readonly entries: readonly Entry[];
+  readonly hops: number;
 }
+
+/** How often a proposal may be forwarded: by the follower it came to, then once by a deposed leader. */
+export const PROPOSE_HOPS_MAX = 2;
 
 /**
  * Local report from the runtime (term 0, `from` = the peer): a message to that peer could not

@@ -114,7 +114,7 @@ export function messageToTuple(m: Message): unknown[] {
     case 'read-index-response':
       return [...head, m.index, m.context];
     case 'propose':
-      return [...head, entriesToTuple(m.entries)];
+      return [...head, entriesToTuple(m.entries), m.hops];
     case 'snapshot-status':
       return [...head, m.reject];
     case 'transfer-leader':
@@ -202,8 +202,10 @@ function readBody(type: MessageType, h: readonly [number, number, number, number
       return { type, groupId, from, to, term };
     case 'read-index-response':
       return { type, groupId, from, to, term, index: r.uint('index'), context: r.bytes('context') };
-    case 'propose':
-      return { type, groupId, from, to, term, entries: readEntries(r.array('entries')) };
+    case 'propose': {
+      const entries = readEntries(r.array('entries'));
+      return { type, groupId, from, to, term, entries, hops: r.uint('hops') };
+    }
     case 'snapshot-status':
       return { type, groupId, from, to, term, reject: r.bool('reject') };
     case 'transfer-leader':

@@ -59,7 +59,7 @@ export const FRAME_KIND = Object.freeze({
 } as const);
 
 /** The version of this protocol; peers with another version are rejected at the handshake. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** First slot of the hello frame, so a connection from some other program is recognised at once. */
 const HELLO_MAGIC = 'flotilla-raft';
