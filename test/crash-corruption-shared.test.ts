@@ -154,6 +154,8 @@ class GoldenWriter {
   private async step(ids: readonly number[], write: (group: LiveGroup) => Promise<void>): Promise<void> {
     const before = this.wal.stats.writes;
     await Promise.all(ids.map((id) => write(this.groups.get(id)!)));
+    // A commit-only save resolves once queued: wait for its write.
+    await this.wal.idle();
     for (const id of ids) this.inLog.add(id);
     this.record(before);
   }

@@ -130,7 +130,12 @@ describe('shared WAL group commit', () => {
       groups.map((storage) => storage.lastIndex()),
       [2, 3, 3, 3],
     );
-    assert.deepEqual(wal.stats, { writes: 2, syncs: 2, records: 4, maxGroupsPerSync: 3 });
+    const { writes, syncs, records, maxGroupsPerSync, syncMs } = wal.stats;
+    assert.deepEqual(
+      { writes, syncs, records, maxGroupsPerSync },
+      { writes: 2, syncs: 2, records: 4, maxGroupsPerSync: 3 },
+    );
+    assert.ok(syncMs > 0, 'the fdatasyncs took no time');
     await wal.close();
   });
 
@@ -170,12 +175,57 @@ describe('shared WAL group commit', () => {
     await groups[0]!.save({ entries: entries(1, 3), hardState: { term: 1, vote: 1, commit: 1 } });
     const { writes, syncs } = wal.stats;
     await groups[0]!.save({ entries: [], hardState: { term: 1, vote: 1, commit: 3 } });
+    await wal.idle();
     assert.equal(wal.stats.writes, writes + 1);
     assert.equal(wal.stats.syncs, syncs, 'the commit-only change was synced');
     assert.equal(groups[0]!.lastSave.syncMs, 0);
     await groups[1]!.save({ entries: [], hardState: { term: 2, vote: 2, commit: 0 } });
     assert.equal(wal.stats.syncs, syncs + 1, 'a vote change was not synced');
     await wal.close();
+  });
+
+  test("a commit-only save does not wait for another group's fdatasync; the group's later records stay behind it", async () => {
+    const gated = new GatedFileSystem();
+    const directory = join(root, `d${directories++}`);
+    const { wal, groups } = await openGroups(2, { fileSystem: gatedFileSystem(gated) }, directory);
+    await groups[0]!.save({ entries: entries(1, 3), hardState: { term: 1, vote: 1, commit: 1 } });
+    gated.shut();
+    const other = groups[1]!.save({ entries: entries(1, 2), hardState: { term: 1, vote: 1, commit: 0 } });
+    await settle();
+    // Group 2's write waits in its fdatasync; group 1's commit-only change is done at once,
+    // and its next save (entries, which must be durable) queues behind it.
+    let commitOnlyDone = false;
+    const commitOnly = groups[0]!
+      .save({ entries: [], hardState: { term: 1, vote: 1, commit: 3 } })
+      .then(() => {
+        commitOnlyDone = true;
+      });
+    await settle();
+    assert.equal(commitOnlyDone, true, "the commit-only save waited for another group's fdatasync");
+    await commitOnly;
+    let laterDone = false;
+    const later = groups[0]!
+      .save({ entries: entries(4, 4), hardState: { term: 1, vote: 1, commit: 3 } })
+      .then(() => {
+        laterDone = true;
+      });
+    await settle();
+    assert.equal(laterDone, false, 'a record that must be durable was acknowledged before its fdatasync');
+    assert.equal(
+      groups[0]!.initialState().hardState.commit,
+      1,
+      'the read side shows a record not yet written',
+    );
+    gated.release();
+    await Promise.all([other, later]);
+    assert.equal(groups[0]!.initialState().hardState.commit, 3);
+    assert.equal(groups[0]!.lastIndex(), 4);
+    await wal.close();
+    const reopened = await openGroups(2, {}, directory);
+    assert.equal(reopened.groups[0]!.initialState().hardState.commit, 3);
+    assert.equal(reopened.groups[0]!.lastIndex(), 4);
+    assert.equal(reopened.groups[1]!.lastIndex(), 2);
+    await reopened.wal.close();
   });
 });
 

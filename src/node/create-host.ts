@@ -112,6 +112,9 @@ export interface HostLogStats {
   readonly records: number;
   /** The most groups whose records one fdatasync made durable. */
   readonly maxGroupsPerSync: number;
+  /** Milliseconds spent writing the log, and in its fdatasyncs. */
+  readonly writeMs: number;
+  readonly syncMs: number;
 }
 
 /** What a host's transport exchanged with one peer host (bytes include frame headers). */
@@ -239,7 +242,7 @@ export class FlotillaHost {
         connected,
       });
     }
-    const { writes, syncs, records, maxGroupsPerSync } = log;
+    const { writes, syncs, records, maxGroupsPerSync, writeMs, syncMs } = log;
     return {
       groups,
       activeGroups,
@@ -247,7 +250,7 @@ export class FlotillaHost {
       droppedUnknownGroup,
       messagesRouted,
       peers,
-      log: { writes, syncs, records, maxGroupsPerSync },
+      log: { writes, syncs, records, maxGroupsPerSync, writeMs, syncMs },
     };
   }
 

@@ -45,6 +45,9 @@ export interface GroupCommitStats {
   records: number;
   /** The most distinct groups one synced write carried. */
   maxGroupsPerSync: number;
+  /** Milliseconds spent in the writes' `write` calls, and in their `fdatasync`s. */
+  writeMs: number;
+  syncMs: number;
 }
 
 interface Waiting extends CommitRequest {
@@ -54,7 +57,14 @@ interface Waiting extends CommitRequest {
 
 /** Writes group records to a {@link SegmentLog}, batching whatever is pending. */
 export class GroupCommitter {
-  readonly stats: GroupCommitStats = { writes: 0, syncs: 0, records: 0, maxGroupsPerSync: 0 };
+  readonly stats: GroupCommitStats = {
+    writes: 0,
+    syncs: 0,
+    records: 0,
+    maxGroupsPerSync: 0,
+    writeMs: 0,
+    syncMs: 0,
+  };
   private pending: Waiting[] = [];
   private writing = false;
   /** A write is to start in the next check phase of the event loop. */
@@ -126,9 +136,9 @@ export class GroupCommitter {
       this.fail(error, batch);
       return;
     }
-    this.count(batch, durable);
-    this.written(seq, batch);
     const timing = { ...this.log.lastAppend };
+    this.count(batch, durable, timing);
+    this.written(seq, batch);
     for (const request of batch) {
       try {
         request.onDurable(timing);
@@ -139,9 +149,11 @@ export class GroupCommitter {
     }
   }
 
-  private count(batch: readonly Waiting[], durable: boolean): void {
+  private count(batch: readonly Waiting[], durable: boolean, timing: WriteTiming): void {
     this.stats.writes++;
     this.stats.records += batch.length;
+    this.stats.writeMs += timing.writeMs;
+    this.stats.syncMs += timing.syncMs;
     if (!durable) return;
     this.stats.syncs++;
     const groups = new Set(batch.map((request) => request.record.groupId)).size;

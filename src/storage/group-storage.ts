@@ -96,11 +96,24 @@ export class GroupStorage implements ReplicaStorage {
       if (payload === undefined) this.cache.saveSync(update);
       else {
         const sync = mustSync(update, this.cache.initialState().hardState);
-        await this.commit(payload, sync, batch!.maxEntryIndex, (timing) => {
+        const written = this.commit(payload, sync, batch!.maxEntryIndex, (timing) => {
           this.lastSave.writeMs = timing.writeMs;
           this.lastSave.syncMs = timing.syncMs;
           this.cache.saveSync(update);
         });
+        if (!sync && update.snapshot === undefined) {
+          // A record that need not be durable (the commit index alone moved: no entries,
+          // term or vote) is done once it is queued behind this group's earlier records. Had
+          // the save waited for its write, it would wait for the fdatasync of whatever other
+          // groups' records the shared log is writing, and this group's next Ready with it:
+          // with one client per group, a whole extra group commit per write on the leader.
+          // Its write failing fails the log, and so every later save of every group.
+          written.catch((error: unknown) => {
+            this.failure ??= error;
+          });
+          return;
+        }
+        await written;
       }
       if (update.snapshot !== undefined) await this.pruneSnapshots();
     });

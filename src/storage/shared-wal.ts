@@ -245,6 +245,14 @@ export class SharedWal implements GroupHost {
     await this.log.close().catch(() => undefined);
   }
 
+  /**
+   * Resolves when no write is queued or in flight: every record handed over so far is written
+   * (a commit-only record's save resolves once it is queued, before its write).
+   */
+  idle(): Promise<void> {
+    return this.committer.idle();
+  }
+
   /** @internal Writes a group's record with the next group commit (GroupHost). */
   commit(request: CommitRequest): Promise<void> {
     return this.committer.submit(request);
