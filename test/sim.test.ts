@@ -30,6 +30,8 @@ test('a CI-sized simulation passes every checker, and the faults really happened
   assert.ok(summary.snapshot_streams_cut > 10, `snapshot streams cut ${summary.snapshot_streams_cut}`);
   assert.ok(summary.snapshot_streams_overtaken > 10, `overtaken ${summary.snapshot_streams_overtaken}`);
   assert.ok(summary.elections > summary.seeds, `elections ${summary.elections}`);
+  // Proposals reached nodes that had stopped leading, which handed them on to the new leader.
+  assert.ok(summary.proposals_handed_on > 0, `proposals handed on ${summary.proposals_handed_on}`);
   assert.ok(summary.ops > 10_000, `ops ${summary.ops}`);
   assert.ok(summary.messages_dropped > 0);
 });

@@ -30,6 +30,11 @@ export interface SimStats {
   messagesDelivered: number;
   messagesDropped: number;
   duplicatesSuppressed: number;
+  /**
+   * Proposals delivered on their second hop: handed on by a node that no longer led when they
+   * reached it, at once or after holding them until it learned the leader (step-follower.ts).
+   */
+  proposalsHandedOn: number;
   /** Multi-group runs: Readies in flight at a crash that reached the shared log whole. */
   inFlightWritesKept: number;
   /** Multi-group runs: torn records cut off the tail of a shared log on recovery. */
@@ -58,6 +63,7 @@ export function emptySimStats(): SimStats {
     messagesDelivered: 0,
     messagesDropped: 0,
     duplicatesSuppressed: 0,
+    proposalsHandedOn: 0,
     inFlightWritesKept: 0,
     tornRecordsCut: 0,
   };

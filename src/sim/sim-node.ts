@@ -15,7 +15,7 @@ import type {
   Snapshot,
   SnapshotRequest,
 } from '../raft/index.js';
-import { decodeConfChange } from '../raft/index.js';
+import { decodeConfChange, PROPOSE_HOPS_MAX } from '../raft/index.js';
 import type { SimContext } from './sim-context.js';
 import { snapshotIfDue } from './sim-disk.js';
 import type { SimEvent } from './sim-events.js';
@@ -132,6 +132,7 @@ export class NodeRuntime {
       return;
     }
     ctx.stats.messagesDelivered++;
+    if (message.type === 'propose' && message.hops === PROPOSE_HOPS_MAX) ctx.stats.proposalsHandedOn++;
     to.raw.step(message);
     this.drive(to);
   }
