@@ -112,8 +112,9 @@ export interface HostLogStats {
   readonly records: number;
   /** The most groups whose records one fdatasync made durable. */
   readonly maxGroupsPerSync: number;
-  /** Milliseconds spent writing the log, and in its fdatasyncs. */
+  /** Milliseconds spent in the log's writes. */
   readonly writeMs: number;
+  /** Milliseconds spent in the log's fdatasyncs. */
   readonly syncMs: number;
 }
 

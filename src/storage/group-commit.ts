@@ -45,8 +45,9 @@ export interface GroupCommitStats {
   records: number;
   /** The most distinct groups one synced write carried. */
   maxGroupsPerSync: number;
-  /** Milliseconds spent in the writes' `write` calls, and in their `fdatasync`s. */
+  /** Milliseconds spent in the writes' `write` calls. */
   writeMs: number;
+  /** Milliseconds spent in their `fdatasync`s. */
   syncMs: number;
 }
 
