@@ -31,7 +31,7 @@ import { DEFAULT_RAFT_OPTIONS, type RaftOptions } from './raft-options.js';
 import { flushReads, hasUnsentReads, leaseReadIndex } from './read-index.js';
 import { appendEntries, broadcastAppend, maybeCommitAndBroadcast } from './replication.js';
 import { stepCandidate } from './step-candidate.js';
-import { releaseHeldProposals, stepFollower, takeHeldProposals } from './step-follower.js';
+import { stepFollower, takeHeldProposals } from './step-follower.js';
 import { stepLeader, tickHeartbeat } from './step-leader.js';
 import { LOCAL, stepTerm } from './step-term.js';
 import type { LogReader } from './storage.js';
@@ -181,7 +181,6 @@ export class Raft {
     this.reset(term);
     this.leader = leader;
     this.switchRole('follower', stepFollower, tickElection);
-    if (leader !== 0 && this.heldProposals.length > 0) releaseHeldProposals(this);
   }
 
   /** Enters a pre-vote round (from `campaign`). @internal */

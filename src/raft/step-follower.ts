@@ -8,6 +8,7 @@ import { hup } from './election.js';
 import { RaftError } from './errors.js';
 import type { Raft } from './raft.js';
 import { LOCAL } from './step-term.js';
+import { entrySizeBytes } from './storage.js';
 import { configFromConfState } from './tracker.js';
 import type {
   AppendRequest,
@@ -80,20 +81,20 @@ export function stepFollower(r: Raft, m: Message): void {
 function forwardToLeader(r: Raft, m: ProposeRequest | ReadIndexRequest): void {
   const local = m.from === r.id;
   const canForward = r.role === 'follower' && r.leader !== 0 && r.options.forwardProposals;
-  if (local && canForward) {
-    r.send(
-      m.type === 'propose'
-        ? { ...m, to: r.leader, term: LOCAL, hops: 1 }
-        : { ...m, to: r.leader, term: LOCAL },
-    );
+  if (m.type === 'propose' && m.hops < PROPOSE_HOPS_MAX) {
+    if (canForward) {
+      r.send({ ...m, from: r.id, to: r.leader, term: LOCAL, hops: m.hops + 1 });
+      return;
+    }
+    if (!local && r.leader === 0 && r.options.forwardProposals) {
+      holdProposal(r, m);
+      return;
+    }
+  } else if (m.type === 'read-index' && local && canForward) {
+    r.send({ ...m, to: r.leader, term: LOCAL });
     return;
   }
-  if (!local) {
-    if (m.type !== 'propose' || m.hops >= PROPOSE_HOPS_MAX) return;
-    if (canForward) r.send({ ...m, from: r.id, to: r.leader, term: LOCAL, hops: m.hops + 1 });
-    else if (r.leader === 0 && r.options.forwardProposals) holdProposal(r, m);
-    return;
-  }
+  if (!local) return;
   const what = m.type === 'propose' ? 'accept a proposal' : 'confirm a read';
   throw new RaftError('NOT_LEADER', `node ${r.id} knows no leader to ${what}`, r.leader);
 }
@@ -105,7 +106,7 @@ export const HELD_PROPOSAL_BYTES_MAX = 8 * 1024 * 1024;
 
 function holdProposal(r: Raft, m: ProposeRequest): void {
   let bytes = 0;
-  for (const e of m.entries) bytes += e.data.length;
+  for (const e of m.entries) bytes += entrySizeBytes(e);
   if (r.heldProposals.length >= HELD_PROPOSALS_MAX || r.heldProposalBytes + bytes > HELD_PROPOSAL_BYTES_MAX)
     return;
   r.heldProposals.push(m);

@@ -101,7 +101,7 @@ export class GroupStorage implements ReplicaStorage {
           this.lastSave.syncMs = timing.syncMs;
           this.cache.saveSync(update);
         });
-        if (!sync && update.snapshot === undefined) {
+        if (!sync) {
           // A record that need not be durable (the commit index alone moved: no entries,
           // term or vote) is done once it is queued behind this group's earlier records. Had
           // the save waited for its write, it would wait for the fdatasync of whatever other
