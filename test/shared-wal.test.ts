@@ -203,6 +203,7 @@ describe('shared WAL group commit', () => {
     await settle();
     assert.equal(commitOnlyDone, true, "the commit-only save waited for another group's fdatasync");
     await commitOnly;
+    assert.equal(groups[0]!.initialState().hardState.commit, 3, 'a resolved save is not visible');
     let laterDone = false;
     const later = groups[0]!
       .save({ entries: entries(4, 4), hardState: { term: 1, vote: 1, commit: 3 } })
@@ -211,10 +212,11 @@ describe('shared WAL group commit', () => {
       });
     await settle();
     assert.equal(laterDone, false, 'a record that must be durable was acknowledged before its fdatasync');
+    assert.equal(groups[0]!.lastIndex(), 3, 'the read side shows entries not yet durable');
     assert.equal(
       groups[0]!.initialState().hardState.commit,
-      1,
-      'the read side shows a record not yet written',
+      3,
+      'a resolved commit-only save is not visible to reads',
     );
     gated.release();
     await Promise.all([other, later]);

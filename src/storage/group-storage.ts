@@ -43,6 +43,8 @@ export class GroupStorage implements ReplicaStorage {
   private failure: unknown;
   private closing = false;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The write of the last commit-only record, which its save did not wait for. */
+  private unwritten: Promise<void> = Promise.resolve();
   readonly lastSave: SaveTiming = { encodeMs: 0, writeMs: 0, syncMs: 0 };
 
   constructor(
@@ -99,7 +101,7 @@ export class GroupStorage implements ReplicaStorage {
         const written = this.commit(payload, sync, batch!.maxEntryIndex, (timing) => {
           this.lastSave.writeMs = timing.writeMs;
           this.lastSave.syncMs = timing.syncMs;
-          this.cache.saveSync(update);
+          if (sync) this.cache.saveSync(update);
         });
         if (!sync) {
           // A record that need not be durable (the commit index alone moved: no entries,
@@ -107,8 +109,11 @@ export class GroupStorage implements ReplicaStorage {
           // the save waited for its write, it would wait for the fdatasync of whatever other
           // groups' records the shared log is writing, and this group's next Ready with it:
           // with one client per group, a whole extra group commit per write on the leader.
-          // Its write failing fails the log, and so every later save of every group.
-          written.catch((error: unknown) => {
+          // The cache shows it at once, as a resolved save promises; a crash before the
+          // write loses only a commit index, which raft relearns. Its write failing fails
+          // the log, and so every later save of every group; close waits for it.
+          this.cache.saveSync(update);
+          this.unwritten = written.catch((error: unknown) => {
             this.failure ??= error;
           });
           return;
@@ -162,6 +167,7 @@ export class GroupStorage implements ReplicaStorage {
     if (this.closing) return;
     this.closing = true;
     await this.queue;
+    await this.unwritten;
     this.host.released(this.groupId);
   }
 
