@@ -11,7 +11,13 @@ import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { etcdService } from '../src/etcd/index.js';
-import { GrpcServer, type StreamingCall, type UnaryCall, type UnaryCallback } from '../src/grpc/index.js';
+import {
+  FRAME_ROOM,
+  GrpcServer,
+  type StreamingCall,
+  type UnaryCall,
+  type UnaryCallback,
+} from '../src/grpc/index.js';
 import {
   ACK,
   CONTINUATION,
@@ -391,4 +397,76 @@ test('a client that stops reading a stream holds the server to its window and a 
   assert.ok(progress.done);
   client.close();
   await slow.close();
+});
+
+test('framed responses held together go out as one DATA payload, split only at the frame size; a call ending while they are held sends them before its trailers', async () => {
+  const reply = etcdService('Maintenance').service['Snapshot']!;
+  /** One response as `sendFramed` takes it: frame room, gRPC prefix, message. */
+  const framed = (i: number, size: number): Buffer => {
+    const message = reply.responseSerialize({ remaining_bytes: i, blob: Buffer.alloc(size, i % 251) });
+    const out = Buffer.alloc(FRAME_ROOM + 5 + message.length);
+    out.writeUInt32BE(message.length, FRAME_ROOM + 1);
+    message.copy(out, FRAME_ROOM + 5);
+    return out;
+  };
+  const plan = [
+    { count: 50, size: 40 }, // ~3 KB: one frame
+    { count: 50, size: 1000 }, // ~52 KB: four frames of at most 16 KiB
+  ];
+  const held = new GrpcServer({ receiveBytesMax: 1024 * 1024 });
+  held.addService(etcdService('Maintenance').service, {
+    Snapshot: (call: StreamingCall<unknown, unknown>) => {
+      let i = 0;
+      for (const { count, size } of plan) {
+        call.holdFramed();
+        for (let n = 0; n < count; n++) assert.equal(call.sendFramed(framed(i++, size)), true);
+        call.releaseFramed();
+      }
+      // Held when the call ends: sent before the trailers all the same.
+      call.holdFramed();
+      call.sendFramed(framed(i++, 10));
+      call.end();
+    },
+  });
+  const heldPort = await held.listen('127.0.0.1', 0);
+  const socket = connect(heldPort, '127.0.0.1');
+  after(() => {
+    socket.destroy();
+    return held.close();
+  });
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const client = new RawClient(socket);
+  const request = reply.requestSerialize({});
+  const message = Buffer.alloc(5 + request.length);
+  message.writeUInt32BE(request.length, 1);
+  request.copy(message, 5);
+  client.send(PREFACE, settingsFrame([[SETTINGS_MAX_FRAME_SIZE, 16_384]]));
+  client.send(windowUpdateFrame(0, 1 << 20));
+  client.send(frame(HEADERS, END_HEADERS, 1, requestBlock('/etcdserverpb.Maintenance/Snapshot')));
+  client.send(frame(DATA, END_STREAM, 1, message));
+  // The stream's window is the default 65,535 bytes: enough for all of it.
+  await client.waitFor(
+    'trailers',
+    (f) => f.type === HEADERS && f.stream === 1 && (f.flags & END_STREAM) !== 0,
+  );
+  const data = client.frames.filter((f) => f.type === DATA && f.stream === 1);
+  const sizes = data.map((f) => f.payload.length);
+  assert.ok(
+    sizes.every((n) => n <= 16_384),
+    `frames of ${sizes}`,
+  );
+  assert.ok(data.length <= 1 + 4 + 1, `${data.length} DATA frames for 101 responses (${sizes})`);
+  const body = Buffer.concat(data.map((f) => f.payload));
+  let at = 0;
+  let i = 0;
+  while (at < body.length) {
+    const length = body.readUInt32BE(at + 1);
+    const decoded = reply.responseDeserialize(body.subarray(at + 5, at + 5 + length)) as {
+      remaining_bytes: string;
+    };
+    assert.equal(Number(decoded.remaining_bytes), i, `response ${i} in order`);
+    at += 5 + length;
+    i++;
+  }
+  assert.equal(i, 101);
 });

@@ -234,12 +234,20 @@ class WatchStream {
   private sendReady(): void {
     this.drainScheduled = false;
     if (this.closed || this.blocked) return;
-    for (const watch of this.ready) {
-      if (!this.sendWatch(watch)) {
-        this.waitForDrain();
-        return;
+    // Every ready watch's responses go out together as one DATA payload (calls.ts `holdFramed`):
+    // with many watchers on one stream, the client takes one chunk per write, not one per
+    // watcher.
+    this.call.holdFramed();
+    try {
+      for (const watch of this.ready) {
+        if (!this.sendWatch(watch)) {
+          this.waitForDrain();
+          return;
+        }
+        this.ready.delete(watch);
       }
-      this.ready.delete(watch);
+    } finally {
+      this.call.releaseFramed();
     }
   }
 

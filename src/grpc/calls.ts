@@ -18,7 +18,7 @@ import {
   statusTrailers,
   trailersOnly,
 } from './status.js';
-import type { ServerStream, StreamEvents } from './stream.js';
+import { FRAME_ROOM, type ServerStream, type StreamEvents } from './stream.js';
 
 /** How a method's messages are encoded (the proto loader's method definition has these). */
 export interface MessageCodec<Req, Res> {
@@ -212,6 +212,10 @@ export class StreamingCall<Req, Res> extends Duplex implements StreamEvents, Cal
   private waiting: (() => void) | undefined;
   /** `sendFramed` found the client behind: `'drain'` is owed once the stream drains. */
   private drainWanted = false;
+  /** Framed responses held since {@link holdFramed}; undefined when not holding. */
+  private heldFramed: Buffer[] | undefined;
+  /** Their bytes, without their frame rooms. */
+  private heldBytes = 0;
   /** Server-streaming: runs the handler once the one request is in. */
   private start: (() => void) | undefined;
 
@@ -285,10 +289,44 @@ export class StreamingCall<Req, Res> extends Duplex implements StreamEvents, Cal
   sendFramed(buffer: Buffer): boolean {
     if (this.finished) return true;
     this.sendHeaders();
-    this.stream.dataInRoom(buffer);
-    if (this.stream.unsentBytes <= STREAM_BYTES_HIGH) return true;
+    const held = this.heldFramed;
+    if (held === undefined) this.stream.dataInRoom(buffer);
+    else {
+      held.push(buffer);
+      this.heldBytes += buffer.length - FRAME_ROOM;
+    }
+    if (this.stream.unsentBytes + this.heldBytes <= STREAM_BYTES_HIGH) return true;
     this.drainWanted = true;
     return false;
+  }
+
+  /**
+   * Holds what {@link sendFramed} sends until {@link releaseFramed}, which sends it all as one DATA
+   * payload: one frame per `maxFrame` bytes rather than one per message. A gRPC message's
+   * length prefix, not the frame, delimits it, so this changes nothing the client reads but
+   * the number of frames it handles: a watch stream's responses to one write (one per
+   * watcher) reach the client as one chunk, not one each.
+   */
+  holdFramed(): void {
+    this.heldFramed ??= [];
+  }
+
+  /** Sends what {@link holdFramed} held; a call that finished meanwhile sent it before its trailers. */
+  releaseFramed(): void {
+    const held = this.heldFramed;
+    if (held === undefined) return;
+    this.heldFramed = undefined;
+    const bytes = this.heldBytes;
+    this.heldBytes = 0;
+    if (held.length === 0 || this.stream.localEnded) return;
+    if (held.length === 1) {
+      this.stream.dataInRoom(held[0]!);
+      return;
+    }
+    const out = Buffer.allocUnsafe(FRAME_ROOM + bytes);
+    let at = FRAME_ROOM;
+    for (const buffer of held) at += buffer.copy(out, at, FRAME_ROOM);
+    this.stream.dataInRoom(out);
   }
 
   expire(): void {
@@ -341,6 +379,7 @@ export class StreamingCall<Req, Res> extends Duplex implements StreamEvents, Cal
   /** Ends the call: status OK for `null`, else the error's status; trailers follow the queued responses. */
   private finishWith(error: unknown): void {
     if (this.finished) return;
+    this.releaseFramed();
     this.finished = true;
     if (this.deadline !== Number.POSITIVE_INFINITY) this.host.unwatch(this);
     const { code, message } = error === null ? { code: status.OK, message: '' } : statusOf(error);
