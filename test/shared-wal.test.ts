@@ -3,7 +3,7 @@
  * segment deletion and pinning, dropped groups, torn tails, corruption and a failed fsync.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -181,6 +181,35 @@ describe('shared WAL group commit', () => {
     assert.equal(groups[0]!.lastSave.syncMs, 0);
     await groups[1]!.save({ entries: [], hardState: { term: 2, vote: 2, commit: 0 } });
     assert.equal(wal.stats.syncs, syncs + 1, 'a vote change was not synced');
+    await wal.close();
+  });
+
+  test("a segment begun while a group's commit-only record waits restates the logged commit index; recovery accepts it", async () => {
+    const { wal, groups, directory } = await openGroups(2, { segmentSizeBytes: 4096 });
+    await groups[0]!.save({ entries: entries(1, 3), hardState: { term: 1, vote: 1, commit: 1 } });
+    await groups[1]!.save({ entries: entries(1, 1), hardState: { term: 1, vote: 2, commit: 0 } });
+    const segments = async () =>
+      (await readdir(join(directory, 'wal'))).filter((f) => f.endsWith('.wal')).length;
+    const before = await segments();
+    // One write: group 2's entry, too large for the rest of the segment (a new segment, its
+    // checkpoint first), and group 1's commit-only record, its save resolved and its cache
+    // showing commit 3 when the checkpoint is taken.
+    const big = groups[1]!.save({
+      entries: entries(2, 2, 1, 5000),
+      hardState: { term: 1, vote: 2, commit: 1 },
+    });
+    await groups[0]!.save({ entries: [], hardState: { term: 1, vote: 1, commit: 3 } });
+    assert.equal(groups[0]!.initialState().hardState.commit, 3);
+    await big;
+    await wal.idle();
+    assert.equal(await segments(), before + 1, 'the write did not begin a segment');
+    const crashed = join(root, `d${directories++}`);
+    await cp(directory, crashed, { recursive: true });
+    const afterCrash = await openGroups(2, { segmentSizeBytes: 4096 }, crashed);
+    assert.equal(afterCrash.groups[0]!.initialState().hardState.commit, 3);
+    assert.equal(afterCrash.groups[0]!.lastIndex(), 3);
+    assert.equal(afterCrash.groups[1]!.lastIndex(), 2);
+    await afterCrash.wal.close();
     await wal.close();
   });
 

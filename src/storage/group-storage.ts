@@ -45,6 +45,10 @@ export class GroupStorage implements ReplicaStorage {
   private queue: Promise<unknown> = Promise.resolve();
   /** The write of the last commit-only record, which its save did not wait for. */
   private unwritten: Promise<void> = Promise.resolve();
+  /** Commit-only records queued (their cache updates done) and not written yet. */
+  private commitOnlyUnwritten = 0;
+  /** The hard state the written records restate, while commit-only records are unwritten. */
+  private loggedHardStateBehind: HardState | undefined;
   readonly lastSave: SaveTiming = { encodeMs: 0, writeMs: 0, syncMs: 0 };
 
   constructor(
@@ -84,6 +88,15 @@ export class GroupStorage implements ReplicaStorage {
     return this.cache.snapshot();
   }
 
+  /**
+   * The hard state as the log's written records restate it (what a segment's checkpoint must
+   * carry, for recovery finds the checkpoint equal to what the earlier segments replay to):
+   * the cache's, but while a commit-only record whose save resolved is still unwritten.
+   */
+  get loggedHardState(): HardState {
+    return this.loggedHardStateBehind ?? this.cache.initialState().hardState;
+  }
+
   /** As {@link FileStorage.save}: one record, synced with the group commit unless commit-only. */
   save(update: StorageUpdate): Promise<void> {
     return this.enqueue(async () => {
@@ -97,11 +110,16 @@ export class GroupStorage implements ReplicaStorage {
         await writeSnapshotFile(this.snapshotDirectory, this.fs, update.snapshot);
       if (payload === undefined) this.cache.saveSync(update);
       else {
-        const sync = mustSync(update, this.cache.initialState().hardState);
+        const previous = this.cache.initialState().hardState;
+        const sync = mustSync(update, previous);
+        const restated = update.hardState;
         const written = this.commit(payload, sync, batch!.maxEntryIndex, (timing) => {
           this.lastSave.writeMs = timing.writeMs;
           this.lastSave.syncMs = timing.syncMs;
           if (sync) this.cache.saveSync(update);
+          else this.commitOnlyUnwritten--;
+          if (restated !== undefined)
+            this.loggedHardStateBehind = this.commitOnlyUnwritten > 0 ? restated : undefined;
         });
         if (!sync) {
           // A record that need not be durable (the commit index alone moved: no entries,
@@ -109,9 +127,12 @@ export class GroupStorage implements ReplicaStorage {
           // the save waited for its write, it would wait for the fdatasync of whatever other
           // groups' records the shared log is writing, and this group's next Ready with it:
           // with one client per group, a whole extra group commit per write on the leader.
-          // The cache shows it at once, as a resolved save promises; a crash before the
-          // write loses only a commit index, which raft relearns. Its write failing fails
-          // the log, and so every later save of every group; close waits for it.
+          // The cache shows it at once, as a resolved save promises (a checkpoint written
+          // before the record restates the logged hard state, `loggedHardState`); a crash
+          // before the write loses only a commit index, which raft relearns. Its write failing
+          // fails the log, and so every later save of every group; close waits for it.
+          this.loggedHardStateBehind ??= previous;
+          this.commitOnlyUnwritten++;
           this.cache.saveSync(update);
           this.unwritten = written.catch((error: unknown) => {
             this.failure ??= error;

@@ -341,7 +341,14 @@ function checkpointOf(live: ReadonlyMap<number, GroupState>): Map<number, Carrie
 }
 
 function carryOf(state: GroupState): CarriedState {
-  if (state.cache !== undefined) return carriedState(state.cache);
+  if (state.cache !== undefined) {
+    const carried = carriedState(state.cache);
+    // A commit index whose commit-only record is not written yet is not in the checkpoint
+    // either (that record follows it): recovery checks that a checkpoint restates exactly
+    // what the earlier segments replay to, and refuses the log otherwise.
+    const logged = state.storage?.loggedHardState;
+    return logged === undefined ? carried : { ...carried, hardState: logged };
+  }
   const recovered = state.recovered!;
   const last = recovered.entries.at(-1);
   return {
