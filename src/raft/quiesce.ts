@@ -64,7 +64,7 @@ export function quiesceFollower(r: Raft, from: NodeId, term: number, commit: num
   r.leader = from;
   r.electionElapsed = 0;
   r.leaderHeardTick = r.ticks;
-  if (r.heldProposals.length > 0) releaseHeldProposals(r);
+  releaseHeldProposals(r);
   return true;
 }
 

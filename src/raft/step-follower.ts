@@ -123,8 +123,9 @@ export function takeHeldProposals(r: Raft): ProposeRequest[] {
   return held;
 }
 
-/** Forwards the held proposals to the leader this follower just learned. */
+/** Forwards the held proposals, if any, to the leader this follower just learned. */
 export function releaseHeldProposals(r: Raft): void {
+  if (r.heldProposals.length === 0) return;
   for (const m of takeHeldProposals(r)) forwardToLeader(r, m);
 }
 
@@ -133,7 +134,7 @@ function followLeader(r: Raft, leader: NodeId): void {
   r.electionElapsed = 0;
   r.leader = leader;
   r.leaderHeardTick = r.ticks;
-  if (r.heldProposals.length > 0) releaseHeldProposals(r);
+  releaseHeldProposals(r);
 }
 
 function handleAppend(r: Raft, m: AppendRequest): void {

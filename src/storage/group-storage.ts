@@ -45,10 +45,8 @@ export class GroupStorage implements ReplicaStorage {
   private queue: Promise<unknown> = Promise.resolve();
   /** The write of the last commit-only record, which its save did not wait for. */
   private unwritten: Promise<void> = Promise.resolve();
-  /** Commit-only records queued (their cache updates done) and not written yet. */
-  private commitOnlyUnwritten = 0;
-  /** The hard state the written records restate, while commit-only records are unwritten. */
-  private loggedHardStateBehind: HardState | undefined;
+  /** The hard state of the last written record that restated one (the recovered one at first). */
+  private logged: HardState;
   readonly lastSave: SaveTiming = { encodeMs: 0, writeMs: 0, syncMs: 0 };
 
   constructor(
@@ -58,7 +56,9 @@ export class GroupStorage implements ReplicaStorage {
     /** Where the group's snapshot files are. */
     readonly snapshotDirectory: string,
     private readonly cache: MemoryStorage,
-  ) {}
+  ) {
+    this.logged = cache.initialState().hardState;
+  }
 
   get failedWith(): unknown {
     return this.failure ?? this.host.failedWith;
@@ -94,7 +94,7 @@ export class GroupStorage implements ReplicaStorage {
    * the cache's, but while a commit-only record whose save resolved is still unwritten.
    */
   get loggedHardState(): HardState {
-    return this.loggedHardStateBehind ?? this.cache.initialState().hardState;
+    return this.logged;
   }
 
   /** As {@link FileStorage.save}: one record, synced with the group commit unless commit-only. */
@@ -110,16 +110,13 @@ export class GroupStorage implements ReplicaStorage {
         await writeSnapshotFile(this.snapshotDirectory, this.fs, update.snapshot);
       if (payload === undefined) this.cache.saveSync(update);
       else {
-        const previous = this.cache.initialState().hardState;
-        const sync = mustSync(update, previous);
+        const sync = mustSync(update, this.cache.initialState().hardState);
         const restated = update.hardState;
         const written = this.commit(payload, sync, batch!.maxEntryIndex, (timing) => {
           this.lastSave.writeMs = timing.writeMs;
           this.lastSave.syncMs = timing.syncMs;
           if (sync) this.cache.saveSync(update);
-          else this.commitOnlyUnwritten--;
-          if (restated !== undefined)
-            this.loggedHardStateBehind = this.commitOnlyUnwritten > 0 ? restated : undefined;
+          if (restated !== undefined) this.logged = restated;
         });
         if (!sync) {
           // A record that need not be durable (the commit index alone moved: no entries,
@@ -131,8 +128,6 @@ export class GroupStorage implements ReplicaStorage {
           // before the record restates the logged hard state, `loggedHardState`); a crash
           // before the write loses only a commit index, which raft relearns. Its write failing
           // fails the log, and so every later save of every group; close waits for it.
-          this.loggedHardStateBehind ??= previous;
-          this.commitOnlyUnwritten++;
           this.cache.saveSync(update);
           this.unwritten = written.catch((error: unknown) => {
             this.failure ??= error;
